@@ -1,0 +1,107 @@
+package client_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"testing"
+
+	"github.com/medprov/medprov/client"
+	"github.com/medprov/medprov/envelope"
+)
+
+// released builds what a gateway would release for a reading signed by dev.
+func released(t *testing.T, dev *ecdsa.PrivateKey, seq uint64) (client.ReleasedReading, client.Reading) {
+	t.Helper()
+	p, err := client.NewReading("dev-1", seq, "heart_rate", "bpm", 72, fixedNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := client.SignReading(dev, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(env.Payload)
+	r := client.ReleasedReading{ReadingID: p.ReadingID(), Payload: env.Payload, Signature: env.Signature, DataHash: hex.EncodeToString(sum[:]), CID: "bafy"}
+	rec := client.Reading{ID: p.ReadingID(), DeviceID: "dev-1", Seq: seq, Type: "heart_rate", Unit: "bpm", MeasuredAt: "2026-03-01T12:00:00.000Z", DataHash: r.DataHash, Signature: base64.StdEncoding.EncodeToString(env.Signature), CID: "bafy"}
+	return r, rec
+}
+
+func TestVerifyReleasedReading(t *testing.T) {
+	dev := mustKey(t)
+	other := mustKey(t)
+	tests := []struct {
+		name      string
+		mutate    func(r *client.ReleasedReading, rec *client.Reading)
+		key       *ecdsa.PublicKey
+		withRec   bool
+		want      error
+		failCheck string
+	}{
+		{name: "an untouched reading passes every check", key: &dev.PublicKey, withRec: true},
+		{name: "an untouched reading passes without a record", key: &dev.PublicKey},
+		{
+			name: "a changed payload fails the hash",
+			mutate: func(r *client.ReleasedReading, _ *client.Reading) {
+				r.Payload = append([]byte(nil), r.Payload...)
+				r.Payload[len(r.Payload)-3] ^= 1
+			},
+			key: &dev.PublicKey, want: client.ErrHashMismatch, failCheck: client.CheckHash,
+		},
+		{
+			name: "another device's key fails the signature",
+			key:  &other.PublicKey, want: envelope.ErrBadSignature, failCheck: client.CheckSignature,
+		},
+		{
+			name: "no device key fails the signature",
+			want: envelope.ErrBadSignature, failCheck: client.CheckSignature,
+		},
+		{
+			name:   "a reading released under another id fails the payload",
+			mutate: func(r *client.ReleasedReading, _ *client.Reading) { r.ReadingID = "dev-1:99" },
+			key:    &dev.PublicKey, want: client.ErrPayloadMismatch, failCheck: client.CheckPayload,
+		},
+		{
+			name:   "a record of another type fails the record check",
+			mutate: func(_ *client.ReleasedReading, rec *client.Reading) { rec.Type = "spo2" },
+			key:    &dev.PublicKey, withRec: true, want: client.ErrPayloadMismatch, failCheck: client.CheckRecord,
+		},
+		{
+			name:   "a record with another signature fails the record check",
+			mutate: func(_ *client.ReleasedReading, rec *client.Reading) { rec.Signature = "AAAA" },
+			key:    &dev.PublicKey, withRec: true, want: client.ErrPayloadMismatch, failCheck: client.CheckRecord,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, rec := released(t, dev, 5)
+			if tt.mutate != nil {
+				tt.mutate(&r, &rec)
+			}
+			var recp *client.Reading
+			if tt.withRec {
+				recp = &rec
+			}
+			v, err := client.VerifyReleasedReading(r, tt.key, recp)
+			if tt.want == nil {
+				if err != nil || !v.OK {
+					t.Fatalf("err = %v, ok = %v, checks %+v", err, v.OK, v.Checks)
+				}
+				return
+			}
+			if !errors.Is(err, tt.want) {
+				t.Errorf("err = %v, want %v", err, tt.want)
+			}
+			if v.OK {
+				t.Error("verification OK despite a failed check")
+			}
+			for _, c := range v.Checks {
+				if c.Name == tt.failCheck && c.OK {
+					t.Errorf("check %s passed", c.Name)
+				}
+			}
+		})
+	}
+}
