@@ -1,0 +1,619 @@
+#!/usr/bin/env bash
+# network.sh runs the medprov Hyperledger Fabric network as native processes
+# on loopback: a Raft ordering service (1 or 3 orderers), one peer for
+# HospitalMSP and one for ResearchMSP, the "medprov" channel, and the medprov
+# chaincode as a service (one chaincode server per peer organisation).
+#
+# Usage: scripts/network.sh COMMAND [options]
+#   up              start everything that is not running yet (idempotent);
+#                   writes <dir>/profile.json, the connection profile
+#   down            stop every process it started and delete <dir>
+#   status          say what runs (exit 0 only when everything runs)
+#   stop COMPONENT  stop one process, keep the state (`up` restarts it);
+#                   COMPONENT: orderer0..orderer2, peer.hospital,
+#                   peer.research, chaincode.hospital, chaincode.research
+#   profile         print the path of the connection profile
+#
+# Options (or environment):
+#   --dir DIR         state directory (MEDPROV_NETWORK_DIR, default
+#                     <repo>/.cache/network)
+#   --base-port N     first of 50 consecutive loopback ports
+#                     (MEDPROV_NETWORK_BASE_PORT, default 27050)
+#   --orderers 1|3    Raft cluster size (MEDPROV_NETWORK_ORDERERS, default 1)
+# The first `up` records the ports and cluster size in <dir>; later commands
+# on that directory reuse them.
+#
+# Other environment: MEDPROV_CACHE (Fabric binaries, see fabric.sh),
+# MEDPROV_FABRIC_LOGGING_SPEC (Fabric log spec, default
+# "grpc=warning:info").
+#
+# Port layout from the base port B: orderer i listens on B+10i, its admin
+# (channel participation) API on B+10i+1 and its operations API on
+# B+10i+2. The hospital peer uses B+30 (peer), B+31 (chaincode), B+32
+# (operations) and its chaincode server B+33; the research peer B+40..B+43.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+netcfg="$repo/network"
+
+CHANNEL=medprov
+CC_NAME=medprov
+CC_VERSION=1.0
+CC_SEQUENCE=1
+# Both organisations endorse every transaction; see network/README.md.
+CC_POLICY="AND('HospitalMSP.peer','ResearchMSP.peer')"
+ORGS=(hospital research)
+MARKER=.medprov-network
+
+die() {
+	echo "network.sh: $*" >&2
+	exit 1
+}
+log() { echo "network.sh: $*" >&2; }
+
+usage() {
+	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
+}
+
+# A caller's Fabric environment (CORE_PEER_TLS_ENABLED, FABRIC_CFG_PATH, ...)
+# must not leak into the processes and CLI calls below.
+for v in $(compgen -e); do
+	case "$v" in
+	CORE_* | ORDERER_* | FABRIC_* | CHAINCODE_* | OSNADMIN_*) unset "$v" ;;
+	esac
+done
+
+cmd="${1:-}"
+[[ -n "$cmd" ]] || { usage >&2; exit 2; }
+shift
+dir="${MEDPROV_NETWORK_DIR:-$repo/.cache/network}"
+base="${MEDPROV_NETWORK_BASE_PORT:-}"
+orderers="${MEDPROV_NETWORK_ORDERERS:-}"
+component=""
+while (($#)); do
+	case "$1" in
+	--dir) dir="$2"; shift 2 ;;
+	--dir=*) dir="${1#*=}"; shift ;;
+	--base-port) base="$2"; shift 2 ;;
+	--base-port=*) base="${1#*=}"; shift ;;
+	--orderers) orderers="$2"; shift 2 ;;
+	--orderers=*) orderers="${1#*=}"; shift ;;
+	-h | --help) usage; exit 0 ;;
+	-*) die "unknown option $1" ;;
+	*)
+		[[ "$cmd" == stop && -z "$component" ]] || die "unexpected argument $1"
+		component="$1"
+		shift
+		;;
+	esac
+done
+mkdir -p "$(dirname "$dir")"
+dir="$(cd "$(dirname "$dir")" && pwd)/$(basename "$dir")"
+crypto="$dir/crypto"
+
+# load_settings fixes base port and orderer count: from the state directory
+# when it exists (a running network keeps its ports), else from options.
+load_settings() {
+	if [[ -f "$dir/network.env" ]]; then
+		local saved_base saved_orderers
+		saved_base="$(sed -n 's/^BASE_PORT=//p' "$dir/network.env")"
+		saved_orderers="$(sed -n 's/^ORDERERS=//p' "$dir/network.env")"
+		if [[ -n "$base" && "$base" != "$saved_base" ]] || [[ -n "$orderers" && "$orderers" != "$saved_orderers" ]]; then
+			die "$dir was created with base port $saved_base and $saved_orderers orderer(s); run 'down' first to change them"
+		fi
+		base="$saved_base"
+		orderers="$saved_orderers"
+	fi
+	base="${base:-27050}"
+	orderers="${orderers:-1}"
+	[[ "$base" =~ ^[0-9]+$ ]] && ((base >= 1024 && base + 50 <= 65535)) || die "base port must be in 1024..65485, got $base"
+	[[ "$orderers" == 1 || "$orderers" == 3 ]] || die "--orderers must be 1 or 3, got $orderers"
+}
+
+org_msp() { case "$1" in hospital) echo HospitalMSP ;; research) echo ResearchMSP ;; *) die "unknown org $1" ;; esac; }
+org_index() { case "$1" in hospital) echo 0 ;; research) echo 1 ;; *) die "unknown org $1" ;; esac; }
+org_domain() { echo "$1.medprov.test"; }
+orderer_port() { echo $((base + 10 * $1)); }
+orderer_admin_port() { echo $((base + 10 * $1 + 1)); }
+orderer_ops_port() { echo $((base + 10 * $1 + 2)); }
+peer_port() { echo $((base + 30 + 10 * $(org_index "$1"))); }
+peer_cc_port() { echo $((base + 31 + 10 * $(org_index "$1"))); }
+peer_ops_port() { echo $((base + 32 + 10 * $(org_index "$1"))); }
+ccserver_port() { echo $((base + 33 + 10 * $(org_index "$1"))); }
+
+orderer_dir() { echo "$crypto/ordererOrganizations/orderer.medprov.test/orderers/orderer$1.orderer.medprov.test"; }
+orderer_tlsca() { echo "$crypto/ordererOrganizations/orderer.medprov.test/tlsca/tlsca.orderer.medprov.test-cert.pem"; }
+orderer_admin_tls() { echo "$crypto/ordererOrganizations/orderer.medprov.test/users/Admin@orderer.medprov.test/tls"; }
+peer_node_dir() { echo "$crypto/peerOrganizations/$(org_domain "$1")/peers/peer0.$(org_domain "$1")"; }
+peer_tlsca() { echo "$crypto/peerOrganizations/$(org_domain "$1")/tlsca/tlsca.$(org_domain "$1")-cert.pem"; }
+user_msp() { echo "$crypto/peerOrganizations/$(org_domain "$1")/users/$2@$(org_domain "$1")/msp"; }
+
+# ---- processes -------------------------------------------------------------
+
+# running NAME succeeds when the process recorded in NAME's pid file is alive
+# and is still the program that was started (pids get reused).
+running() {
+	local pidfile="$dir/run/$1.pid" pid
+	[[ -f "$pidfile" ]] || return 1
+	pid="$(cat "$pidfile")"
+	[[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
+	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$(cat "$dir/run/$1.cmd")"
+}
+
+# start NAME ENV... -- PROGRAM ARGS... starts PROGRAM detached with exactly
+# ENV (plus PATH and HOME), logging to <dir>/logs/NAME.log.
+start() {
+	local name="$1" envs=()
+	shift
+	while (($#)) && [[ "$1" != -- ]]; do
+		envs+=("$1")
+		shift
+	done
+	shift
+	mkdir -p "$dir/run" "$dir/logs"
+	rm -f "$dir/run/$name.pid"
+	echo "$*" >"$dir/run/$name.cmd"
+	# The inner shell writes its own pid, then becomes the program.
+	nohup env -i PATH="$PATH" HOME="$HOME" "${envs[@]}" \
+		bash -c 'echo $$ >"$0"; exec "$@"' "$dir/run/$name.pid" "$@" \
+		>>"$dir/logs/$name.log" 2>&1 </dev/null &
+	local i
+	for i in $(seq 50); do
+		[[ -s "$dir/run/$name.pid" ]] && return 0
+		sleep 0.1
+	done
+	die "$name did not start; see $dir/logs/$name.log"
+}
+
+# stop_proc NAME stops NAME (TERM, then KILL after 10 s) if it runs.
+stop_proc() {
+	local name="$1" pid i
+	if running "$name"; then
+		pid="$(cat "$dir/run/$name.pid")"
+		kill -TERM "$pid" 2>/dev/null || true
+		for i in $(seq 100); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			log "$name (pid $pid) ignored TERM; killing it"
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+	fi
+	rm -f "$dir/run/$name.pid"
+}
+
+# wait_healthy NAME URL waits until NAME's operations endpoint reports healthy.
+wait_healthy() {
+	local name="$1" url="$2" i
+	for i in $(seq 300); do
+		running "$name" || die "$name exited; see $dir/logs/$name.log"
+		if curl -fsS -o /dev/null "$url" 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.2
+	done
+	die "$name not healthy after 60 s ($url); see $dir/logs/$name.log"
+}
+
+# wait_listening NAME PORT waits until something accepts on 127.0.0.1:PORT.
+wait_listening() {
+	local name="$1" port="$2" i
+	for i in $(seq 300); do
+		running "$name" || die "$name exited; see $dir/logs/$name.log"
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.2
+	done
+	die "$name not listening on $port after 60 s; see $dir/logs/$name.log"
+}
+
+# retry N CMD... runs CMD up to N times, a second apart (Raft leader
+# election and gossip take a moment after start).
+retry() {
+	local n="$1" i out
+	shift
+	for ((i = 1; i <= n; i++)); do
+		if out="$("$@" 2>&1)"; then
+			[[ -z "$out" ]] || echo "$out" >>"$dir/logs/cli.log"
+			return 0
+		fi
+		echo "$out" >>"$dir/logs/cli.log"
+		sleep 1
+	done
+	echo "$out" >&2
+	return 1
+}
+
+# ---- configuration ---------------------------------------------------------
+
+subst() { # subst TEMPLATE OUTPUT: fill in ${VAR} placeholders
+	envsubst '${ORDERER_COUNT} ${CRYPTO} ${ORDERER_ENDPOINTS} ${CONSENTERS} ${HOSPITAL_PEER_PORT} ${RESEARCH_PEER_PORT}' <"$1" >"$2"
+}
+
+generate_crypto() {
+	[[ -d "$crypto" ]] && return 0
+	log "generating certificates (cryptogen)"
+	mkdir -p "$dir/config"
+	ORDERER_COUNT="$orderers" subst "$netcfg/crypto-config.yaml" "$dir/config/crypto-config.yaml"
+	cryptogen generate --config "$dir/config/crypto-config.yaml" --output "$crypto.tmp" >>"$dir/logs/cli.log"
+	mv "$crypto.tmp" "$crypto"
+}
+
+generate_channel_block() {
+	[[ -f "$dir/config/$CHANNEL.block" ]] && return 0
+	log "generating the $CHANNEL genesis block (configtxgen)"
+	local i endpoints="" consenters="" od
+	for ((i = 0; i < orderers; i++)); do
+		od="$(orderer_dir "$i")"
+		endpoints+="${endpoints:+, }\"127.0.0.1:$(orderer_port "$i")\""
+		consenters+="${consenters:+, }{Host: 127.0.0.1, Port: $(orderer_port "$i"), ClientTLSCert: \"$od/tls/server.crt\", ServerTLSCert: \"$od/tls/server.crt\"}"
+	done
+	CRYPTO="$crypto" ORDERER_ENDPOINTS="$endpoints" CONSENTERS="$consenters" \
+		HOSPITAL_PEER_PORT="$(peer_port hospital)" RESEARCH_PEER_PORT="$(peer_port research)" \
+		subst "$netcfg/configtx.yaml" "$dir/config/configtx.yaml"
+	configtxgen -configPath "$dir/config" -profile MedprovChannel -channelID "$CHANNEL" \
+		-outputBlock "$dir/config/$CHANNEL.block.tmp" >>"$dir/logs/cli.log" 2>&1 ||
+		die "configtxgen failed; see $dir/logs/cli.log"
+	mv "$dir/config/$CHANNEL.block.tmp" "$dir/config/$CHANNEL.block"
+}
+
+# peer_config writes core.yaml for the peers: the Fabric sample config with
+# Docker switched off and the CCaaS builder (absolute path) in place.
+peer_config() {
+	local out="$dir/config/peer"
+	[[ -f "$out/core.yaml" ]] && return 0
+	mkdir -p "$out"
+	sed -e 's#^\(  *\)endpoint: unix:///var/run/docker.sock#\1endpoint: ""#' \
+		-e "s#^\(  *\)path: /opt/hyperledger/ccaas_builder#\1path: $netcfg/ccaas#" \
+		"$sampleconfig/core.yaml" >"$out/core.yaml.tmp"
+	grep -q '^  endpoint: ""' "$out/core.yaml.tmp" || die "could not set vm.endpoint in core.yaml"
+	grep -q "path: $netcfg/ccaas" "$out/core.yaml.tmp" || die "could not set the external builder in core.yaml"
+	mv "$out/core.yaml.tmp" "$out/core.yaml"
+}
+
+orderer_config() {
+	local out="$dir/config/orderer"
+	[[ -f "$out/orderer.yaml" ]] && return 0
+	mkdir -p "$out"
+	cp "$sampleconfig/orderer.yaml" "$out/orderer.yaml"
+}
+
+# ---- nodes -----------------------------------------------------------------
+
+start_orderer() {
+	local i="$1" name="orderer$1" od
+	od="$(orderer_dir "$i")"
+	if ! running "$name"; then
+		log "starting $name on 127.0.0.1:$(orderer_port "$i")"
+		mkdir -p "$dir/$name"
+		start "$name" \
+			FABRIC_CFG_PATH="$dir/config/orderer" \
+			FABRIC_LOGGING_SPEC="$logspec" \
+			ORDERER_GENERAL_LISTENADDRESS=127.0.0.1 \
+			ORDERER_GENERAL_LISTENPORT="$(orderer_port "$i")" \
+			ORDERER_GENERAL_LOCALMSPID=OrdererMSP \
+			ORDERER_GENERAL_LOCALMSPDIR="$od/msp" \
+			ORDERER_GENERAL_TLS_ENABLED=true \
+			ORDERER_GENERAL_TLS_PRIVATEKEY="$od/tls/server.key" \
+			ORDERER_GENERAL_TLS_CERTIFICATE="$od/tls/server.crt" \
+			ORDERER_GENERAL_TLS_ROOTCAS="[$od/tls/ca.crt]" \
+			ORDERER_GENERAL_BOOTSTRAPMETHOD=none \
+			ORDERER_GENERAL_CLUSTER_CLIENTCERTIFICATE="$od/tls/server.crt" \
+			ORDERER_GENERAL_CLUSTER_CLIENTPRIVATEKEY="$od/tls/server.key" \
+			ORDERER_GENERAL_CLUSTER_ROOTCAS="[$od/tls/ca.crt]" \
+			ORDERER_FILELEDGER_LOCATION="$dir/$name/ledger" \
+			ORDERER_CONSENSUS_WALDIR="$dir/$name/etcdraft/wal" \
+			ORDERER_CONSENSUS_SNAPDIR="$dir/$name/etcdraft/snapshot" \
+			ORDERER_CHANNELPARTICIPATION_ENABLED=true \
+			ORDERER_ADMIN_LISTENADDRESS="127.0.0.1:$(orderer_admin_port "$i")" \
+			ORDERER_ADMIN_TLS_ENABLED=true \
+			ORDERER_ADMIN_TLS_PRIVATEKEY="$od/tls/server.key" \
+			ORDERER_ADMIN_TLS_CERTIFICATE="$od/tls/server.crt" \
+			ORDERER_ADMIN_TLS_ROOTCAS="[$od/tls/ca.crt]" \
+			ORDERER_ADMIN_TLS_CLIENTAUTHREQUIRED=true \
+			ORDERER_ADMIN_TLS_CLIENTROOTCAS="[$od/tls/ca.crt]" \
+			ORDERER_OPERATIONS_LISTENADDRESS="127.0.0.1:$(orderer_ops_port "$i")" \
+			ORDERER_METRICS_PROVIDER=prometheus \
+			-- "$bin/orderer"
+	fi
+	wait_healthy "$name" "http://127.0.0.1:$(orderer_ops_port "$i")/healthz"
+}
+
+osnadmin_call() { # osnadmin_call I ARGS...: osnadmin against orderer I
+	local i="$1" tls
+	shift
+	tls="$(orderer_admin_tls)"
+	osnadmin channel "$@" -o "127.0.0.1:$(orderer_admin_port "$i")" \
+		--ca-file "$(orderer_tlsca)" --client-cert "$tls/client.crt" --client-key "$tls/client.key"
+}
+
+join_orderer() {
+	local i="$1" out
+	out="$(osnadmin_call "$i" list --channelID "$CHANNEL" 2>&1 || true)"
+	grep -q "Status: 200" <<<"$out" && return 0
+	log "joining orderer$i to $CHANNEL"
+	out="$(osnadmin_call "$i" join --channelID "$CHANNEL" --config-block "$dir/config/$CHANNEL.block" 2>&1)" ||
+		die "osnadmin join failed: $out"
+	grep -q "Status: 201" <<<"$out" || die "osnadmin join failed: $out"
+}
+
+start_peer() {
+	local org="$1" name="peer.$1" nd domain
+	nd="$(peer_node_dir "$org")"
+	domain="$(org_domain "$org")"
+	if ! running "$name"; then
+		log "starting $name on 127.0.0.1:$(peer_port "$org")"
+		mkdir -p "$dir/$name"
+		start "$name" \
+			FABRIC_CFG_PATH="$dir/config/peer" \
+			FABRIC_LOGGING_SPEC="$logspec" \
+			CORE_PEER_ID="peer0.$domain" \
+			CORE_PEER_ADDRESS="127.0.0.1:$(peer_port "$org")" \
+			CORE_PEER_LISTENADDRESS="127.0.0.1:$(peer_port "$org")" \
+			CORE_PEER_CHAINCODEADDRESS="127.0.0.1:$(peer_cc_port "$org")" \
+			CORE_PEER_CHAINCODELISTENADDRESS="127.0.0.1:$(peer_cc_port "$org")" \
+			CORE_PEER_GOSSIP_BOOTSTRAP="127.0.0.1:$(peer_port "$org")" \
+			CORE_PEER_GOSSIP_EXTERNALENDPOINT="127.0.0.1:$(peer_port "$org")" \
+			CORE_PEER_LOCALMSPID="$(org_msp "$org")" \
+			CORE_PEER_MSPCONFIGPATH="$nd/msp" \
+			CORE_PEER_TLS_ENABLED=true \
+			CORE_PEER_TLS_CERT_FILE="$nd/tls/server.crt" \
+			CORE_PEER_TLS_KEY_FILE="$nd/tls/server.key" \
+			CORE_PEER_TLS_ROOTCERT_FILE="$nd/tls/ca.crt" \
+			CORE_PEER_FILESYSTEMPATH="$dir/$name/data" \
+			CORE_LEDGER_SNAPSHOTS_ROOTDIR="$dir/$name/snapshots" \
+			CORE_OPERATIONS_LISTENADDRESS="127.0.0.1:$(peer_ops_port "$org")" \
+			CORE_METRICS_PROVIDER=prometheus \
+			-- "$bin/peer" node start
+	fi
+	wait_healthy "$name" "http://127.0.0.1:$(peer_ops_port "$org")/healthz"
+}
+
+# as_admin ORG CMD... runs a peer CLI command as ORG's admin against its peer.
+as_admin() {
+	local org="$1"
+	shift
+	env FABRIC_CFG_PATH="$dir/config/peer" \
+		FABRIC_LOGGING_SPEC=warning \
+		CORE_PEER_LOCALMSPID="$(org_msp "$org")" \
+		CORE_PEER_MSPCONFIGPATH="$(user_msp "$org" Admin)" \
+		CORE_PEER_ADDRESS="127.0.0.1:$(peer_port "$org")" \
+		CORE_PEER_TLS_ENABLED=true \
+		CORE_PEER_TLS_ROOTCERT_FILE="$(peer_tlsca "$org")" \
+		"$@"
+}
+
+join_peer() {
+	local org="$1"
+	as_admin "$org" peer channel list 2>/dev/null | grep -qx "$CHANNEL" && return 0
+	log "joining peer.$org to $CHANNEL"
+	retry 30 as_admin "$org" peer channel join -b "$dir/config/$CHANNEL.block" ||
+		die "peer.$org could not join $CHANNEL"
+}
+
+# ---- chaincode ---------------------------------------------------------------
+
+build_chaincode() {
+	log "building cmd/medprov-chaincode"
+	mkdir -p "$dir/bin"
+	(cd "$repo" && go build -o "$dir/bin/medprov-chaincode.new" ./cmd/medprov-chaincode) ||
+		die "go build ./cmd/medprov-chaincode failed"
+	mv "$dir/bin/medprov-chaincode.new" "$dir/bin/medprov-chaincode"
+	cc_hash="$(sha256sum "$dir/bin/medprov-chaincode" | cut -d' ' -f1)"
+}
+
+# package_chaincode ORG writes ORG's CCaaS package (metadata.json and a
+# code.tar.gz holding only connection.json) and records its package ID.
+package_chaincode() {
+	local org="$1" work="$dir/chaincode/$1"
+	[[ -f "$work/package-id" ]] && return 0
+	mkdir -p "$work/src"
+	printf '{"address":"127.0.0.1:%s","dial_timeout":"10s","tls_required":false}\n' "$(ccserver_port "$org")" >"$work/src/connection.json"
+	printf '{"type":"ccaas","label":"%s_%s"}\n' "$CC_NAME" "$org" >"$work/metadata.json"
+	tar -C "$work/src" -czf "$work/code.tar.gz" connection.json
+	tar -C "$work" -czf "$work/$CC_NAME.tgz" metadata.json code.tar.gz
+	as_admin "$org" peer lifecycle chaincode calculatepackageid "$work/$CC_NAME.tgz" >"$work/package-id.tmp"
+	mv "$work/package-id.tmp" "$work/package-id"
+}
+
+install_chaincode() {
+	local org="$1" id
+	id="$(cat "$dir/chaincode/$org/package-id")"
+	if as_admin "$org" peer lifecycle chaincode queryinstalled --output json 2>/dev/null |
+		jq -e --arg id "$id" '.installed_chaincodes // [] | any(.package_id == $id)' >/dev/null; then
+		return 0
+	fi
+	log "installing $id on peer.$org"
+	retry 10 as_admin "$org" peer lifecycle chaincode install "$dir/chaincode/$org/$CC_NAME.tgz" ||
+		die "install on peer.$org failed"
+}
+
+approve_chaincode() {
+	local org="$1" id
+	id="$(cat "$dir/chaincode/$org/package-id")"
+	as_admin "$org" peer lifecycle chaincode queryapproved -C "$CHANNEL" -n "$CC_NAME" \
+		--sequence "$CC_SEQUENCE" >/dev/null 2>&1 && return 0
+	log "approving $CC_NAME for $(org_msp "$org")"
+	retry 30 as_admin "$org" peer lifecycle chaincode approveformyorg \
+		-o "127.0.0.1:$(orderer_port 0)" --tls --cafile "$(orderer_tlsca)" \
+		-C "$CHANNEL" -n "$CC_NAME" -v "$CC_VERSION" --sequence "$CC_SEQUENCE" \
+		--package-id "$id" --signature-policy "$CC_POLICY" ||
+		die "approve for $(org_msp "$org") failed"
+}
+
+commit_chaincode() {
+	as_admin hospital peer lifecycle chaincode querycommitted -C "$CHANNEL" -n "$CC_NAME" >/dev/null 2>&1 && return 0
+	log "committing the $CC_NAME definition (policy $CC_POLICY)"
+	local peers=() org
+	for org in "${ORGS[@]}"; do
+		peers+=(--peerAddresses "127.0.0.1:$(peer_port "$org")" --tlsRootCertFiles "$(peer_tlsca "$org")")
+	done
+	retry 30 as_admin hospital peer lifecycle chaincode commit \
+		-o "127.0.0.1:$(orderer_port 0)" --tls --cafile "$(orderer_tlsca)" \
+		-C "$CHANNEL" -n "$CC_NAME" -v "$CC_VERSION" --sequence "$CC_SEQUENCE" \
+		--signature-policy "$CC_POLICY" "${peers[@]}" ||
+		die "chaincode commit failed"
+}
+
+# start_ccserver ORG starts ORG's chaincode server, restarting it when the
+# chaincode binary changed since it was started.
+start_ccserver() {
+	local org="$1" name="chaincode.$1"
+	if running "$name" && [[ "$(cat "$dir/run/$name.hash" 2>/dev/null)" != "$cc_hash" ]]; then
+		log "chaincode changed: restarting $name"
+		stop_proc "$name"
+	fi
+	if ! running "$name"; then
+		log "starting $name on 127.0.0.1:$(ccserver_port "$org")"
+		echo "$cc_hash" >"$dir/run/$name.hash"
+		start "$name" \
+			CHAINCODE_SERVER_ADDRESS="127.0.0.1:$(ccserver_port "$org")" \
+			CORE_CHAINCODE_ID_NAME="$(cat "$dir/chaincode/$org/package-id")" \
+			-- "$dir/bin/medprov-chaincode"
+	fi
+	wait_listening "$name" "$(ccserver_port "$org")"
+}
+
+# chaincode_ready ORG succeeds once ORG's peer reaches its chaincode server.
+chaincode_ready() {
+	as_admin "$1" peer chaincode query -C "$CHANNEL" -n "$CC_NAME" \
+		-c '{"Args":["org.hyperledger.fabric:GetMetadata"]}' >/dev/null
+}
+
+write_profile() {
+	local org orgs="[]" entry
+	for org in "${ORGS[@]}"; do
+		entry="$(jq -n \
+			--arg msp "$(org_msp "$org")" \
+			--arg name "$org" \
+			--arg endpoint "127.0.0.1:$(peer_port "$org")" \
+			--arg host "peer0.$(org_domain "$org")" \
+			--arg tlsca "$(peer_tlsca "$org")" \
+			--arg admin "$(user_msp "$org" Admin)" \
+			--arg client "$(user_msp "$org" User1)" \
+			--arg cc "127.0.0.1:$(ccserver_port "$org")" \
+			'{name: $name, mspId: $msp, peerEndpoint: $endpoint, peerHostOverride: $host,
+			  tlsCACert: $tlsca, adminMSPDir: $admin, clientMSPDir: $client,
+			  chaincodeServer: $cc}')"
+		orgs="$(jq --argjson e "$entry" '. + [$e]' <<<"$orgs")"
+	done
+	jq -n --arg channel "$CHANNEL" --arg cc "$CC_NAME" --argjson orgs "$orgs" \
+		--arg orderer "127.0.0.1:$(orderer_port 0)" --arg otlsca "$(orderer_tlsca)" \
+		'{channel: $channel, chaincode: $cc, organizations: $orgs,
+		  orderer: {endpoint: $orderer, tlsCACert: $otlsca}}' >"$dir/profile.json.tmp"
+	mv "$dir/profile.json.tmp" "$dir/profile.json"
+}
+
+# ---- commands ----------------------------------------------------------------
+
+components() {
+	local i org
+	for ((i = 0; i < orderers; i++)); do echo "orderer$i"; done
+	for org in "${ORGS[@]}"; do echo "peer.$org"; done
+	for org in "${ORGS[@]}"; do echo "chaincode.$org"; done
+}
+
+cmd_up() {
+	load_settings
+	bin="$("$repo/scripts/fabric.sh")" || die "building the Fabric binaries failed (scripts/fabric.sh)"
+	sampleconfig="$("$repo/scripts/fabric.sh" sampleconfig-dir)"
+	export PATH="$bin:$PATH"
+	logspec="${MEDPROV_FABRIC_LOGGING_SPEC:-grpc=warning:info}"
+	for tool in envsubst jq curl; do
+		command -v "$tool" >/dev/null || die "$tool is required"
+	done
+
+	if [[ -d "$dir" && ! -f "$dir/$MARKER" ]] && [[ -n "$(ls -A "$dir")" ]]; then
+		die "$dir exists and is not a medprov network directory"
+	fi
+	mkdir -p "$dir/logs" "$dir/run"
+	touch "$dir/$MARKER"
+	[[ -f "$dir/network.env" ]] || printf 'BASE_PORT=%s\nORDERERS=%s\n' "$base" "$orderers" >"$dir/network.env"
+
+	generate_crypto
+	generate_channel_block
+	orderer_config
+	peer_config
+
+	local i org
+	for ((i = 0; i < orderers; i++)); do start_orderer "$i"; done
+	for ((i = 0; i < orderers; i++)); do join_orderer "$i"; done
+	for org in "${ORGS[@]}"; do start_peer "$org"; done
+	for org in "${ORGS[@]}"; do join_peer "$org"; done
+
+	build_chaincode
+	for org in "${ORGS[@]}"; do
+		package_chaincode "$org"
+		install_chaincode "$org"
+	done
+	for org in "${ORGS[@]}"; do approve_chaincode "$org"; done
+	commit_chaincode
+	for org in "${ORGS[@]}"; do start_ccserver "$org"; done
+	for org in "${ORGS[@]}"; do
+		retry 60 chaincode_ready "$org" || die "peer.$org cannot reach its chaincode server; see $dir/logs"
+	done
+	write_profile
+	log "network is up; connection profile: $dir/profile.json"
+	echo "$dir/profile.json"
+}
+
+cmd_down() {
+	if [[ ! -d "$dir" ]]; then
+		log "nothing to stop in $dir"
+		return 0
+	fi
+	[[ -f "$dir/$MARKER" ]] || die "$dir is not a medprov network directory; not touching it"
+	local name pattern
+	# Chaincode servers first, then peers, orderers last.
+	for pattern in 'chaincode.*' 'peer.*' 'orderer*'; do
+		for name in "$dir"/run/$pattern.pid; do
+			[[ -e "$name" ]] || continue
+			name="$(basename "$name" .pid)"
+			stop_proc "$name"
+		done
+	done
+	rm -rf "$dir"
+	log "network stopped and $dir removed"
+}
+
+cmd_status() {
+	if [[ ! -f "$dir/network.env" ]]; then
+		echo "no network in $dir"
+		return 3
+	fi
+	load_settings
+	local name all=0 pid
+	echo "network in $dir (base port $base, $orderers orderer(s))"
+	for name in $(components); do
+		if running "$name"; then
+			pid="$(cat "$dir/run/$name.pid")"
+			printf '  %-20s running (pid %s)\n' "$name" "$pid"
+		else
+			printf '  %-20s stopped\n' "$name"
+			all=3
+		fi
+	done
+	[[ -f "$dir/profile.json" ]] && echo "  profile: $dir/profile.json"
+	return "$all"
+}
+
+cmd_stop() {
+	[[ -n "$component" ]] || die "stop needs a component: $(components 2>/dev/null | tr '\n' ' ')"
+	[[ -f "$dir/network.env" ]] || die "no network in $dir"
+	load_settings
+	components | grep -qx -- "$component" || die "unknown component $component"
+	stop_proc "$component"
+	log "$component stopped"
+}
+
+case "$cmd" in
+up) cmd_up ;;
+down) cmd_down ;;
+status) cmd_status ;;
+stop) cmd_stop ;;
+profile) echo "$dir/profile.json" ;;
+-h | --help | help) usage ;;
+*) usage >&2; exit 2 ;;
+esac
