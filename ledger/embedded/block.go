@@ -1,0 +1,375 @@
+package embedded
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Block is one committed block of the embedded ledger: a header that chains
+// it to its predecessor and the transactions it orders.
+type Block struct {
+	Header       BlockHeader
+	Transactions []Transaction
+}
+
+// BlockHeader holds what the hash chain covers. Hash() of a header is
+// recorded as PreviousHash in the next block's header.
+type BlockHeader struct {
+	Number uint64
+	// PreviousHash is the Hash of the previous block's header (empty for
+	// the genesis block 0).
+	PreviousHash []byte
+	// DataHash is SHA-256 over the block's encoded transactions.
+	DataHash []byte
+}
+
+// Transaction is a committed transaction as recorded in a block.
+type Transaction struct {
+	TxID      string
+	Timestamp time.Time
+	// Creator is the serialized msp.SerializedIdentity that submitted it.
+	Creator  []byte
+	Function string
+	Args     []string
+	// Reads are the keys the transaction read, with the version it saw.
+	Reads []KeyRead
+	// RangeReads summarise the range queries the transaction ran.
+	RangeReads []RangeRead
+	// Writes are the keys the transaction wrote, in key order.
+	Writes   []KeyWrite
+	Response Response
+	// Event is the chaincode event the transaction set, if any.
+	Event *ChaincodeEvent
+	// Valid is true for every transaction stored in a block: the embedded
+	// ledger re-executes transactions that fail MVCC validation instead of
+	// committing them as invalid.
+	Valid bool
+}
+
+// Version identifies the transaction that last wrote a key: block number and
+// position of the transaction in that block.
+type Version struct {
+	Block uint64
+	Tx    uint32
+}
+
+// KeyRead is one key of a read set. Exists is false if the key was absent.
+type KeyRead struct {
+	Key     string
+	Exists  bool
+	Version Version
+}
+
+// RangeRead records a range query: its bounds, whether the caller iterated
+// to the end, how many keys it saw and a SHA-256 over those keys and their
+// versions.
+type RangeRead struct {
+	Start, End  string
+	Exhausted   bool
+	Count       uint32
+	ResultsHash []byte
+}
+
+// KeyWrite is one key of a write set; Delete is true for DelState (and for
+// PutState with an empty value, as on Fabric).
+type KeyWrite struct {
+	Key    string
+	Delete bool
+	Value  []byte
+}
+
+// Response is the chaincode's response to a transaction.
+type Response struct {
+	Status  int32
+	Message string
+	Payload []byte
+}
+
+// ChaincodeEvent is the event a transaction set with SetEvent.
+type ChaincodeEvent struct {
+	Name    string
+	Payload []byte
+}
+
+// TamperError reports that the stored chain does not verify: Block is the
+// first block whose stored bytes no longer match the hashes that chain it.
+type TamperError struct {
+	Block  uint64
+	Reason string
+}
+
+// Error implements error.
+func (e *TamperError) Error() string {
+	return fmt.Sprintf("ledger tampered at block %d: %s", e.Block, e.Reason)
+}
+
+// errCorrupt reports stored bytes that cannot be decoded.
+var errCorrupt = errors.New("corrupt record")
+
+// Hash returns SHA-256 over the header's canonical encoding.
+func (h BlockHeader) Hash() []byte {
+	sum := sha256.Sum256(h.encode())
+	return sum[:]
+}
+
+func (h BlockHeader) encode() []byte {
+	var e encoder
+	e.uint64(h.Number)
+	e.bytes(h.PreviousHash)
+	e.bytes(h.DataHash)
+	return e.buf
+}
+
+// dataHash is SHA-256 over the length-prefixed encodings of txs.
+func dataHash(encodedTxs [][]byte) []byte {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	for _, tx := range encodedTxs {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(tx)))])
+		h.Write(tx)
+	}
+	return h.Sum(nil)
+}
+
+// encodeBlock returns the stored form of a block: header, then each encoded
+// transaction, all length-prefixed.
+func encodeBlock(h BlockHeader, encodedTxs [][]byte) []byte {
+	var e encoder
+	e.bytes(h.encode())
+	e.uvarint(uint64(len(encodedTxs)))
+	for _, tx := range encodedTxs {
+		e.bytes(tx)
+	}
+	return e.buf
+}
+
+// splitBlock parses a stored block into its header and raw transactions.
+func splitBlock(b []byte) (BlockHeader, [][]byte, error) {
+	d := decoder{buf: b}
+	hb := d.bytes()
+	n := d.uvarint()
+	if d.err != nil || n > uint64(len(b)) {
+		return BlockHeader{}, nil, fmt.Errorf("%w: block envelope", errCorrupt)
+	}
+	txs := make([][]byte, 0, n)
+	for range n {
+		txs = append(txs, d.bytes())
+	}
+	if err := d.finish(); err != nil {
+		return BlockHeader{}, nil, err
+	}
+	hd := decoder{buf: hb}
+	h := BlockHeader{Number: hd.uint64(), PreviousHash: hd.bytes(), DataHash: hd.bytes()}
+	if err := hd.finish(); err != nil {
+		return BlockHeader{}, nil, err
+	}
+	return h, txs, nil
+}
+
+func decodeBlock(b []byte) (*Block, error) {
+	h, raw, err := splitBlock(b)
+	if err != nil {
+		return nil, err
+	}
+	blk := &Block{Header: h, Transactions: make([]Transaction, 0, len(raw))}
+	for _, r := range raw {
+		tx, err := decodeTransaction(r)
+		if err != nil {
+			return nil, err
+		}
+		blk.Transactions = append(blk.Transactions, tx)
+	}
+	return blk, nil
+}
+
+func (t *Transaction) encode() []byte {
+	var e encoder
+	e.string(t.TxID)
+	e.uint64(uint64(t.Timestamp.UnixNano()))
+	e.bytes(t.Creator)
+	e.string(t.Function)
+	e.uvarint(uint64(len(t.Args)))
+	for _, a := range t.Args {
+		e.string(a)
+	}
+	e.uvarint(uint64(len(t.Reads)))
+	for _, r := range t.Reads {
+		e.string(r.Key)
+		e.bool(r.Exists)
+		e.uint64(r.Version.Block)
+		e.uint32(r.Version.Tx)
+	}
+	e.uvarint(uint64(len(t.RangeReads)))
+	for _, r := range t.RangeReads {
+		e.string(r.Start)
+		e.string(r.End)
+		e.bool(r.Exhausted)
+		e.uint32(r.Count)
+		e.bytes(r.ResultsHash)
+	}
+	e.uvarint(uint64(len(t.Writes)))
+	for _, w := range t.Writes {
+		e.string(w.Key)
+		e.bool(w.Delete)
+		e.bytes(w.Value)
+	}
+	e.uint32(uint32(t.Response.Status))
+	e.string(t.Response.Message)
+	e.bytes(t.Response.Payload)
+	e.bool(t.Event != nil)
+	if t.Event != nil {
+		e.string(t.Event.Name)
+		e.bytes(t.Event.Payload)
+	}
+	e.bool(t.Valid)
+	return e.buf
+}
+
+func decodeTransaction(b []byte) (Transaction, error) {
+	d := decoder{buf: b}
+	var t Transaction
+	t.TxID = d.string()
+	t.Timestamp = time.Unix(0, int64(d.uint64())).UTC()
+	t.Creator = d.bytes()
+	t.Function = d.string()
+	n := d.count()
+	for range n {
+		t.Args = append(t.Args, d.string())
+	}
+	n = d.count()
+	for range n {
+		t.Reads = append(t.Reads, KeyRead{Key: d.string(), Exists: d.bool(), Version: Version{Block: d.uint64(), Tx: d.uint32()}})
+	}
+	n = d.count()
+	for range n {
+		t.RangeReads = append(t.RangeReads, RangeRead{Start: d.string(), End: d.string(), Exhausted: d.bool(), Count: d.uint32(), ResultsHash: d.bytes()})
+	}
+	n = d.count()
+	for range n {
+		t.Writes = append(t.Writes, KeyWrite{Key: d.string(), Delete: d.bool(), Value: d.bytes()})
+	}
+	t.Response.Status = int32(d.uint32())
+	t.Response.Message = d.string()
+	t.Response.Payload = d.bytes()
+	if d.bool() {
+		t.Event = &ChaincodeEvent{Name: d.string(), Payload: d.bytes()}
+	}
+	t.Valid = d.bool()
+	if err := d.finish(); err != nil {
+		return Transaction{}, fmt.Errorf("transaction: %w", err)
+	}
+	return t, nil
+}
+
+// encoder builds the canonical binary encoding used for blocks and indexes:
+// fixed-width big-endian integers and uvarint length-prefixed byte strings.
+type encoder struct{ buf []byte }
+
+func (e *encoder) uvarint(v uint64) { e.buf = binary.AppendUvarint(e.buf, v) }
+func (e *encoder) uint64(v uint64)  { e.buf = binary.BigEndian.AppendUint64(e.buf, v) }
+func (e *encoder) uint32(v uint32)  { e.buf = binary.BigEndian.AppendUint32(e.buf, v) }
+func (e *encoder) bytes(b []byte)   { e.uvarint(uint64(len(b))); e.buf = append(e.buf, b...) }
+func (e *encoder) string(s string)  { e.uvarint(uint64(len(s))); e.buf = append(e.buf, s...) }
+func (e *encoder) bool(v bool) {
+	if v {
+		e.buf = append(e.buf, 1)
+	} else {
+		e.buf = append(e.buf, 0)
+	}
+}
+
+// decoder reads what encoder wrote. The first error sticks; later reads
+// return zero values. Byte slices returned are copies.
+type decoder struct {
+	buf []byte
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: truncated %s", errCorrupt, what)
+	}
+	d.buf = nil
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.buf)
+	if n <= 0 {
+		d.fail("length")
+		return 0
+	}
+	d.buf = d.buf[n:]
+	return v
+}
+
+// count reads a collection length, bounded by the bytes left so that
+// corrupt input cannot make the decoder allocate without limit.
+func (d *decoder) count() uint64 {
+	n := d.uvarint()
+	if n > uint64(len(d.buf)) {
+		d.fail("count")
+		return 0
+	}
+	return n
+}
+
+func (d *decoder) take(n uint64, what string) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.buf)) {
+		d.fail(what)
+		return nil
+	}
+	b := d.buf[:n:n]
+	d.buf = d.buf[n:]
+	return b
+}
+
+func (d *decoder) uint64() uint64 {
+	b := d.take(8, "uint64")
+	if b == nil {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}
+
+func (d *decoder) uint32() uint32 {
+	b := d.take(4, "uint32")
+	if b == nil {
+		return 0
+	}
+	return binary.BigEndian.Uint32(b)
+}
+
+func (d *decoder) bool() bool {
+	b := d.take(1, "bool")
+	return b != nil && b[0] == 1
+}
+
+func (d *decoder) bytes() []byte {
+	b := d.take(d.uvarint(), "bytes")
+	if len(b) == 0 {
+		return nil
+	}
+	return bytes.Clone(b)
+}
+
+func (d *decoder) string() string { return string(d.take(d.uvarint(), "string")) }
+
+func (d *decoder) finish() error {
+	if d.err != nil {
+		return d.err
+	}
+	if len(d.buf) != 0 {
+		return fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(d.buf))
+	}
+	return nil
+}

@@ -1,0 +1,680 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
+	"github.com/hyperledger/fabric-protos-go-apiv2/ledger/queryresult"
+	"github.com/hyperledger/fabric-protos-go-apiv2/peer"
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// ErrNotSupported is returned by stub functions the embedded ledger does not
+// implement (private data, rich queries, chaincode-to-chaincode calls,
+// key-level endorsement).
+var ErrNotSupported = errors.New("not supported by the embedded ledger")
+
+const (
+	compositeKeyNamespace = "\x00"
+	emptyKeySubstitute    = "\x01"
+	maxRune               = string(utf8.MaxRune)
+	// totalQueryLimit caps the results of one query, like the peer's
+	// ledger.state.totalQueryLimit default.
+	totalQueryLimit = 100000
+	// maxKeyLen keeps state and history keys under bbolt's key limit.
+	maxKeyLen = bolt.MaxKeySize - 64
+)
+
+// proposal is a transaction proposal as the chaincode sees it.
+type proposal struct {
+	txID      string
+	nonce     []byte
+	timestamp *timestamppb.Timestamp
+	creator   []byte
+	args      [][]byte
+	transient map[string][]byte
+}
+
+// rangeRecord is what a range query observed, kept in full for MVCC
+// validation; the block stores its RangeRead summary.
+type rangeRecord struct {
+	start, end string
+	exhausted  bool
+	keys       []string
+	versions   []Version
+}
+
+func (r *rangeRecord) summary() RangeRead {
+	return RangeRead{
+		Start:       r.start,
+		End:         r.end,
+		Exhausted:   r.exhausted,
+		Count:       uint32(len(r.keys)),
+		ResultsHash: hashResults(r.keys, r.versions),
+	}
+}
+
+func hashResults(keys []string, versions []Version) []byte {
+	h := sha256.New()
+	var e encoder
+	for i, k := range keys {
+		e.buf = e.buf[:0]
+		e.string(k)
+		e.uint64(versions[i].Block)
+		e.uint32(versions[i].Tx)
+		h.Write(e.buf)
+	}
+	return h.Sum(nil)
+}
+
+// stub implements shim.ChaincodeStubInterface for one transaction simulated
+// against a bbolt snapshot. Reads see the snapshot only, never the
+// transaction's own writes, as on Fabric.
+type stub struct {
+	ctx     context.Context
+	channel string
+	prop    *proposal
+
+	mu       sync.Mutex
+	tx       *bolt.Tx
+	done     bool
+	reads    map[string]KeyRead
+	ranges   []*rangeRecord
+	writes   map[string]KeyWrite
+	event    *ChaincodeEvent
+	wrote    bool
+	paginate bool
+}
+
+var _ shim.ChaincodeStubInterface = (*stub)(nil)
+
+func newStub(ctx context.Context, channel string, p *proposal, tx *bolt.Tx) *stub {
+	return &stub{
+		ctx:     ctx,
+		channel: channel,
+		prop:    p,
+		tx:      tx,
+		reads:   make(map[string]KeyRead),
+		writes:  make(map[string]KeyWrite),
+	}
+}
+
+// finish ends the simulation: iterators and state access fail afterwards.
+func (s *stub) finish() {
+	s.mu.Lock()
+	s.done = true
+	s.mu.Unlock()
+}
+
+// check reports whether state may be accessed now. Callers hold s.mu.
+func (s *stub) check() error {
+	if s.done {
+		return errors.New("transaction simulation has ended")
+	}
+	if err := s.ctx.Err(); err != nil {
+		return fmt.Errorf("transaction %s: %w", s.prop.txID, err)
+	}
+	return nil
+}
+
+func validKey(key string) error {
+	if !utf8.ValidString(key) {
+		return fmt.Errorf("key is not a valid UTF-8 string: [%x]", key)
+	}
+	if len(key) > maxKeyLen {
+		return fmt.Errorf("key of %d bytes exceeds the embedded ledger's limit of %d", len(key), maxKeyLen)
+	}
+	return nil
+}
+
+// readVersioned returns the committed value of key and its version, nil if
+// absent.
+func (s *stub) readVersioned(key string) ([]byte, Version, bool) {
+	v := s.tx.Bucket(bucketState).Get([]byte(key))
+	if v == nil {
+		return nil, Version{}, false
+	}
+	ver, val := splitStateValue(v)
+	return bytes.Clone(val), ver, true
+}
+
+// GetState implements shim.ChaincodeStubInterface.
+func (s *stub) GetState(key string) ([]byte, error) {
+	if err := validKey(key); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	val, ver, ok := s.readVersioned(key)
+	if _, seen := s.reads[key]; !seen {
+		s.reads[key] = KeyRead{Key: key, Exists: ok, Version: ver}
+	}
+	return val, nil
+}
+
+// GetMultipleStates implements shim.ChaincodeStubInterface.
+func (s *stub) GetMultipleStates(keys ...string) ([][]byte, error) {
+	out := make([][]byte, 0, len(keys))
+	for _, k := range keys {
+		v, err := s.GetState(k)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// PutState implements shim.ChaincodeStubInterface. As on Fabric, an empty
+// value is recorded as a delete.
+func (s *stub) PutState(key string, value []byte) error {
+	if key == "" {
+		return errors.New("key must not be an empty string")
+	}
+	return s.write(key, value)
+}
+
+// DelState implements shim.ChaincodeStubInterface.
+func (s *stub) DelState(key string) error { return s.write(key, nil) }
+
+func (s *stub) write(key string, value []byte) error {
+	if err := validKey(key); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(); err != nil {
+		return err
+	}
+	if s.paginate {
+		return fmt.Errorf("txid [%s]: unsuppored transaction. Transaction has already performed a paginated query. Writes are not allowed", s.prop.txID)
+	}
+	s.wrote = true
+	if len(value) == 0 {
+		s.writes[key] = KeyWrite{Key: key, Delete: true}
+	} else {
+		s.writes[key] = KeyWrite{Key: key, Value: bytes.Clone(value)}
+	}
+	return nil
+}
+
+// CreateCompositeKey implements shim.ChaincodeStubInterface.
+func (s *stub) CreateCompositeKey(objectType string, attributes []string) (string, error) {
+	return shim.CreateCompositeKey(objectType, attributes)
+}
+
+// SplitCompositeKey implements shim.ChaincodeStubInterface.
+func (s *stub) SplitCompositeKey(compositeKey string) (string, []string, error) {
+	if !strings.HasPrefix(compositeKey, compositeKeyNamespace) || len(compositeKey) < 2 || compositeKey[len(compositeKey)-1] != 0 {
+		return "", nil, fmt.Errorf("not a composite key: %q", compositeKey)
+	}
+	var parts []string
+	start := 1
+	for i := 1; i < len(compositeKey); i++ {
+		if compositeKey[i] == 0 {
+			parts = append(parts, compositeKey[start:i])
+			start = i + 1
+		}
+	}
+	return parts[0], parts[1:], nil
+}
+
+func validateSimpleKeys(keys ...string) error {
+	for _, key := range keys {
+		if len(key) > 0 && key[0] == compositeKeyNamespace[0] {
+			return fmt.Errorf(`first character of the key [%s] contains a null character which is not allowed`, key)
+		}
+	}
+	return nil
+}
+
+func partialKeyRange(objectType string, attributes []string) (string, string, error) {
+	prefix, err := shim.CreateCompositeKey(objectType, attributes)
+	if err != nil {
+		return "", "", err
+	}
+	return prefix, prefix + maxRune, nil
+}
+
+// GetStateByRange implements shim.ChaincodeStubInterface.
+func (s *stub) GetStateByRange(startKey, endKey string) (shim.StateQueryIteratorInterface, error) {
+	if startKey == "" {
+		startKey = emptyKeySubstitute
+	}
+	if err := validateSimpleKeys(startKey, endKey); err != nil {
+		return nil, err
+	}
+	return s.rangeQuery(startKey, endKey)
+}
+
+// GetStateByRangeWithPagination implements shim.ChaincodeStubInterface.
+func (s *stub) GetStateByRangeWithPagination(startKey, endKey string, pageSize int32, bookmark string) (shim.StateQueryIteratorInterface, *peer.QueryResponseMetadata, error) {
+	if startKey == "" {
+		startKey = emptyKeySubstitute
+	}
+	if err := validateSimpleKeys(startKey, endKey); err != nil {
+		return nil, nil, err
+	}
+	return s.pagedQuery(startKey, endKey, pageSize, bookmark)
+}
+
+// GetStateByPartialCompositeKey implements shim.ChaincodeStubInterface.
+func (s *stub) GetStateByPartialCompositeKey(objectType string, keys []string) (shim.StateQueryIteratorInterface, error) {
+	start, end, err := partialKeyRange(objectType, keys)
+	if err != nil {
+		return nil, err
+	}
+	return s.rangeQuery(start, end)
+}
+
+// GetStateByPartialCompositeKeyWithPagination implements shim.ChaincodeStubInterface.
+func (s *stub) GetStateByPartialCompositeKeyWithPagination(objectType string, keys []string, pageSize int32, bookmark string) (shim.StateQueryIteratorInterface, *peer.QueryResponseMetadata, error) {
+	start, end, err := partialKeyRange(objectType, keys)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.pagedQuery(start, end, pageSize, bookmark)
+}
+
+// GetAllStatesCompositeKeyWithPagination implements shim.ChaincodeStubInterface.
+func (s *stub) GetAllStatesCompositeKeyWithPagination(pageSize int32, bookmark string) (shim.StateQueryIteratorInterface, *peer.QueryResponseMetadata, error) {
+	return s.pagedQuery(compositeKeyNamespace, compositeKeyNamespace+maxRune, pageSize, bookmark)
+}
+
+func (s *stub) rangeQuery(start, end string) (shim.StateQueryIteratorInterface, error) {
+	if err := validRangeKeys(start, end); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	rec := &rangeRecord{start: start, end: end}
+	s.ranges = append(s.ranges, rec)
+	it := &rangeIterator{s: s, rec: rec, end: []byte(end), limit: totalQueryLimit}
+	it.cursor = s.tx.Bucket(bucketState).Cursor()
+	it.k, it.v = it.cursor.Seek([]byte(start))
+	it.clip()
+	return it, nil
+}
+
+func validRangeKeys(keys ...string) error {
+	for _, k := range keys {
+		if !utf8.ValidString(k) {
+			return fmt.Errorf("key is not a valid UTF-8 string: [%x]", k)
+		}
+	}
+	return nil
+}
+
+// pagedQuery reads one page eagerly, as the peer does, and returns Fabric's
+// bookmark: the first key after the page, or "" when the range is done.
+func (s *stub) pagedQuery(start, end string, pageSize int32, bookmark string) (shim.StateQueryIteratorInterface, *peer.QueryResponseMetadata, error) {
+	if err := validRangeKeys(start, end, bookmark); err != nil {
+		return nil, nil, err
+	}
+	if pageSize < 0 {
+		return nil, nil, fmt.Errorf("invalid page size %d", pageSize)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(); err != nil {
+		return nil, nil, err
+	}
+	if s.wrote {
+		return nil, nil, fmt.Errorf("txid [%s]: unsuppored transaction. Paginated queries are supported only in a read-only transaction", s.prop.txID)
+	}
+	s.paginate = true
+	if bookmark != "" {
+		start = bookmark
+	}
+	limit := totalQueryLimit
+	if pageSize > 0 && int(pageSize) < limit {
+		limit = int(pageSize)
+	}
+	rec := &rangeRecord{start: start, end: end}
+	s.ranges = append(s.ranges, rec)
+	c := s.tx.Bucket(bucketState).Cursor()
+	var page []*queryresult.KV
+	next := ""
+	for k, v := c.Seek([]byte(start)); k != nil && (end == "" || bytes.Compare(k, []byte(end)) < 0); k, v = c.Next() {
+		ver, val := splitStateValue(v)
+		rec.keys = append(rec.keys, string(k))
+		rec.versions = append(rec.versions, ver)
+		if len(page) == limit {
+			next = string(k)
+			break
+		}
+		page = append(page, &queryresult.KV{Namespace: "", Key: string(k), Value: bytes.Clone(val)})
+	}
+	rec.exhausted = next == ""
+	meta := &peer.QueryResponseMetadata{FetchedRecordsCount: int32(len(page)), Bookmark: next}
+	return &pageIterator{s: s, items: page}, meta, nil
+}
+
+// rangeIterator walks a key range lazily over the snapshot, recording each
+// key it returns for MVCC validation.
+type rangeIterator struct {
+	s      *stub
+	rec    *rangeRecord
+	cursor *bolt.Cursor
+	end    []byte
+	k, v   []byte
+	count  int
+	limit  int
+	closed bool
+}
+
+func (it *rangeIterator) clip() {
+	if it.k != nil && len(it.end) > 0 && bytes.Compare(it.k, it.end) >= 0 {
+		it.k, it.v = nil, nil
+	}
+	if it.k == nil {
+		it.rec.exhausted = true
+	}
+}
+
+// HasNext implements shim.StateQueryIteratorInterface.
+func (it *rangeIterator) HasNext() bool {
+	it.s.mu.Lock()
+	defer it.s.mu.Unlock()
+	return !it.closed && !it.s.done && it.k != nil && it.count < it.limit
+}
+
+// Next implements shim.StateQueryIteratorInterface.
+func (it *rangeIterator) Next() (*queryresult.KV, error) {
+	it.s.mu.Lock()
+	defer it.s.mu.Unlock()
+	if err := it.s.check(); err != nil {
+		return nil, err
+	}
+	if it.closed || it.k == nil || it.count >= it.limit {
+		return nil, errors.New("no such key")
+	}
+	ver, val := splitStateValue(it.v)
+	kv := &queryresult.KV{Key: string(it.k), Value: bytes.Clone(val)}
+	it.rec.keys = append(it.rec.keys, kv.Key)
+	it.rec.versions = append(it.rec.versions, ver)
+	it.count++
+	it.k, it.v = it.cursor.Next()
+	it.clip()
+	return kv, nil
+}
+
+// Close implements shim.StateQueryIteratorInterface.
+func (it *rangeIterator) Close() error {
+	it.s.mu.Lock()
+	defer it.s.mu.Unlock()
+	it.closed = true
+	return nil
+}
+
+// pageIterator returns a page already read.
+type pageIterator struct {
+	s     *stub
+	items []*queryresult.KV
+}
+
+// HasNext implements shim.StateQueryIteratorInterface.
+func (it *pageIterator) HasNext() bool { return len(it.items) > 0 }
+
+// Next implements shim.StateQueryIteratorInterface.
+func (it *pageIterator) Next() (*queryresult.KV, error) {
+	if len(it.items) == 0 {
+		return nil, errors.New("no such key")
+	}
+	kv := it.items[0]
+	it.items = it.items[1:]
+	return kv, nil
+}
+
+// Close implements shim.StateQueryIteratorInterface.
+func (it *pageIterator) Close() error { it.items = nil; return nil }
+
+// GetHistoryForKey implements shim.ChaincodeStubInterface: committed
+// modifications of key, newest first. As on Fabric, history reads are not
+// validated at commit.
+func (s *stub) GetHistoryForKey(key string) (shim.HistoryQueryIteratorInterface, error) {
+	if err := validKey(key); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	prefix := historyPrefix(key)
+	upper := append(bytes.Clone(prefix), bytes.Repeat([]byte{0xff}, 12)...)
+	c := s.tx.Bucket(bucketHistory).Cursor()
+	k, v := c.Seek(upper)
+	if k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	var mods []*queryresult.KeyModification
+	for ; k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+12; k, v = c.Prev() {
+		if len(mods) == totalQueryLimit {
+			break
+		}
+		m, err := decodeHistoryValue(v)
+		if err != nil {
+			return nil, fmt.Errorf("history of %q: %w", key, err)
+		}
+		mods = append(mods, m)
+	}
+	return &historyIterator{items: mods}, nil
+}
+
+type historyIterator struct {
+	items []*queryresult.KeyModification
+}
+
+// HasNext implements shim.HistoryQueryIteratorInterface.
+func (it *historyIterator) HasNext() bool { return len(it.items) > 0 }
+
+// Next implements shim.HistoryQueryIteratorInterface.
+func (it *historyIterator) Next() (*queryresult.KeyModification, error) {
+	if len(it.items) == 0 {
+		return nil, errors.New("no such key")
+	}
+	m := it.items[0]
+	it.items = it.items[1:]
+	return m, nil
+}
+
+// Close implements shim.HistoryQueryIteratorInterface.
+func (it *historyIterator) Close() error { it.items = nil; return nil }
+
+// GetArgs implements shim.ChaincodeStubInterface.
+func (s *stub) GetArgs() [][]byte { return s.prop.args }
+
+// GetStringArgs implements shim.ChaincodeStubInterface.
+func (s *stub) GetStringArgs() []string {
+	out := make([]string, 0, len(s.prop.args))
+	for _, a := range s.prop.args {
+		out = append(out, string(a))
+	}
+	return out
+}
+
+// GetFunctionAndParameters implements shim.ChaincodeStubInterface.
+func (s *stub) GetFunctionAndParameters() (string, []string) {
+	args := s.GetStringArgs()
+	if len(args) == 0 {
+		return "", []string{}
+	}
+	return args[0], args[1:]
+}
+
+// GetArgsSlice implements shim.ChaincodeStubInterface.
+func (s *stub) GetArgsSlice() ([]byte, error) { return slices.Concat(s.prop.args...), nil }
+
+// GetTxID implements shim.ChaincodeStubInterface.
+func (s *stub) GetTxID() string { return s.prop.txID }
+
+// GetChannelID implements shim.ChaincodeStubInterface.
+func (s *stub) GetChannelID() string { return s.channel }
+
+// GetCreator implements shim.ChaincodeStubInterface: a serialized
+// msp.SerializedIdentity holding the submitter's PEM certificate.
+func (s *stub) GetCreator() ([]byte, error) { return s.prop.creator, nil }
+
+// GetTransient implements shim.ChaincodeStubInterface.
+func (s *stub) GetTransient() (map[string][]byte, error) { return s.prop.transient, nil }
+
+// GetBinding implements shim.ChaincodeStubInterface, computed as the peer
+// does: SHA-256(nonce || creator || epoch), epoch 0.
+func (s *stub) GetBinding() ([]byte, error) {
+	h := sha256.New()
+	h.Write(s.prop.nonce)
+	h.Write(s.prop.creator)
+	var epoch [8]byte
+	binary.LittleEndian.PutUint64(epoch[:], 0)
+	h.Write(epoch[:])
+	return h.Sum(nil), nil
+}
+
+// GetDecorations implements shim.ChaincodeStubInterface.
+func (s *stub) GetDecorations() map[string][]byte { return map[string][]byte{} }
+
+// GetTxTimestamp implements shim.ChaincodeStubInterface.
+func (s *stub) GetTxTimestamp() (*timestamppb.Timestamp, error) {
+	return &timestamppb.Timestamp{Seconds: s.prop.timestamp.Seconds, Nanos: s.prop.timestamp.Nanos}, nil
+}
+
+// SetEvent implements shim.ChaincodeStubInterface: one event per
+// transaction, the last call wins.
+func (s *stub) SetEvent(name string, payload []byte) error {
+	if name == "" {
+		return errors.New("event name can not be empty string")
+	}
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("event name is not a valid UTF-8 string: [%x]", name)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.event = &ChaincodeEvent{Name: name, Payload: bytes.Clone(payload)}
+	return nil
+}
+
+// StartWriteBatch implements shim.ChaincodeStubInterface. Writes are always
+// buffered until commit, so batching changes nothing.
+func (s *stub) StartWriteBatch() {}
+
+// FinishWriteBatch implements shim.ChaincodeStubInterface.
+func (s *stub) FinishWriteBatch() error { return nil }
+
+func notSupported(what string) error { return fmt.Errorf("%s: %w", what, ErrNotSupported) }
+
+// InvokeChaincode implements shim.ChaincodeStubInterface; not supported.
+func (s *stub) InvokeChaincode(string, [][]byte, string) *peer.Response {
+	return &peer.Response{Status: shim.ERROR, Message: notSupported("InvokeChaincode").Error()}
+}
+
+// SetStateValidationParameter implements shim.ChaincodeStubInterface; not supported.
+func (s *stub) SetStateValidationParameter(string, []byte) error {
+	return notSupported("SetStateValidationParameter")
+}
+
+// GetStateValidationParameter implements shim.ChaincodeStubInterface; not supported.
+func (s *stub) GetStateValidationParameter(string) ([]byte, error) {
+	return nil, notSupported("GetStateValidationParameter")
+}
+
+// GetQueryResult implements shim.ChaincodeStubInterface; rich queries are
+// not supported (as on a LevelDB peer).
+func (s *stub) GetQueryResult(string) (shim.StateQueryIteratorInterface, error) {
+	return nil, notSupported("GetQueryResult")
+}
+
+// GetQueryResultWithPagination implements shim.ChaincodeStubInterface; not supported.
+func (s *stub) GetQueryResultWithPagination(string, int32, string) (shim.StateQueryIteratorInterface, *peer.QueryResponseMetadata, error) {
+	return nil, nil, notSupported("GetQueryResultWithPagination")
+}
+
+// GetPrivateData implements shim.ChaincodeStubInterface; not supported.
+func (s *stub) GetPrivateData(string, string) ([]byte, error) {
+	return nil, notSupported("GetPrivateData")
+}
+
+// GetMultiplePrivateData implements shim.ChaincodeStubInterface; not supported.
+func (s *stub) GetMultiplePrivateData(string, ...string) ([][]byte, error) {
+	return nil, notSupported("GetMultiplePrivateData")
+}
+
+// GetPrivateDataHash implements shim.ChaincodeStubInterface; not supported.
+func (s *stub) GetPrivateDataHash(string, string) ([]byte, error) {
+	return nil, notSupported("GetPrivateDataHash")
+}
+
+// PutPrivateData implements shim.ChaincodeStubInterface; not supported.
+func (s *stub) PutPrivateData(string, string, []byte) error {
+	return notSupported("PutPrivateData")
+}
+
+// DelPrivateData implements shim.ChaincodeStubInterface; not supported.
+func (s *stub) DelPrivateData(string, string) error { return notSupported("DelPrivateData") }
+
+// PurgePrivateData implements shim.ChaincodeStubInterface; not supported.
+func (s *stub) PurgePrivateData(string, string) error { return notSupported("PurgePrivateData") }
+
+// SetPrivateDataValidationParameter implements shim.ChaincodeStubInterface; not supported.
+func (s *stub) SetPrivateDataValidationParameter(string, string, []byte) error {
+	return notSupported("SetPrivateDataValidationParameter")
+}
+
+// GetPrivateDataValidationParameter implements shim.ChaincodeStubInterface; not supported.
+func (s *stub) GetPrivateDataValidationParameter(string, string) ([]byte, error) {
+	return nil, notSupported("GetPrivateDataValidationParameter")
+}
+
+// GetPrivateDataByRange implements shim.ChaincodeStubInterface; not supported.
+func (s *stub) GetPrivateDataByRange(string, string, string) (shim.StateQueryIteratorInterface, error) {
+	return nil, notSupported("GetPrivateDataByRange")
+}
+
+// GetPrivateDataByPartialCompositeKey implements shim.ChaincodeStubInterface; not supported.
+func (s *stub) GetPrivateDataByPartialCompositeKey(string, string, []string) (shim.StateQueryIteratorInterface, error) {
+	return nil, notSupported("GetPrivateDataByPartialCompositeKey")
+}
+
+// GetPrivateDataQueryResult implements shim.ChaincodeStubInterface; not supported.
+func (s *stub) GetPrivateDataQueryResult(string, string) (shim.StateQueryIteratorInterface, error) {
+	return nil, notSupported("GetPrivateDataQueryResult")
+}
+
+// GetSignedProposal implements shim.ChaincodeStubInterface; not supported:
+// the embedded ledger has no signed proposal.
+func (s *stub) GetSignedProposal() (*peer.SignedProposal, error) {
+	return nil, notSupported("GetSignedProposal")
+}
+
+// simulation returns what the transaction did, in deterministic order.
+func (s *stub) simulation() (reads []KeyRead, ranges []*rangeRecord, writes []KeyWrite, event *ChaincodeEvent) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.reads {
+		reads = append(reads, r)
+	}
+	slices.SortFunc(reads, func(a, b KeyRead) int { return strings.Compare(a.Key, b.Key) })
+	for _, w := range s.writes {
+		writes = append(writes, w)
+	}
+	slices.SortFunc(writes, func(a, b KeyWrite) int { return strings.Compare(a.Key, b.Key) })
+	return reads, s.ranges, writes, s.event
+}
