@@ -1,0 +1,209 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/medprov/medprov/chaincode"
+	"github.com/medprov/medprov/ledger"
+)
+
+// faultyLedger is a Recorder that fails on demand: the faults the batcher
+// must survive (an unreachable ledger, a refused transaction) cannot be
+// caused on the embedded ledger. It records what it committed so the tests
+// can count each reading exactly once.
+type faultyLedger struct {
+	mu          sync.Mutex
+	unavailable int             // fail this many calls with ErrUnavailable
+	refuse      map[uint64]bool // a batch containing one of these seqs is refused whole
+	committed   map[string]int
+	sizes       []int
+}
+
+func (f *faultyLedger) RecordReadings(ctx context.Context, items []Item) (*BatchResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.unavailable > 0 {
+		f.unavailable--
+		return nil, fmt.Errorf("dial peer: %w", ledger.ErrUnavailable)
+	}
+	for _, it := range items {
+		if f.refuse[it.Seq] {
+			return nil, &ledger.ChaincodeError{Message: "[medprov:invalid] bad item"}
+		}
+	}
+	f.sizes = append(f.sizes, len(items))
+	res := &BatchResult{TxID: fmt.Sprintf("tx%d", len(f.sizes)), Block: uint64(len(f.sizes))}
+	for _, it := range items {
+		st := chaincode.ItemRecorded
+		if f.committed[ReadingID(it)] > 0 {
+			st = chaincode.ItemExists
+		}
+		f.committed[ReadingID(it)]++
+		res.Results = append(res.Results, chaincode.ItemResult{ReadingID: ReadingID(it), Status: st})
+	}
+	return res, nil
+}
+
+func runBatcher(t *testing.T, q *Queue, rec Recorder, cfg BatcherConfig) (*Batcher, func()) {
+	t.Helper()
+	b := NewBatcher(q, rec, cfg)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { b.Run(ctx); close(done) }()
+	return b, func() { cancel(); <-done }
+}
+
+func appendN(t *testing.T, q *Queue, dev string, from, n int) []Record {
+	t.Helper()
+	recs := make([]Record, n)
+	for i := range recs {
+		recs[i].Item = item(dev, uint64(from+i), fmt.Sprintf("h%d", from+i))
+	}
+	errs, err := q.Append(t.Context(), recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range errs {
+		if e != nil {
+			t.Fatal(e)
+		}
+	}
+	return recs
+}
+
+func waitAll(t *testing.T, chans []<-chan Outcome) []Outcome {
+	t.Helper()
+	outs := make([]Outcome, len(chans))
+	for i, ch := range chans {
+		select {
+		case outs[i] = <-ch:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no outcome for record %d", i)
+		}
+	}
+	return outs
+}
+
+func TestBatcher(t *testing.T) {
+	tests := []struct {
+		name         string
+		ledger       *faultyLedger
+		n            int
+		cfg          BatcherConfig
+		wantRejected map[uint64]bool
+		wantSizes    func([]int) bool
+	}{
+		{
+			name: "readings are cut into batches of at most MaxBatch",
+			ledger: &faultyLedger{}, n: 1200, cfg: BatcherConfig{MaxBatch: 500, MaxWait: 10 * time.Millisecond},
+			wantSizes: func(s []int) bool {
+				total := 0
+				for _, n := range s {
+					if n > 500 {
+						return false
+					}
+					total += n
+				}
+				return total == 1200
+			},
+		},
+		{
+			name: "an unavailable ledger is retried until it answers",
+			ledger: &faultyLedger{unavailable: 3}, n: 10, cfg: BatcherConfig{MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond},
+		},
+		{
+			name: "one refused item does not sink the others",
+			ledger: &faultyLedger{refuse: map[uint64]bool{7: true}}, n: 20, cfg: BatcherConfig{MaxBatch: 20, MaxWait: 50 * time.Millisecond},
+			wantRejected: map[uint64]bool{7: true},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.ledger.committed = map[string]int{}
+			q, _ := openTestQueue(t, filepath.Join(t.TempDir(), "q.db"), 100000)
+			defer q.Close()
+			b, stop := runBatcher(t, q, tt.ledger, tt.cfg)
+			defer stop()
+			recs := appendN(t, q, "d1", 0, tt.n)
+			outs := waitAll(t, b.Add(recs, true))
+			for i, o := range outs {
+				seq := recs[i].Item.Seq
+				want := StateRecorded
+				if tt.wantRejected[seq] {
+					want = StateRejected
+				}
+				if o.State != want {
+					t.Errorf("seq %d: state %v, want %v", seq, o.State, want)
+				}
+				if want == StateRecorded && tt.ledger.committed[ReadingID(recs[i].Item)] != 1 {
+					t.Errorf("seq %d committed %d times, want 1", seq, tt.ledger.committed[ReadingID(recs[i].Item)])
+				}
+			}
+			if tt.wantSizes != nil && !tt.wantSizes(tt.ledger.sizes) {
+				t.Errorf("batch sizes = %v", tt.ledger.sizes)
+			}
+			if got := q.Pending(); got != 0 {
+				t.Errorf("Pending() = %d after all outcomes, want 0", got)
+			}
+		})
+	}
+}
+
+func TestBatcherReplaysAfterRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.db")
+	q, _ := openTestQueue(t, path, 1000)
+	// The ledger is down for the whole first life of the gateway.
+	down := &faultyLedger{unavailable: 1 << 30, committed: map[string]int{}}
+	b1, stop := runBatcher(t, q, down, BatcherConfig{MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond, MaxWait: time.Millisecond})
+	recs := appendN(t, q, "d1", 0, 50)
+	b1.Add(recs, false)
+	time.Sleep(20 * time.Millisecond) // let it fail a few attempts; no assertion depends on timing
+	stop()
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	q2, pending := openTestQueue(t, path, 1000)
+	defer q2.Close()
+	if len(pending) != len(recs) {
+		t.Fatalf("replayed %d records, want %d", len(pending), len(recs))
+	}
+	up := &faultyLedger{committed: map[string]int{}}
+	b, stop2 := runBatcher(t, q2, up, BatcherConfig{})
+	defer stop2()
+	outs := waitAll(t, b.Add(pending, true))
+	for i, o := range outs {
+		if o.State != StateRecorded {
+			t.Errorf("record %d: %v, want recorded", i, o.State)
+		}
+	}
+	if len(up.committed) != len(recs) {
+		t.Errorf("ledger holds %d readings, want %d", len(up.committed), len(recs))
+	}
+}
+
+func TestTransient(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"an unavailable ledger is transient", fmt.Errorf("x: %w", ledger.ErrUnavailable), true},
+		{"a deadline is transient", context.DeadlineExceeded, true},
+		{"a refusal is final", &ledger.ChaincodeError{Message: "no"}, false},
+		{"an unknown error is final", errors.New("boom"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := transient(tt.err); got != tt.want {
+				t.Errorf("transient(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
+}
