@@ -100,7 +100,7 @@ func TestBatcher(t *testing.T) {
 		wantSizes    func([]int) bool
 	}{
 		{
-			name: "readings are cut into batches of at most MaxBatch",
+			name:   "readings are cut into batches of at most MaxBatch",
 			ledger: &faultyLedger{}, n: 1200, cfg: BatcherConfig{MaxBatch: 500, MaxWait: 10 * time.Millisecond},
 			wantSizes: func(s []int) bool {
 				total := 0
@@ -114,11 +114,11 @@ func TestBatcher(t *testing.T) {
 			},
 		},
 		{
-			name: "an unavailable ledger is retried until it answers",
+			name:   "an unavailable ledger is retried until it answers",
 			ledger: &faultyLedger{unavailable: 3}, n: 10, cfg: BatcherConfig{MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond},
 		},
 		{
-			name: "one refused item does not sink the others",
+			name:   "one refused item does not sink the others",
 			ledger: &faultyLedger{refuse: map[uint64]bool{7: true}}, n: 20, cfg: BatcherConfig{MaxBatch: 20, MaxWait: 50 * time.Millisecond},
 			wantRejected: map[uint64]bool{7: true},
 		},
