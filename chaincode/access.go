@@ -1,0 +1,291 @@
+package chaincode
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
+	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
+)
+
+type accessRequestPayload struct {
+	actionHeader
+	PatientID string   `json:"patientId"`
+	Purpose   string   `json:"purpose"`
+	DataTypes []string `json:"dataTypes"`
+	From      string   `json:"from"`
+	To        string   `json:"to"`
+	Cursor    string   `json:"cursor,omitempty"`
+	Limit     int      `json:"limit,omitempty"`
+}
+
+// RequestAccess decides a signed access.request of a researcher at the
+// transaction timestamp and commits the decision as an AccessEvent, granted
+// or denied: a denial is a committed decision, not an error. It is granted if
+// one of the patient's consents for this researcher is active, has the same
+// purpose, includes every requested data type, is valid at the transaction
+// time (notBefore <= txTime <= notAfter) and its window contains [from, to].
+// Otherwise the reason is the most specific among the researcher's consents,
+// ranked no_consent < purpose_mismatch < data_type_not_consented <
+// consent_revoked < consent_not_yet_valid = consent_expired <
+// range_outside_consent, and consentId names that consent.
+//
+// A grant lists the ids of the patient's readings of the requested types
+// measured in [from, to], ordered by type, then measuredAt, then id, at most
+// limit (1..MaxAccessLimit, default DefaultAccessLimit) of them, continuing
+// after cursor; nextCursor is set when more follow. Malformed requests, bad
+// signatures, stale issuedAt and replayed nonces are errors and write
+// nothing.
+func (c *Contract) RequestAccess(ctx contractapi.TransactionContextInterface, envelopeJSON string) (*AccessEvent, error) {
+	t, err := newTx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var p accessRequestPayload
+	researcher, err := t.authenticate(envelopeJSON, ActionAccessRequest, RoleResearcher, &p)
+	if err != nil {
+		return nil, err
+	}
+	if !validID(p.PatientID) {
+		return nil, invalid("patientId is malformed")
+	}
+	if !validToken(p.Purpose) {
+		return nil, invalid("purpose must match ^[a-z0-9._-]{1,64}$")
+	}
+	if err := checkDataTypes(p.DataTypes); err != nil {
+		return nil, err
+	}
+	from, err := parseTime("from", p.From)
+	if err != nil {
+		return nil, err
+	}
+	to, err := parseTime("to", p.To)
+	if err != nil {
+		return nil, err
+	}
+	if to.Before(from) {
+		return nil, invalid("from must not be after to")
+	}
+	limit := p.Limit
+	if limit == 0 {
+		limit = DefaultAccessLimit
+	}
+	if limit < 1 || limit > MaxAccessLimit {
+		return nil, invalid("limit must be in 1..%d", MaxAccessLimit)
+	}
+	cursor, err := decodeBookmark(t.stub, p.Cursor, objReadingByPatient, []string{p.PatientID})
+	if err != nil {
+		return nil, invalid("cursor does not belong to this patient's readings")
+	}
+	if len(t.id) < 24 {
+		return nil, fmt.Errorf("transaction id %q too short for an access id", t.id)
+	}
+
+	ev := &AccessEvent{
+		DocType: "access", ID: "acc-" + t.id[:24], ActorID: researcher.ID, PatientID: p.PatientID,
+		Purpose: p.Purpose, DataTypes: p.DataTypes, From: p.From, To: p.To,
+		TxID: t.id, TxTime: t.at,
+	}
+	consents, err := patientConsents(t.stub, p.PatientID, researcher.ID)
+	if err != nil {
+		return nil, err
+	}
+	grant, reason, consentID := decide(consents, p.Purpose, p.DataTypes, from, to, t.time)
+	ev.ConsentID = consentID
+	if grant {
+		ev.Decision = DecisionGranted
+		ids, last, more, err := grantedReadings(t.stub, p.PatientID, p.DataTypes, formatTime(from), formatTime(to), cursor, limit)
+		if err != nil {
+			return nil, err
+		}
+		ev.ReadingIDs, ev.Count = ids, len(ids)
+		if more {
+			ev.NextCursor = encodeBookmark(last)
+		}
+	} else {
+		ev.Decision, ev.Reason = DecisionDenied, reason
+	}
+
+	if err := t.writeAccess(ev); err != nil {
+		return nil, err
+	}
+	typ := AuditAccessDenied
+	if grant {
+		typ = AuditAccessGranted
+	}
+	audit, err := t.writeAudit(typ, researcher.ID, []string{p.PatientID}, ev.ID, ev.Decision)
+	if err != nil {
+		return nil, err
+	}
+	if err := setEvent(t.stub, EventAccessDecided, audit); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// decide applies the consent rules; see RequestAccess.
+func decide(consents []Consent, purpose string, types []string, from, to, now time.Time) (granted bool, reason, consentID string) {
+	best, bestRank := ReasonNoConsent, 0
+	for _, cn := range consents {
+		r, rank := judge(cn, purpose, types, from, to, now)
+		if r == "" {
+			return true, "", cn.ID
+		}
+		if rank > bestRank {
+			best, bestRank, consentID = r, rank, cn.ID
+		}
+	}
+	return false, best, consentID
+}
+
+// judge returns "" if the consent grants the request, else the reason and
+// how specific it is (higher: the consent came closer to granting).
+func judge(cn Consent, purpose string, types []string, from, to, now time.Time) (string, int) {
+	if cn.Purpose != purpose {
+		return ReasonPurposeMismatch, 1
+	}
+	for _, dt := range types {
+		if !slices.Contains(cn.DataTypes, dt) {
+			return ReasonDataTypeNotConsented, 2
+		}
+	}
+	if cn.Status != StatusActive {
+		return ReasonConsentRevoked, 3
+	}
+	nb, err1 := time.Parse(time.RFC3339, cn.NotBefore)
+	na, err2 := time.Parse(time.RFC3339, cn.NotAfter)
+	if err1 != nil || err2 != nil {
+		return ReasonConsentNotYetValid, 0 // unreachable: validated when granted
+	}
+	if now.Before(nb) {
+		return ReasonConsentNotYetValid, 4
+	}
+	if now.After(na) {
+		return ReasonConsentExpired, 4
+	}
+	if from.Before(nb) || to.After(na) {
+		return ReasonRangeOutsideConsent, 5
+	}
+	return "", 0
+}
+
+// grantedReadings lists reading ids of the given types measured in [from,
+// to] (fixed-width), in type order, after cursor, at most limit.
+func grantedReadings(stub shim.ChaincodeStubInterface, patientID string, types []string, from, to, cursor string, limit int) ([]string, string, bool, error) {
+	sorted := slices.Clone(types)
+	slices.Sort(sorted)
+	ids := []string{}
+	last := ""
+	for _, dt := range sorted {
+		q := monthQuery{
+			marker: objReadingMonth, index: objReadingByPatient, prefix: []string{patientID, dt},
+			from: from, to: to, after: cursor,
+		}
+		got, l, more, err := scanMonths(stub, q, limit-len(ids), func(attrs []string) (string, bool, error) {
+			return attrs[4], true, nil
+		})
+		if err != nil {
+			return nil, "", false, err
+		}
+		ids = append(ids, got...)
+		if l != "" {
+			last = l
+		}
+		if more {
+			return ids, last, true, nil
+		}
+	}
+	return ids, last, false, nil
+}
+
+// writeAccess stores the access event with its patient (by time) and
+// reading indexes.
+func (t *tx) writeAccess(ev *AccessEvent) error {
+	k, err := key(t.stub, objAccess, ev.ID)
+	if err != nil {
+		return fmt.Errorf("access key: %w", err)
+	}
+	if err := putJSON(t.stub, k, ev); err != nil {
+		return err
+	}
+	month := monthOf(t.time)
+	if err := putIndex(t.stub, objAccessByPatient, ev.PatientID, month, t.at, ev.ID); err != nil {
+		return err
+	}
+	if err := putIndex(t.stub, objAccessMonth, ev.PatientID, month); err != nil {
+		return err
+	}
+	for _, id := range ev.ReadingIDs {
+		if err := putIndex(t.stub, objAccessByReading, id, ev.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// GetAccessEvent returns the access event with that id, or a not_found
+// refusal.
+func (c *Contract) GetAccessEvent(ctx contractapi.TransactionContextInterface, id string) (*AccessEvent, error) {
+	ev, found, err := getAccess(ctx.GetStub(), id)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, refuse(CodeNotFound, "access event %s not found", id)
+	}
+	return ev, nil
+}
+
+func getAccess(stub shim.ChaincodeStubInterface, id string) (*AccessEvent, bool, error) {
+	if !validID(id) {
+		return nil, false, invalid("access id is malformed")
+	}
+	k, err := key(stub, objAccess, id)
+	if err != nil {
+		return nil, false, fmt.Errorf("access key: %w", err)
+	}
+	var ev AccessEvent
+	found, err := getJSON(stub, k, &ev)
+	if err != nil || !found {
+		return nil, false, err
+	}
+	return &ev, true, nil
+}
+
+// GetAccessLog pages through the access decisions (granted and denied) on a
+// patient's data, oldest first. pageSize and bookmark work as in
+// ListReadings.
+func (c *Contract) GetAccessLog(ctx contractapi.TransactionContextInterface, patientID, pageSizeArg, bookmark string) (*AccessEventPage, error) {
+	stub := ctx.GetStub()
+	if !validID(patientID) {
+		return nil, invalid("patientId is malformed")
+	}
+	n, err := pageSize(pageSizeArg)
+	if err != nil {
+		return nil, err
+	}
+	prefix := []string{patientID}
+	q := monthQuery{marker: objAccessMonth, index: objAccessByPatient, prefix: prefix}
+	if q.after, err = decodeBookmark(stub, bookmark, objAccessByPatient, prefix); err != nil {
+		return nil, err
+	}
+	items, last, more, err := scanMonths(stub, q, n, func(attrs []string) (AccessEvent, bool, error) {
+		ev, found, err := getAccess(stub, attrs[3])
+		if err != nil {
+			return AccessEvent{}, false, err
+		}
+		if !found {
+			return AccessEvent{}, false, fmt.Errorf("index names missing access event %s", attrs[3])
+		}
+		return *ev, true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	page := &AccessEventPage{Items: items, Count: len(items)}
+	if more {
+		page.Bookmark = encodeBookmark(last)
+	}
+	return page, nil
+}

@@ -1,0 +1,146 @@
+package chaincode
+
+import (
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/hyperledger/fabric-chaincode-go/v2/pkg/cid"
+	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
+	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
+	"github.com/medprov/medprov/envelope"
+)
+
+// RegisterActor registers an actor. Only an org admin (creator certificate
+// with OU "admin") may call it. actorJSON is {"id","role","publicKey"}; the
+// key must be a PEM ECDSA P-256 PKIX key not already registered to another
+// actor or device. A duplicate id is a conflict. The actor's org is the
+// creator's MSP ID.
+func (c *Contract) RegisterActor(ctx contractapi.TransactionContextInterface, actorJSON string) (*Actor, error) {
+	t, err := newTx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	admin, err := cid.HasOUValue(t.stub, AdminOU)
+	if err != nil {
+		return nil, refuse(CodeForbidden, "creator identity carries no X.509 certificate")
+	}
+	if !admin {
+		return nil, refuse(CodeForbidden, "only an org admin may register actors")
+	}
+	msp, err := cid.GetMSPID(t.stub)
+	if err != nil {
+		return nil, fmt.Errorf("read creator MSP ID: %w", err)
+	}
+	var in ActorInput
+	if err := decodeStrict([]byte(actorJSON), &in); err != nil {
+		return nil, invalid("malformed actor: %s", jsonProblem(err))
+	}
+	if !validID(in.ID) {
+		return nil, invalid("actor id must match ^[A-Za-z0-9._-]{1,64}$")
+	}
+	switch in.Role {
+	case RolePatient, RoleOperator, RoleResearcher, RoleRegulator:
+	default:
+		return nil, invalid("role must be patient, operator, researcher or regulator")
+	}
+	pub, err := envelope.ParsePublicKey([]byte(in.PublicKey))
+	if err != nil {
+		return nil, invalid("publicKey must be a PEM ECDSA P-256 public key (PKIX)")
+	}
+	k, err := key(t.stub, objActor, in.ID)
+	if err != nil {
+		return nil, fmt.Errorf("actor key: %w", err)
+	}
+	var existing Actor
+	found, err := getJSON(t.stub, k, &existing)
+	if err != nil {
+		return nil, err
+	}
+	if found {
+		return nil, refuse(CodeConflict, "actor %s already registered", in.ID)
+	}
+	pemKey, err := claimPublicKey(t.stub, pub, "actor:"+in.ID)
+	if err != nil {
+		return nil, err
+	}
+	a := &Actor{
+		DocType: "actor", ID: in.ID, Role: in.Role, PublicKey: pemKey, Org: msp,
+		Status: StatusActive, RegisteredTx: t.id, RegisteredAt: t.at,
+	}
+	if err := putJSON(t.stub, k, a); err != nil {
+		return nil, err
+	}
+	var patients []string
+	if a.Role == RolePatient {
+		patients = []string{a.ID}
+	}
+	ev, err := t.writeAudit(AuditActorRegistered, "org:"+msp, patients, a.ID, "")
+	if err != nil {
+		return nil, err
+	}
+	if err := setEvent(t.stub, EventActorRegistered, ev); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// GetActor returns the actor with that id, or a not_found refusal.
+func (c *Contract) GetActor(ctx contractapi.TransactionContextInterface, id string) (*Actor, error) {
+	if !validID(id) {
+		return nil, invalid("actor id is malformed")
+	}
+	a, found, err := getActor(ctx.GetStub(), id)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, refuse(CodeNotFound, "actor %s not found", id)
+	}
+	return a, nil
+}
+
+func getActor(stub shim.ChaincodeStubInterface, id string) (*Actor, bool, error) {
+	k, err := key(stub, objActor, id)
+	if err != nil {
+		return nil, false, fmt.Errorf("actor key: %w", err)
+	}
+	var a Actor
+	found, err := getJSON(stub, k, &a)
+	if err != nil || !found {
+		return nil, false, err
+	}
+	return &a, true, nil
+}
+
+// claimPublicKey records that owner holds pub and returns the key in
+// canonical PEM. A key already held by any actor or device is a conflict:
+// shared keys would let one holder sign as another.
+func claimPublicKey(stub shim.ChaincodeStubInterface, pub *ecdsa.PublicKey, owner string) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", fmt.Errorf("marshal public key: %w", err)
+	}
+	sum := sha256.Sum256(der)
+	k, err := key(stub, objPublicKey, hex.EncodeToString(sum[:]))
+	if err != nil {
+		return "", fmt.Errorf("public key index: %w", err)
+	}
+	holder, err := stub.GetState(k)
+	if err != nil {
+		return "", fmt.Errorf("read public key index: %w", err)
+	}
+	if len(holder) != 0 {
+		return "", refuse(CodeConflict, "public key already registered")
+	}
+	if err := stub.PutState(k, []byte(owner)); err != nil {
+		return "", fmt.Errorf("write public key index: %w", err)
+	}
+	pemKey, err := envelope.MarshalPublicKey(pub)
+	if err != nil {
+		return "", err
+	}
+	return string(pemKey), nil
+}

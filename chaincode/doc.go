@@ -1,0 +1,123 @@
+// Package chaincode is the medprov smart contract: actors, devices, signed
+// readings, patient consent and access decisions for medical IoT data, with
+// an audit trail of every change. NewChaincode builds it for Hyperledger
+// Fabric (contract-api v2); the same chaincode runs in-process on the
+// embedded ledger (ledger/embedded).
+//
+// # Interface
+//
+// Transactions and queries are methods of Contract; all arguments are
+// strings. Submit: RegisterActor, RegisterDevice, RevokeDevice,
+// RecordReadings, GrantConsent, RevokeConsent, RequestAccess. Evaluate:
+// GetActor, GetDevice, GetReading, GetConsent, GetAccessEvent, ListReadings,
+// ListConsents, GetAccessLog, ListEvents, GetProvenance. Every refusal is an
+// *Error whose text "[medprov:<code>] <message>" survives Fabric's wrapping;
+// ParseError recovers it. Other errors are failures (state access), not
+// decisions about the input.
+//
+// # Who may do what
+//
+// An org admin is a creator whose certificate carries OU "admin" (Fabric
+// NodeOUs; the embedded ledger's local MSP issues the same). Only an admin
+// may register actors; the actor's org is the creator's MSP ID.
+//
+// Every other change is a signed action: an envelope (package envelope)
+// whose payload names action, actorId, issuedAt and nonce. The chaincode
+// never trusts an id it has not authenticated: it loads actorId's key from
+// the ledger, verifies the signature, requires |issuedAt - tx time| <= 5
+// minutes, an active actor with the action's role, and a nonce that actor
+// never used (UsedNonce keys are kept forever). Unknown payload fields are
+// refused. Consent is granted and revoked by the patient themself; devices
+// are registered by an operator and revoked only by that operator; access is
+// requested by a researcher.
+//
+// A public key may belong to one actor or device only (the publicKey index):
+// a shared key would let one holder sign as the other.
+//
+// Readings need no actor: anyone in the org may submit a batch (in practice
+// the gateway), because each item's authenticity is the device's signature
+// over dataHash, verified with the registered key of an active device.
+//
+// # What the chaincode can and cannot verify
+//
+// The chaincode sees dataHash (SHA-256 of the payload the device signed) and
+// the device's signature over it, never the payload or the ciphertext. So it
+// proves that a registered, active device signed that hash, and that
+// (deviceId, seq) and dataHash are each recorded once. It cannot check that
+// the metadata beside the hash (seq, type, unit, measuredAt, cid,
+// cipherHash, size) matches the signed payload or the stored ciphertext:
+// the gateway claims them. They are bound to the signed payload only by the
+// regulator's verify step off-chain, which re-fetches the ciphertext,
+// decrypts it, recomputes both hashes and compares payload fields with the
+// record. Likewise measuredAt is the device's clock, not checked against the
+// transaction time. Reading checks run in the order shape, device (unknown
+// or revoked: forbidden), signature, then duplicates, so an identical retry
+// of a reading whose device was revoked since is refused, not "exists".
+//
+// # Determinism
+//
+// Every endorser computes the same result from the same state and proposal:
+// time comes only from the transaction timestamp (GetTxTimestamp), ids from
+// the transaction id (consent "cns-" and access "acc-" plus 24 hex digits),
+// no randomness, and no output or write order follows map iteration (maps
+// are only looked up; anything emitted from them is sorted first). Queries
+// order by key or by explicit sort keys with an id tie-break.
+//
+// # Keys
+//
+// All keys are composite keys. Records hold JSON with a docType; index keys
+// hold the single byte 0 (an empty value is a delete on Fabric).
+//
+//	actor            [actorId]                                     Actor
+//	device           [deviceId]                                    Device
+//	reading          [deviceId, seq (20 digits)]                   Reading
+//	readingHash      [dataHash]                                    reading id
+//	publicKey        [hex SHA-256 of PKIX DER]                     "actor:<id>" | "device:<id>"
+//	readingByPatient [patientId, type, YYYY-MM, measuredAt, readingId]
+//	readingMonth     [patientId, type, YYYY-MM]                    month marker
+//	consent          [consentId]                                   Consent
+//	consentByPatient [patientId, granteeId, consentId]
+//	nonce            [actorId, nonce]                              tx id that used it
+//	access           [accessId]                                    AccessEvent
+//	accessByPatient  [patientId, YYYY-MM, txTime, accessId]
+//	accessMonth      [patientId, YYYY-MM]                          month marker
+//	accessByReading  [readingId, accessId]
+//	audit            [txId]                                        AuditEvent
+//	auditBy          [dimension, value, YYYY-MM, txTime, txId]     dimension: all (value "*"), patient, actor, type
+//	auditMonth       [dimension, value, YYYY-MM]                   month marker
+//
+// Times in keys (and txTime, registeredAt, grantedAt fields) are fixed-width
+// UTC, 2006-01-02T15:04:05.000000000Z, so key order is time order.
+// Time-bounded queries visit only months that have a marker, then bound by
+// the time attribute. Markers are blind writes (never read in the writing
+// transaction), and there is no per-device or per-patient counter, so
+// concurrent batches, even of one device, never conflict on a key.
+// RequestAccess reads the patient's reading index, so a batch for that
+// patient committed in the same block invalidates it (phantom read) and the
+// client retries.
+//
+// Fabric pagination is evaluate-only, so paged queries do their own:
+// a bookmark is the base64url of the last returned index key, checked to
+// lie under the query's own prefix; a page with no bookmark is the last.
+// RequestAccess's cursor works the same way inside a submit transaction.
+//
+// # Audit and events
+//
+// Every state-changing transaction writes one AuditEvent (id = tx id) and
+// emits exactly one chaincode event. A RecordReadings batch that records
+// nothing (all items exist or are rejected) writes no audit event but still
+// emits ReadingsRecorded with no ids. AuditEvent.actorId is the signing
+// actor, or "org:<MSP ID>" for actor registration and reading batches. Event
+// payloads are the AuditEvent, except ReadingsRecorded
+// ({"txId","readingIds"}).
+//
+// # Performance
+//
+// Per reading, RecordReadings does one ECDSA verification, two state reads
+// (reading, readingHash) and three writes (reading, readingHash,
+// readingByPatient); device records and keys are read once per batch.
+// Its argument and result are JSON strings, not typed values: contract-api
+// validates typed values against their JSON schema with gojsonschema, which
+// for a 1000-item result costs more than the batch's signature checks (see
+// BenchmarkRecordReadings100 and BenchmarkRecordReadings100TypedResult).
+package chaincode

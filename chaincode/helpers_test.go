@@ -1,0 +1,286 @@
+package chaincode_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
+
+	"github.com/medprov/medprov/chaincode"
+	"github.com/medprov/medprov/envelope"
+	"github.com/medprov/medprov/ledger"
+	"github.com/medprov/medprov/ledger/embedded"
+)
+
+// t0 is the fake clock's start: every test runs at the same ledger time.
+var t0 = time.Date(2030, time.March, 10, 12, 0, 0, 0, time.UTC)
+
+// clock is the embedded ledger's transaction time source.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+// env is the real medprov chaincode running on an embedded ledger with a
+// fake clock.
+type env struct {
+	tb    testing.TB
+	l     *embedded.Ledger
+	clock *clock
+	seq   int // for unique ids
+}
+
+func newEnv(tb testing.TB) *env {
+	tb.Helper()
+	cc, err := chaincode.NewChaincode()
+	if err != nil {
+		tb.Fatalf("NewChaincode: %v", err)
+	}
+	return newEnvWith(tb, cc)
+}
+
+func newEnvWith(tb testing.TB, cc shim.Chaincode) *env {
+	tb.Helper()
+	c := &clock{t: t0}
+	l, err := embedded.New(tb.Context(), embedded.Config{
+		Dir:       tb.TempDir(),
+		Chaincode: cc,
+		Now:       c.Now,
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		tb.Fatalf("embedded.New: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			tb.Errorf("close ledger: %v", err)
+		}
+	})
+	return &env{tb: tb, l: l, clock: c}
+}
+
+// uid returns a fresh id with the given prefix.
+func (e *env) uid(prefix string) string {
+	e.seq++
+	return prefix + "-" + strconv.Itoa(e.seq)
+}
+
+func (e *env) submit(fn string, args ...string) (*ledger.Commit, error) {
+	return e.l.Submit(e.tb.Context(), ledger.Proposal{Function: fn, Args: args})
+}
+
+func (e *env) submitAdmin(fn string, args ...string) (*ledger.Commit, error) {
+	return e.l.Submit(e.tb.Context(), ledger.Proposal{Function: fn, Args: args, AsAdmin: true})
+}
+
+func (e *env) evaluate(fn string, args ...string) ([]byte, error) {
+	return e.l.Evaluate(e.tb.Context(), ledger.Proposal{Function: fn, Args: args})
+}
+
+// mustSubmit submits and decodes the result into out (if not nil).
+func (e *env) mustSubmit(out any, fn string, args ...string) *ledger.Commit {
+	e.tb.Helper()
+	c, err := e.submit(fn, args...)
+	if err != nil {
+		e.tb.Fatalf("%s: %v", fn, err)
+	}
+	if out != nil {
+		if err := json.Unmarshal(c.Payload, out); err != nil {
+			e.tb.Fatalf("%s result: %v", fn, err)
+		}
+	}
+	return c
+}
+
+// mustEvaluate evaluates and decodes the result into out.
+func (e *env) mustEvaluate(out any, fn string, args ...string) {
+	e.tb.Helper()
+	b, err := e.evaluate(fn, args...)
+	if err != nil {
+		e.tb.Fatalf("%s: %v", fn, err)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		e.tb.Fatalf("%s result %s: %v", fn, b, err)
+	}
+}
+
+// refusalCode returns the chaincode refusal code carried by err, or "" if
+// err is nil, and fails the test if err is not a chaincode refusal.
+func refusalCode(tb testing.TB, err error) chaincode.Code {
+	tb.Helper()
+	if err == nil {
+		return ""
+	}
+	var ce *ledger.ChaincodeError
+	if !errors.As(err, &ce) {
+		tb.Fatalf("error is not a chaincode refusal: %v", err)
+	}
+	r, ok := chaincode.ParseError(ce.Message)
+	if !ok {
+		tb.Fatalf("refusal carries no medprov code: %q", ce.Message)
+	}
+	return r.Code
+}
+
+// principal is an actor or a device with its signing key.
+type principal struct {
+	id   string
+	role string
+	key  *ecdsa.PrivateKey
+	pem  string
+}
+
+func newKey(tb testing.TB) (*ecdsa.PrivateKey, string) {
+	tb.Helper()
+	k, err := envelope.GenerateKey()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p, err := envelope.MarshalPublicKey(&k.PublicKey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k, string(p)
+}
+
+func newNonce(tb testing.TB) string {
+	tb.Helper()
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		tb.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+func mustJSON(tb testing.TB, v any) string {
+	tb.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return string(b)
+}
+
+// actor registers an actor with a fresh key as the org admin.
+func (e *env) actor(role string) *principal {
+	e.tb.Helper()
+	k, pemKey := newKey(e.tb)
+	p := &principal{id: e.uid(role), role: role, key: k, pem: pemKey}
+	in := chaincode.ActorInput{ID: p.id, Role: role, PublicKey: pemKey}
+	if _, err := e.submitAdmin("RegisterActor", mustJSON(e.tb, in)); err != nil {
+		e.tb.Fatalf("register %s: %v", role, err)
+	}
+	return p
+}
+
+// action is a signed action payload; fields are added to the header.
+type action map[string]any
+
+// sign builds the envelope of a signed action by p at the ledger's current
+// time with a fresh nonce. Header fields in a override the defaults.
+func (e *env) sign(p *principal, name string, a action) string {
+	e.tb.Helper()
+	payload := map[string]any{
+		"action": name, "actorId": p.id,
+		"issuedAt": e.clock.Now().Format(time.RFC3339), "nonce": newNonce(e.tb),
+	}
+	for k, v := range a {
+		if v == nil {
+			delete(payload, k)
+			continue
+		}
+		payload[k] = v
+	}
+	return signEnvelope(e.tb, p.key, []byte(mustJSON(e.tb, payload)))
+}
+
+func signEnvelope(tb testing.TB, key *ecdsa.PrivateKey, payload []byte) string {
+	tb.Helper()
+	env, err := envelope.Sign(key, payload)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return mustJSON(tb, env)
+}
+
+// device registers a device of patient by operator with a fresh key.
+func (e *env) device(op, patient *principal) *principal {
+	e.tb.Helper()
+	k, pemKey := newKey(e.tb)
+	d := &principal{id: e.uid("dev"), role: "device", key: k, pem: pemKey}
+	_, err := e.submit("RegisterDevice", e.sign(op, chaincode.ActionDeviceRegister, action{
+		"deviceId": d.id, "patientId": patient.id, "deviceType": "pulse-oximeter", "publicKey": pemKey,
+	}))
+	if err != nil {
+		e.tb.Fatalf("register device: %v", err)
+	}
+	return d
+}
+
+// reading builds a batch item for a reading the device signs: the payload
+// follows the wire format, dataHash is its SHA-256 and cid/cipherHash stand
+// for the gateway's ciphertext.
+func reading(tb testing.TB, dev *principal, seq uint64, typ string, measuredAt time.Time) chaincode.ReadingInput {
+	tb.Helper()
+	payload := mustJSON(tb, map[string]any{
+		"deviceId": dev.id, "seq": seq, "type": typ, "unit": "%", "value": 97,
+		"measuredAt": measuredAt.Format(time.RFC3339Nano), "nonce": newNonce(tb),
+	})
+	sum := sha256.Sum256([]byte(payload))
+	sig, err := ecdsa.SignASN1(rand.Reader, dev.key, sum[:])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cipher := sha256.Sum256(append([]byte("ciphertext:"), payload...))
+	return chaincode.ReadingInput{
+		DeviceID: dev.id, Seq: seq, Type: typ, Unit: "%",
+		MeasuredAt: measuredAt.Format(time.RFC3339Nano),
+		DataHash:   hex.EncodeToString(sum[:]),
+		Signature:  base64.StdEncoding.EncodeToString(sig),
+		CID:        "bafkrei" + hex.EncodeToString(cipher[:8]),
+		CipherHash: hex.EncodeToString(cipher[:]),
+		Size:       int64(len(payload) + 28),
+	}
+}
+
+// record submits a batch and returns its result.
+func (e *env) record(items ...chaincode.ReadingInput) (chaincode.BatchResult, *ledger.Commit) {
+	e.tb.Helper()
+	var res chaincode.BatchResult
+	c := e.mustSubmit(&res, "RecordReadings", mustJSON(e.tb, chaincode.BatchInput{Readings: items}))
+	return res, c
+}
+
+// grant records a consent of patient for researcher and returns it.
+func (e *env) grant(patient, researcher *principal, purpose string, types []string, notBefore, notAfter time.Time) chaincode.Consent {
+	e.tb.Helper()
+	var cn chaincode.Consent
+	e.mustSubmit(&cn, "GrantConsent", e.sign(patient, chaincode.ActionConsentGrant, action{
+		"granteeId": researcher.id, "purpose": purpose, "dataTypes": types,
+		"notBefore": notBefore.Format(time.RFC3339), "notAfter": notAfter.Format(time.RFC3339),
+	}))
+	return cn
+}

@@ -1,0 +1,369 @@
+package chaincode
+
+import (
+	"crypto/ecdsa"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
+	"github.com/medprov/medprov/envelope"
+)
+
+// readingItem decodes a ReadingInput strictly; Seq is a pointer so that a
+// missing seq is refused rather than read as 0.
+type readingItem struct {
+	DeviceID   string  `json:"deviceId"`
+	Seq        *uint64 `json:"seq"`
+	Type       string  `json:"type"`
+	Unit       string  `json:"unit"`
+	MeasuredAt string  `json:"measuredAt"`
+	DataHash   string  `json:"dataHash"`
+	Signature  string  `json:"signature"`
+	CID        string  `json:"cid"`
+	CipherHash string  `json:"cipherHash"`
+	Size       int64   `json:"size"`
+}
+
+type batchDevice struct {
+	dev *Device
+	pub *ecdsa.PublicKey
+}
+
+// batch is the in-memory view of one RecordReadings transaction: Fabric's
+// GetState does not see the transaction's own writes.
+type batch struct {
+	*tx
+	devices  map[string]*batchDevice // nil value: unknown device
+	byID     map[string]string       // readingId → dataHash, recorded here
+	byHash   map[string]string       // dataHash → readingId, recorded here
+	months   map[[3]string]bool      // readingMonth markers to write
+	patients []string
+	ids      []string
+}
+
+// RecordReadings records a batch of 1..MaxBatch device-signed readings in
+// one transaction. batchJSON is a BatchInput; the result is a BatchResult in
+// JSON, one ItemResult per item in input order. Anyone in the org may submit:
+// authenticity is the device signature over dataHash, checked per item with
+// the device key on the ledger. An item is rejected (and the rest of the
+// batch still recorded) if it is malformed (invalid), its device is unknown
+// or revoked (forbidden), its signature does not verify (unauthenticated),
+// its (deviceId, seq) holds a different dataHash or its dataHash is already
+// recorded under another reading (conflict). An item identical to a recorded
+// reading is "exists" with that reading's txId, so a retried batch changes
+// nothing. Exactly one ReadingsRecorded event is emitted.
+//
+// Arguments and result are JSON strings rather than typed values: contract-api
+// validates typed values against their JSON schema, which for large batches
+// costs more than the signature checks (see BenchmarkRecordReadings100).
+func (c *Contract) RecordReadings(ctx contractapi.TransactionContextInterface, batchJSON string) (string, error) {
+	t, err := newTx(ctx)
+	if err != nil {
+		return "", err
+	}
+	var in struct {
+		Readings []json.RawMessage `json:"readings"`
+	}
+	if err := decodeStrict([]byte(batchJSON), &in); err != nil {
+		return "", invalid("malformed batch: %s", jsonProblem(err))
+	}
+	if len(in.Readings) == 0 || len(in.Readings) > MaxBatch {
+		return "", invalid("a batch holds 1..%d readings", MaxBatch)
+	}
+	b := &batch{
+		tx:      t,
+		devices: map[string]*batchDevice{},
+		byID:    map[string]string{},
+		byHash:  map[string]string{},
+		months:  map[[3]string]bool{},
+	}
+	res := BatchResult{TxID: t.id, Results: make([]ItemResult, len(in.Readings))}
+	for i, raw := range in.Readings {
+		r, err := b.record(i, raw)
+		if err != nil {
+			return "", err
+		}
+		if r.Status == ItemRecorded {
+			res.Recorded++
+		}
+		res.Results[i] = r
+	}
+	if err := b.finish(); err != nil {
+		return "", err
+	}
+	out, err := json.Marshal(res)
+	if err != nil {
+		return "", fmt.Errorf("encode batch result: %w", err)
+	}
+	return string(out), nil
+}
+
+func rejected(r ItemResult, e *Error) ItemResult {
+	r.Status, r.Code, r.Error = ItemRejected, e.Code, e.Message
+	return r
+}
+
+// record checks and writes one item. A returned error is a state failure that
+// aborts the transaction; refusals are reported in the ItemResult.
+func (b *batch) record(i int, raw json.RawMessage) (ItemResult, error) {
+	r := ItemResult{Index: i}
+	var it readingItem
+	if err := decodeStrict(raw, &it); err != nil {
+		return rejected(r, invalid("malformed reading: %s", jsonProblem(err))), nil
+	}
+	if !validID(it.DeviceID) || it.Seq == nil {
+		return rejected(r, invalid("deviceId and seq are required; deviceId must match ^[A-Za-z0-9._-]{1,64}$")), nil
+	}
+	seq := *it.Seq
+	r.ReadingID = readingID(it.DeviceID, seq)
+	measuredAt, e := checkShape(&it)
+	if e != nil {
+		return rejected(r, e), nil
+	}
+	sig, err := base64.StdEncoding.DecodeString(it.Signature)
+	if err != nil || len(sig) < 8 || len(sig) > 80 {
+		return rejected(r, invalid("signature must be base64 DER ECDSA")), nil
+	}
+
+	d, err := b.device(it.DeviceID)
+	if err != nil {
+		return r, err
+	}
+	if d == nil {
+		return rejected(r, refuse(CodeForbidden, "unknown device %s", it.DeviceID)), nil
+	}
+	if d.dev.Status != StatusActive {
+		return rejected(r, refuse(CodeForbidden, "device %s revoked", it.DeviceID)), nil
+	}
+	digest, err := hex.DecodeString(it.DataHash)
+	if err != nil {
+		return rejected(r, invalid("dataHash must be lower-case hex SHA-256")), nil
+	}
+	if envelope.VerifyDigest(d.pub, digest, sig) != nil {
+		return rejected(r, refuse(CodeUnauthenticated, "bad signature for device %s", it.DeviceID)), nil
+	}
+
+	if h, ok := b.byID[r.ReadingID]; ok {
+		if h == it.DataHash {
+			r.Status, r.TxID = ItemExists, b.id
+			return r, nil
+		}
+		return rejected(r, refuse(CodeConflict, "duplicate seq")), nil
+	}
+	rk, err := key(b.stub, objReading, it.DeviceID, seqString(seq))
+	if err != nil {
+		return r, fmt.Errorf("reading key: %w", err)
+	}
+	var old Reading
+	found, err := getJSON(b.stub, rk, &old)
+	if err != nil {
+		return r, err
+	}
+	if found {
+		if old.DataHash == it.DataHash {
+			r.Status, r.TxID = ItemExists, old.TxID
+			return r, nil
+		}
+		return rejected(r, refuse(CodeConflict, "duplicate seq")), nil
+	}
+	if other, ok := b.byHash[it.DataHash]; ok {
+		return rejected(r, refuse(CodeConflict, "dataHash already recorded as %s", other)), nil
+	}
+	hk, err := key(b.stub, objReadingHash, it.DataHash)
+	if err != nil {
+		return r, fmt.Errorf("reading hash key: %w", err)
+	}
+	other, err := b.stub.GetState(hk)
+	if err != nil {
+		return r, fmt.Errorf("read reading hash: %w", err)
+	}
+	if len(other) != 0 {
+		return rejected(r, refuse(CodeConflict, "dataHash already recorded as %s", other)), nil
+	}
+
+	rec := &Reading{
+		DocType: "reading", ID: r.ReadingID, DeviceID: it.DeviceID, PatientID: d.dev.PatientID,
+		Seq: seq, Type: it.Type, Unit: it.Unit, MeasuredAt: it.MeasuredAt, DataHash: it.DataHash,
+		Signature: it.Signature, CID: it.CID, CipherHash: it.CipherHash, Size: it.Size,
+		TxID: b.id, TxTime: b.at,
+	}
+	if err := putJSON(b.stub, rk, rec); err != nil {
+		return r, err
+	}
+	if err := b.stub.PutState(hk, []byte(r.ReadingID)); err != nil {
+		return r, fmt.Errorf("write reading hash: %w", err)
+	}
+	month := monthOf(measuredAt)
+	if err := putIndex(b.stub, objReadingByPatient, rec.PatientID, rec.Type, month, formatTime(measuredAt), rec.ID); err != nil {
+		return r, err
+	}
+	b.months[[3]string{rec.PatientID, rec.Type, month}] = true
+	b.byID[rec.ID] = rec.DataHash
+	b.byHash[rec.DataHash] = rec.ID
+	b.patients = append(b.patients, rec.PatientID)
+	b.ids = append(b.ids, rec.ID)
+	r.Status, r.TxID = ItemRecorded, b.id
+	return r, nil
+}
+
+// checkShape validates the fields of an item other than deviceId, seq and
+// signature, and returns measuredAt.
+func checkShape(it *readingItem) (time.Time, *Error) {
+	switch {
+	case !validToken(it.Type):
+		return time.Time{}, invalid("type must match ^[a-z0-9._-]{1,64}$")
+	case !validUnit(it.Unit):
+		return time.Time{}, invalid("unit must be 1..32 printable characters")
+	case !validHash(it.DataHash):
+		return time.Time{}, invalid("dataHash must be lower-case hex SHA-256")
+	case !validHash(it.CipherHash):
+		return time.Time{}, invalid("cipherHash must be lower-case hex SHA-256")
+	case !validCID(it.CID):
+		return time.Time{}, invalid("cid is malformed")
+	case it.Size <= 0:
+		return time.Time{}, invalid("size must be positive")
+	}
+	t, err := time.Parse(time.RFC3339, it.MeasuredAt)
+	if err != nil {
+		return time.Time{}, invalid("measuredAt is not an RFC 3339 time")
+	}
+	return t, nil
+}
+
+// device returns the device and its parsed key, reading each device once per
+// batch; nil if the device is not registered.
+func (b *batch) device(id string) (*batchDevice, error) {
+	if d, ok := b.devices[id]; ok {
+		return d, nil
+	}
+	dev, found, err := getDevice(b.stub, id)
+	if err != nil {
+		return nil, err
+	}
+	var d *batchDevice
+	if found {
+		pub, err := envelope.ParsePublicKey([]byte(dev.PublicKey))
+		if err != nil {
+			return nil, fmt.Errorf("ledger key of device %s: %w", id, err)
+		}
+		d = &batchDevice{dev: dev, pub: pub}
+	}
+	b.devices[id] = d
+	return d, nil
+}
+
+// finish writes the month markers, the audit event (if anything was
+// recorded) and the transaction's single event.
+func (b *batch) finish() error {
+	months := make([][3]string, 0, len(b.months))
+	for m := range b.months {
+		months = append(months, m)
+	}
+	slices.SortFunc(months, func(x, y [3]string) int {
+		return strings.Compare(x[0]+"\x00"+x[1]+"\x00"+x[2], y[0]+"\x00"+y[1]+"\x00"+y[2])
+	})
+	for _, m := range months {
+		if err := putIndex(b.stub, objReadingMonth, m[0], m[1], m[2]); err != nil {
+			return err
+		}
+	}
+	if len(b.ids) > 0 {
+		actor, err := orgActor(b.stub)
+		if err != nil {
+			return err
+		}
+		if _, err := b.writeAudit(AuditReadingsRecorded, actor, b.patients, b.id, ""); err != nil {
+			return err
+		}
+	}
+	ids := b.ids
+	if ids == nil {
+		ids = []string{}
+	}
+	return setEvent(b.stub, EventReadingsRecorded, ReadingsRecordedEvent{TxID: b.id, ReadingIDs: ids})
+}
+
+// GetReading returns the reading "<deviceId>:<seq>", or a not_found refusal.
+func (c *Contract) GetReading(ctx contractapi.TransactionContextInterface, id string) (*Reading, error) {
+	r, found, err := getReading(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, refuse(CodeNotFound, "reading %s not found", id)
+	}
+	return r, nil
+}
+
+func getReading(ctx contractapi.TransactionContextInterface, id string) (*Reading, bool, error) {
+	dev, seq, ok := splitReadingID(id)
+	if !ok {
+		return nil, false, invalid("reading id must be <deviceId>:<seq>")
+	}
+	k, err := key(ctx.GetStub(), objReading, dev, seqString(seq))
+	if err != nil {
+		return nil, false, fmt.Errorf("reading key: %w", err)
+	}
+	var r Reading
+	found, err := getJSON(ctx.GetStub(), k, &r)
+	if err != nil || !found {
+		return nil, false, err
+	}
+	return &r, true, nil
+}
+
+// ListReadings pages through a patient's readings of one type (typ "" = all
+// types) measured in [from, to] (RFC 3339, inclusive, "" = open), ordered by
+// type, then measuredAt, then reading id. pageSize is 1..MaxPageSize
+// (default DefaultPageSize); bookmark is "" for the first page, then the
+// previous page's bookmark, which is "" after the last page.
+func (c *Contract) ListReadings(ctx contractapi.TransactionContextInterface, patientID, typ, from, to, pageSizeArg, bookmark string) (*ReadingPage, error) {
+	stub := ctx.GetStub()
+	if !validID(patientID) {
+		return nil, invalid("patientId is malformed")
+	}
+	prefix := []string{patientID}
+	if typ != "" {
+		if !validToken(typ) {
+			return nil, invalid("type must match ^[a-z0-9._-]{1,64}$")
+		}
+		prefix = append(prefix, typ)
+	}
+	n, err := pageSize(pageSizeArg)
+	if err != nil {
+		return nil, err
+	}
+	q := monthQuery{marker: objReadingMonth, index: objReadingByPatient, prefix: prefix}
+	if q.from, err = timeBound("from", from); err != nil {
+		return nil, err
+	}
+	if q.to, err = timeBound("to", to); err != nil {
+		return nil, err
+	}
+	if q.after, err = decodeBookmark(stub, bookmark, objReadingByPatient, prefix); err != nil {
+		return nil, err
+	}
+	items, last, more, err := scanMonths(stub, q, n, func(attrs []string) (Reading, bool, error) {
+		r, found, err := getReading(ctx, attrs[4])
+		if err != nil {
+			return Reading{}, false, err
+		}
+		if !found {
+			return Reading{}, false, fmt.Errorf("index names missing reading %s", attrs[4])
+		}
+		return *r, true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	page := &ReadingPage{Items: items, Count: len(items)}
+	if more {
+		page.Bookmark = encodeBookmark(last)
+	}
+	return page, nil
+}
