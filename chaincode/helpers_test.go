@@ -166,6 +166,12 @@ func newKey(tb testing.TB) (*ecdsa.PrivateKey, string) {
 	return k, string(p)
 }
 
+func mustKey(tb testing.TB) *ecdsa.PrivateKey {
+	tb.Helper()
+	k, _ := newKey(tb)
+	return k
+}
+
 func newNonce(tb testing.TB) string {
 	tb.Helper()
 	b := make([]byte, 16)
