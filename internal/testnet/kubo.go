@@ -1,0 +1,155 @@
+package testnet
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// scriptTimeout bounds one kubo.sh invocation; a first build takes minutes.
+const scriptTimeout = 15 * time.Minute
+
+// Kubo is a kubo daemon started for one test.
+type Kubo struct {
+	// API is the daemon's RPC address, "127.0.0.1:PORT".
+	API string
+
+	script string
+	env    []string
+}
+
+// StartKubo builds kubo if it is missing (scripts/kubo.sh build), starts an
+// offline daemon with its repo in a temporary directory and its API and
+// gateway on free loopback ports, and stops it when the test ends. A failed
+// build or start fails the test.
+func StartKubo(t testing.TB) *Kubo {
+	t.Helper()
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatalf("testnet: %v", err)
+	}
+	script := filepath.Join(root, "scripts", "kubo.sh")
+	if out, err := runScript(t, script, nil, "build"); err != nil {
+		t.Fatalf("testnet: building kubo failed (run %s build to see why): %v\n%s", script, err, out)
+	}
+	dir := t.TempDir()
+	k := &Kubo{script: script}
+	var lastErr error
+	for attempt := range 3 {
+		ports, err := freePorts(2)
+		if err != nil {
+			t.Fatalf("testnet: %v", err)
+		}
+		k.API = fmt.Sprintf("127.0.0.1:%d", ports[0])
+		k.env = []string{
+			"IPFS_PATH=" + filepath.Join(dir, fmt.Sprintf("repo-%d", attempt)),
+			"MEDPROV_KUBO_API_PORT=" + strconv.Itoa(ports[0]),
+			"MEDPROV_KUBO_GATEWAY_PORT=" + strconv.Itoa(ports[1]),
+		}
+		out, err := runScript(t, script, k.env, "start")
+		if err == nil {
+			t.Cleanup(func() { k.Stop(t) })
+			return k
+		}
+		// A port taken between freePorts and the daemon's bind is retried.
+		lastErr = fmt.Errorf("%w\n%s", err, out)
+		if _, stopErr := runScript(t, script, k.env, "stop"); stopErr != nil {
+			t.Logf("testnet: stopping failed kubo: %v", stopErr)
+		}
+	}
+	t.Fatalf("testnet: starting kubo failed (try %s start): %v", script, lastErr)
+	return nil
+}
+
+// Stop stops the daemon and waits for it to exit. Stopping a stopped daemon
+// does nothing.
+func (k *Kubo) Stop(t testing.TB) {
+	t.Helper()
+	if out, err := runScript(t, k.script, k.env, "stop"); err != nil {
+		t.Errorf("testnet: stopping kubo: %v\n%s", err, out)
+	}
+}
+
+// Start restarts a stopped daemon on the same repo and ports.
+func (k *Kubo) Start(t testing.TB) {
+	t.Helper()
+	if out, err := runScript(t, k.script, k.env, "start"); err != nil {
+		t.Fatalf("testnet: restarting kubo: %v\n%s", err, out)
+	}
+}
+
+// Binary returns the path of the kubo binary that StartKubo uses.
+func (k *Kubo) Binary(t testing.TB) string {
+	t.Helper()
+	out, err := runScript(t, k.script, k.env, "path")
+	if err != nil {
+		t.Fatalf("testnet: kubo path: %v\n%s", err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// Env returns the environment (IPFS_PATH and ports) that points the kubo
+// binary and scripts/kubo.sh at this daemon.
+func (k *Kubo) Env() []string {
+	return append([]string(nil), k.env...)
+}
+
+func runScript(t testing.TB, script string, env []string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), scriptTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", append([]string{script}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	err := cmd.Run()
+	return out.Bytes(), err
+}
+
+// RepoRoot walks up from the working directory to the directory holding the
+// medprov go.mod.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && bytes.Contains(b, []byte("module github.com/medprov/medprov\n")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no medprov go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// freePorts asks the kernel for n distinct free loopback ports.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			_ = l.Close() // only held to keep the ports distinct
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("free port: %w", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
