@@ -25,6 +25,21 @@ type commitRequest struct {
 	done chan commitResult
 }
 
+// size estimates the bytes r adds to a block.
+func (r *commitRequest) size() int {
+	n := 0
+	for _, a := range r.prop.args {
+		n += len(a)
+	}
+	if r.sim != nil {
+		for _, w := range r.sim.writes {
+			n += len(w.Key) + len(w.Value)
+		}
+		n += len(r.sim.response.Payload)
+	}
+	return n
+}
+
 type commitResult struct {
 	commit   *ledger.Commit
 	conflict bool
@@ -46,11 +61,13 @@ func (l *Ledger) commitLoop() {
 		case <-l.closing:
 			return
 		}
+		bytes := batch[0].size()
 	more:
-		for len(batch) < maxBlockTxs {
+		for len(batch) < maxBlockTxs && bytes < maxBlockBytes {
 			select {
 			case r := <-l.queue:
 				batch = append(batch, r)
+				bytes += r.size()
 			default:
 				break more
 			}
@@ -248,11 +265,7 @@ func apply(tx *bolt.Tx, num uint64, txNum uint32, p *proposal, ts time.Time, sim
 		return fmt.Errorf("index transaction: %w", err)
 	}
 	if ev := sim.event; ev != nil {
-		var e encoder
-		e.string(p.txID)
-		e.string(ev.Name)
-		e.bytes(ev.Payload)
-		if err := tx.Bucket(bucketEvents).Put(eventKey(num, txNum), e.buf); err != nil {
+		if err := tx.Bucket(bucketEvents).Put(eventKey(num, txNum), encodeEvent(p.txID, ev)); err != nil {
 			return fmt.Errorf("index event: %w", err)
 		}
 	}
@@ -343,4 +356,12 @@ func splitEventKey(k []byte) (uint64, uint32) {
 		return 0, 0
 	}
 	return binary.BigEndian.Uint64(k), binary.BigEndian.Uint32(k[8:])
+}
+
+func encodeEvent(txID string, ev *ChaincodeEvent) []byte {
+	var e encoder
+	e.string(txID)
+	e.string(ev.Name)
+	e.bytes(ev.Payload)
+	return e.buf
 }

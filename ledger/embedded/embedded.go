@@ -61,6 +61,9 @@ const (
 	dbFileName = "ledger.db"
 	// maxBlockTxs bounds how many transactions one block takes.
 	maxBlockTxs = 512
+	// maxBlockBytes stops a block from taking more transactions once their
+	// arguments and writes reach this size.
+	maxBlockBytes = 64 << 20
 	// optimisticAttempts is how many times a transaction is simulated on a
 	// snapshot before it is executed inside the committer.
 	optimisticAttempts = 3
@@ -406,8 +409,10 @@ func (l *Ledger) Block(ctx context.Context, n uint64) (*Block, error) {
 	return blk, err
 }
 
-// Verify walks the whole chain and checks every block's data hash and the
-// previous-header hashes that link the blocks. It returns nil, a
+// Verify walks the whole chain and checks every block's data hash, the
+// previous-header hashes that link the blocks, and that the transaction and
+// event indexes (which Tx and Events read) agree with the blocks. It
+// returns nil, a
 // *TamperError naming the first block that does not match, or another
 // error if the store cannot be read.
 func (l *Ledger) Verify(ctx context.Context) error {
@@ -438,10 +443,8 @@ func (l *Ledger) Verify(ctx context.Context) error {
 				if !equalBytes(h.DataHash, dataHash(txs)) {
 					return &TamperError{Block: n, Reason: "data hash does not match the block's transactions"}
 				}
-				for i, raw := range txs {
-					if _, err := decodeTransaction(raw); err != nil {
-						return &TamperError{Block: n, Reason: fmt.Sprintf("transaction %d: %v", i, err)}
-					}
+				if reason := checkIndexes(tx, n, txs); reason != "" {
+					return &TamperError{Block: n, Reason: reason}
 				}
 				prev = h.Hash()
 			}
@@ -535,4 +538,47 @@ func (l *Ledger) readEvents(from []byte, height uint64) ([]ledger.Event, []byte,
 		return nil
 	})
 	return evs, next, err
+}
+
+// checkIndexes compares block n's transactions with the transaction and
+// event indexes; it returns why they disagree, or "".
+func checkIndexes(tx *bolt.Tx, n uint64, raw [][]byte) string {
+	txs := tx.Bucket(bucketTxs)
+	events := tx.Bucket(bucketEvents)
+	withEvents := 0
+	for i, r := range raw {
+		t, err := decodeTransaction(r)
+		if err != nil {
+			return fmt.Sprintf("transaction %d: %v", i, err)
+		}
+		v := txs.Get([]byte(t.TxID))
+		if v == nil {
+			return fmt.Sprintf("transaction %s missing from the index", t.TxID)
+		}
+		loc, err := decodeTxLocation(v)
+		if err != nil || loc.block != n || loc.txNum != uint32(i) || !loc.timestamp.Equal(t.Timestamp) || loc.valid != t.Valid {
+			return fmt.Sprintf("transaction index entry of %s does not match the block", t.TxID)
+		}
+		ev := events.Get(eventKey(n, uint32(i)))
+		if (ev != nil) != (t.Event != nil) {
+			return fmt.Sprintf("event index of transaction %s does not match the block", t.TxID)
+		}
+		if t.Event == nil {
+			continue
+		}
+		withEvents++
+		if !equalBytes(ev, encodeEvent(t.TxID, t.Event)) {
+			return fmt.Sprintf("event index of transaction %s does not match the block", t.TxID)
+		}
+	}
+	indexed := 0
+	c := events.Cursor()
+	prefix := be64(n)
+	for k, _ := c.Seek(prefix); k != nil && len(k) == 12 && equalBytes(k[:8], prefix); k, _ = c.Next() {
+		indexed++
+	}
+	if indexed != withEvents {
+		return fmt.Sprintf("event index holds %d events for the block, the block %d", indexed, withEvents)
+	}
+	return ""
 }

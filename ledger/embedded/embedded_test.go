@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"testing"
 	"time"
@@ -323,7 +324,7 @@ func (c *fakeClock) Now() time.Time {
 
 func openLedger(t testing.TB, dir string, now func() time.Time) *embedded.Ledger {
 	t.Helper()
-	l, err := embedded.New(context.Background(), embedded.Config{Dir: dir, Chaincode: newChaincode(t), Now: now})
+	l, err := embedded.New(context.Background(), embedded.Config{Dir: dir, Chaincode: newChaincode(t), Now: now, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -541,4 +542,23 @@ func TestQueries(t *testing.T) {
 
 func contains(s, sub string) bool {
 	return len(sub) == 0 || (len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub)))
+}
+
+// Bulk writes n keys prefix/0..n-1, each holding size bytes: the shape of a
+// batch of readings without the signature checks.
+func (c *testContract) Bulk(ctx contractapi.TransactionContextInterface, prefix string, n, size int) error {
+	value := make([]byte, size)
+	for i := range value {
+		value[i] = 'a' + byte(i%26)
+	}
+	for i := range n {
+		k, err := ctx.GetStub().CreateCompositeKey("bulk", []string{prefix, fmt.Sprintf("%08d", i)})
+		if err != nil {
+			return err
+		}
+		if err := ctx.GetStub().PutState(k, value); err != nil {
+			return err
+		}
+	}
+	return ctx.GetStub().SetEvent("Bulk", []byte(prefix))
 }

@@ -327,8 +327,14 @@ func (s *stub) pagedQuery(start, end string, pageSize int32, bookmark string) (s
 	if err := validRangeKeys(start, end, bookmark); err != nil {
 		return nil, nil, err
 	}
-	if pageSize < 0 {
-		return nil, nil, fmt.Errorf("invalid page size %d", pageSize)
+	if pageSize == 0 && bookmark == "" {
+		// The peer treats this as an ordinary range query with empty
+		// response metadata.
+		it, err := s.rangeQuery(start, end)
+		if err != nil {
+			return nil, nil, err
+		}
+		return it, &peer.QueryResponseMetadata{}, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -342,7 +348,7 @@ func (s *stub) pagedQuery(start, end string, pageSize int32, bookmark string) (s
 	if bookmark != "" {
 		start = bookmark
 	}
-	limit := totalQueryLimit
+	limit := totalQueryLimit // a negative page size means no page limit, as on the peer
 	if pageSize > 0 && int(pageSize) < limit {
 		limit = int(pageSize)
 	}
