@@ -86,7 +86,7 @@ func (c *Client) RevokeDevice(ctx context.Context, deviceID string) (*Device, er
 // SubmitOption changes how SubmitReading waits.
 type SubmitOption func(url.Values)
 
-// WaitForCommit makes SubmitReading return only once the reading is in a
+// WaitForCommit makes SubmitReading (or SubmitReadings) return only once the reading is in a
 // block (?wait=commit); the receipt then has status "recorded", TxID and
 // Block.
 func WaitForCommit() SubmitOption { return func(q url.Values) { q.Set("wait", "commit") } }
@@ -109,13 +109,18 @@ func (c *Client) SubmitReading(ctx context.Context, env envelope.Envelope, opts 
 // SubmitReadings sends many device-signed envelopes in one request (POST
 // /v1/readings/batch). A refused item does not fail the call: inspect the
 // per-item results (BatchReceipt.Failed). The error is non-nil only when
-// the whole request was refused.
-func (c *Client) SubmitReadings(ctx context.Context, envs []envelope.Envelope) (*BatchReceipt, error) {
+// the whole request was refused. WaitForCommit makes it return once the
+// accepted readings are in blocks.
+func (c *Client) SubmitReadings(ctx context.Context, envs []envelope.Envelope, opts ...SubmitOption) (*BatchReceipt, error) {
+	q := url.Values{}
+	for _, o := range opts {
+		o(q)
+	}
 	body := struct {
 		Readings []envelope.Envelope `json:"readings"`
 	}{envs}
 	var out BatchReceipt
-	if _, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/readings/batch", body: body}, &out); err != nil {
+	if _, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/readings/batch", query: q, body: body}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

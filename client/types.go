@@ -205,12 +205,16 @@ type BatchItemResult struct {
 	Status    string     `json:"status"`
 	DataHash  string     `json:"dataHash,omitempty"`
 	CID       string     `json:"cid,omitempty"`
+	TxID      string     `json:"txId,omitempty"`
+	Block     uint64     `json:"block,omitempty"`
 	Error     *ErrorBody `json:"error,omitempty"`
 }
 
 // BatchReceipt holds the per-item results of a batch, in request order.
 type BatchReceipt struct {
-	Results []BatchItemResult `json:"results"`
+	Accepted int               `json:"accepted"`
+	Rejected int               `json:"rejected"`
+	Results  []BatchItemResult `json:"results"`
 }
 
 // Failed returns the results whose item was refused.

@@ -1,0 +1,214 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/medprov/medprov/client"
+)
+
+func newAuditCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Audit the ledger: events, provenance, verification (regulator)",
+		Long: `Regulators audit the ledger through signed GETs: the audit trail of every
+state-changing transaction, the provenance of one reading (record, device,
+consents, accesses) and an end-to-end verification of a reading (ciphertext
+re-fetched from IPFS, hash, CID, device signature and block).`,
+	}
+	cmd.AddCommand(newAuditEventsCmd(a), newAuditProvenanceCmd(a), newAuditVerifyCmd(a))
+	return cmd
+}
+
+func newAuditEventsCmd(a *app) *cobra.Command {
+	var actor, key, patient, by, typ, from, to, bookmark string
+	var pageSize int
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "events --actor ID --key FILE [--patient ID] [--by ID] [--type T] [--from T] [--to T]",
+		Short: "List audit events, filtered by patient, actor, type and time",
+		Long: `events sends a signed GET (the signer must be a regulator) for the audit
+trail: one event per state-changing transaction (actor.registered,
+device.registered, device.revoked, readings.recorded, consent.granted,
+consent.revoked, access.granted, access.denied) with its actor, patients,
+subject and transaction. Filter with --patient, --by (the acting actor),
+--type and the RFC 3339 window --from/--to. --all follows bookmarks.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := parseTime("from", from, time.Time{})
+			if err != nil {
+				return err
+			}
+			t, err := parseTime("to", to, time.Time{})
+			if err != nil {
+				return err
+			}
+			c, err := a.actorClient(actor, key)
+			if err != nil {
+				return err
+			}
+			filter := client.EventFilter{PatientID: patient, ActorID: by, Type: typ, From: f, To: t}
+			var events []client.AuditEvent
+			pr := client.PageRequest{PageSize: pageSize, Bookmark: bookmark}
+			for {
+				p, err := c.AuditEvents(cmd.Context(), filter, pr)
+				if err != nil {
+					return fmt.Errorf("audit events: %w", err)
+				}
+				events = append(events, p.Items...)
+				pr.Bookmark = p.Bookmark
+				if !all || p.Bookmark == "" || len(p.Items) == 0 {
+					break
+				}
+			}
+			page := client.Page[client.AuditEvent]{Items: events, Bookmark: pr.Bookmark, Count: len(events)}
+			return a.emit(page, func(w io.Writer) {
+				printAuditEvents(w, events)
+				if pr.Bookmark != "" {
+					fmt.Fprintf(w, "more: --bookmark %s\n", pr.Bookmark)
+				}
+			})
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&actor, "actor", "", "signing actor id (a regulator)")
+	fl.StringVar(&key, "key", "", "signer's private key file")
+	fl.StringVar(&patient, "patient", "", "only events concerning this patient")
+	fl.StringVar(&by, "by", "", "only events by this actor")
+	fl.StringVar(&typ, "type", "", "only events of this type, e.g. access.denied")
+	fl.StringVar(&from, "from", "", "only events at or after, RFC 3339")
+	fl.StringVar(&to, "to", "", "only events at or before, RFC 3339")
+	fl.IntVar(&pageSize, "page-size", 0, "events per page (server default when 0)")
+	fl.StringVar(&bookmark, "bookmark", "", "bookmark of the page to start at")
+	fl.BoolVar(&all, "all", false, "follow bookmarks to the last page")
+	required(cmd, "actor", "key")
+	return cmd
+}
+
+func printAuditEvents(w io.Writer, es []client.AuditEvent) {
+	if len(es) == 0 {
+		fmt.Fprintln(w, "no audit events")
+	}
+	for _, e := range es {
+		fmt.Fprintf(w, "%s  %-18s by %s", e.TxTime, e.Type, e.ActorID)
+		if e.SubjectID != "" {
+			fmt.Fprintf(w, "  subject %s", e.SubjectID)
+		}
+		if len(e.PatientIDs) > 0 {
+			fmt.Fprintf(w, "  patients %s", strings.Join(e.PatientIDs, ","))
+		}
+		if e.Decision != "" {
+			fmt.Fprintf(w, "  %s", e.Decision)
+		}
+		fmt.Fprintf(w, "  tx %s\n", e.TxID)
+	}
+}
+
+// readingArg takes the reading id from --reading or the only argument.
+func readingArg(flag string, args []string) (string, error) {
+	switch {
+	case flag != "" && len(args) == 0:
+		return flag, nil
+	case flag == "" && len(args) == 1:
+		return args[0], nil
+	default:
+		return "", usagef("give one reading id, as --reading ID or as the argument")
+	}
+}
+
+func newAuditProvenanceCmd(a *app) *cobra.Command {
+	var actor, key, reading string
+	cmd := &cobra.Command{
+		Use:   "provenance --actor ID --key FILE (--reading ID | ID)",
+		Short: "Show a reading's provenance: record, device, consents, accesses",
+		Long: `provenance sends a signed GET (the signer must be a regulator or the reading's
+patient) for everything the ledger holds about one reading "<device>:<seq>":
+its record (hash, signature, CID, measured time, transaction), the device
+that signed it, the patient's consents covering its type and every access
+that released it.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := readingArg(reading, args)
+			if err != nil {
+				return err
+			}
+			c, err := a.actorClient(actor, key)
+			if err != nil {
+				return err
+			}
+			p, err := c.Provenance(cmd.Context(), id)
+			if err != nil {
+				return fmt.Errorf("provenance of %s: %w", id, err)
+			}
+			return a.emit(p, func(w io.Writer) { printProvenance(w, p) })
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&actor, "actor", "", "signing actor id (a regulator or the patient)")
+	f.StringVar(&key, "key", "", "signer's private key file")
+	f.StringVar(&reading, "reading", "", "reading id, <device>:<seq>")
+	required(cmd, "actor", "key")
+	return cmd
+}
+
+func printProvenance(w io.Writer, p *client.Provenance) {
+	r := p.Reading
+	fmt.Fprintf(w, "reading %s  patient %s  type %s (%s)  measured %s\n", r.ID, r.PatientID, r.Type, r.Unit, r.MeasuredAt)
+	fmt.Fprintf(w, "  dataHash %s\n  cid %s  size %d\n  recorded tx %s at %s\n", r.DataHash, r.CID, r.Size, r.TxID, r.TxTime)
+	if p.Tx != nil {
+		fmt.Fprintf(w, "  block %d\n", p.Tx.Block)
+	}
+	d := p.Device
+	fmt.Fprintf(w, "device %s  type %s  operator %s  status %s  registered tx %s\n", d.ID, d.DeviceType, d.OperatorID, d.Status, d.RegisteredTx)
+	for _, c := range p.Consents {
+		fmt.Fprintf(w, "consent %s  %s  grantee %s  purpose %s\n", c.ID, c.Status, c.GranteeID, c.Purpose)
+	}
+	for _, e := range p.Accesses {
+		fmt.Fprintf(w, "access %s  %s by %s  purpose %s  tx %s at %s\n", e.ID, e.Decision, e.ActorID, e.Purpose, e.TxID, e.TxTime)
+	}
+}
+
+func newAuditVerifyCmd(a *app) *cobra.Command {
+	var actor, key, reading string
+	cmd := &cobra.Command{
+		Use:   "verify --actor ID --key FILE (--reading ID | ID)",
+		Short: "Verify a reading end to end on the gateway",
+		Long: `verify sends a signed GET (the signer must be a regulator) asking the gateway
+to re-fetch the reading's ciphertext from IPFS and check its CID and hash,
+decrypt it and check SHA-256 against the ledger's dataHash, verify the device
+signature and locate the block. It prints every check and fails unless all
+pass.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := readingArg(reading, args)
+			if err != nil {
+				return err
+			}
+			c, err := a.actorClient(actor, key)
+			if err != nil {
+				return err
+			}
+			v, err := c.VerifyReading(cmd.Context(), id)
+			if err != nil {
+				return fmt.Errorf("verify %s: %w", id, err)
+			}
+			if err := a.emit(v, func(w io.Writer) { printVerification(w, "", v) }); err != nil {
+				return err
+			}
+			if !v.OK {
+				return fmt.Errorf("reading %s failed verification", id)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&actor, "actor", "", "signing actor id (a regulator)")
+	f.StringVar(&key, "key", "", "signer's private key file")
+	f.StringVar(&reading, "reading", "", "reading id, <device>:<seq>")
+	required(cmd, "actor", "key")
+	return cmd
+}
