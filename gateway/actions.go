@@ -1,0 +1,221 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/medprov/medprov/chaincode"
+	"github.com/medprov/medprov/envelope"
+)
+
+// actionHead is the part of every signed action the gateway reads before
+// the chaincode judges the whole.
+type actionHead struct {
+	Action    string `json:"action"`
+	ActorID   string `json:"actorId"`
+	DeviceID  string `json:"deviceId"`
+	ConsentID string `json:"consentId"`
+}
+
+// signedAction reads a signed action envelope from the body, checks its
+// action name, applies the actor's rate limit and returns the envelope
+// re-encoded for the chaincode together with the fields the route needs.
+func (s *Server) signedAction(c *gin.Context, action string) (string, *actionHead, error) {
+	body, err := readBody(c)
+	if err != nil {
+		return "", nil, err
+	}
+	env, err := envelope.Parse(body)
+	if err != nil {
+		return "", nil, err
+	}
+	var h actionHead
+	if err := json.Unmarshal(env.Payload, &h); err != nil {
+		return "", nil, badRequest("signed payload must be a JSON action object")
+	}
+	if h.Action != action {
+		return "", nil, badRequest("signed payload action must be %q", action)
+	}
+	if !idPattern.MatchString(h.ActorID) {
+		return "", nil, badRequest("actorId must match %s", idPattern)
+	}
+	if !s.actLim.allow(h.ActorID) {
+		return "", nil, &apiError{Status: http.StatusTooManyRequests, Code: CodeRateLimited, Message: "too many requests for this actor", RetryAfter: time.Second}
+	}
+	out, err := json.Marshal(env)
+	if err != nil {
+		return "", nil, err
+	}
+	return string(out), &h, nil
+}
+
+func (s *Server) registerActor(c *gin.Context) {
+	body, err := readBody(c)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	var in chaincode.ActorInput
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		fail(c, badRequest(`body must be {"id","role","publicKey"}`))
+		return
+	}
+	if !idPattern.MatchString(in.ID) {
+		fail(c, badRequest("id must match %s", idPattern))
+		return
+	}
+	switch in.Role {
+	case chaincode.RolePatient, chaincode.RoleOperator, chaincode.RoleResearcher, chaincode.RoleRegulator:
+	default:
+		fail(c, badRequest("role must be patient, operator, researcher or regulator"))
+		return
+	}
+	if _, err := envelope.ParsePublicKey([]byte(in.PublicKey)); err != nil {
+		fail(c, err)
+		return
+	}
+	arg, err := json.Marshal(in)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	var a chaincode.Actor
+	if _, err := s.chain.submit(c, &a, true, "RegisterActor", string(arg)); err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, a)
+}
+
+func (s *Server) registerDevice(c *gin.Context) {
+	env, h, err := s.signedAction(c, chaincode.ActionDeviceRegister)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	var d chaincode.Device
+	if _, err := s.chain.submit(c, &d, false, "RegisterDevice", env); err != nil {
+		fail(c, err)
+		return
+	}
+	s.keys.forgetDevice(h.DeviceID)
+	c.JSON(http.StatusCreated, d)
+}
+
+func (s *Server) revokeDevice(c *gin.Context) {
+	env, h, err := s.signedAction(c, chaincode.ActionDeviceRevoke)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if h.DeviceID != c.Param("id") {
+		fail(c, badRequest("signed deviceId does not match the path"))
+		return
+	}
+	var d chaincode.Device
+	_, err = s.chain.submit(c, &d, false, "RevokeDevice", env)
+	s.keys.forgetDevice(h.DeviceID)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, d)
+}
+
+func (s *Server) grantConsent(c *gin.Context) {
+	env, _, err := s.signedAction(c, chaincode.ActionConsentGrant)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	var con chaincode.Consent
+	cm, err := s.chain.submit(c, &con, false, "GrantConsent", env)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"consentId": con.ID, "txId": cm.TxID, "block": cm.Block, "consent": con})
+}
+
+func (s *Server) revokeConsent(c *gin.Context) {
+	env, h, err := s.signedAction(c, chaincode.ActionConsentRevoke)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if h.ConsentID != c.Param("id") {
+		fail(c, badRequest("signed consentId does not match the path"))
+		return
+	}
+	var con chaincode.Consent
+	cm, err := s.chain.submit(c, &con, false, "RevokeConsent", env)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"consentId": con.ID, "txId": cm.TxID, "block": cm.Block, "consent": con})
+}
+
+// mayReadPatient allows the patient themself and regulators.
+func mayReadPatient(a *actorKey, patientID string) bool {
+	return a != nil && ((a.Role == chaincode.RolePatient && a.ID == patientID) || a.Role == chaincode.RoleRegulator)
+}
+
+func (s *Server) listConsents(c *gin.Context) {
+	pid := c.Param("id")
+	if !mayReadPatient(actorOf(c), pid) {
+		fail(c, errf(http.StatusForbidden, CodeForbidden, "only the patient and regulators may read a patient's consents"))
+		return
+	}
+	var out []chaincode.Consent
+	if err := s.chain.evaluate(c, &out, "ListConsents", pid); err != nil {
+		fail(c, err)
+		return
+	}
+	if out == nil {
+		out = []chaincode.Consent{}
+	}
+	c.JSON(http.StatusOK, gin.H{"items": out, "count": len(out)})
+}
+
+func (s *Server) accessLog(c *gin.Context) {
+	pid := c.Param("id")
+	if !mayReadPatient(actorOf(c), pid) {
+		fail(c, errf(http.StatusForbidden, CodeForbidden, "only the patient and regulators may read a patient's access log"))
+		return
+	}
+	ps, bm, err := pageArgs(c)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	var page chaincode.AccessEventPage
+	if err := s.chain.evaluate(c, &page, "GetAccessLog", pid, ps, bm); err != nil {
+		fail(c, err)
+		return
+	}
+	if page.Items == nil {
+		page.Items = []chaincode.AccessEvent{}
+	}
+	c.JSON(http.StatusOK, page)
+}
+
+// mustRole refuses the request unless the signed actor has role.
+func mustRole(c *gin.Context, role string) bool {
+	a := actorOf(c)
+	if a == nil || a.Role != role {
+		fail(c, errf(http.StatusForbidden, CodeForbidden, "only a %s may use this route", role))
+		return false
+	}
+	return true
+}
+
+// trimmed returns q's value, or "" when absent.
+func trimmed(c *gin.Context, q string) string { return strings.TrimSpace(c.Query(q)) }

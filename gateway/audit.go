@@ -1,0 +1,172 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/medprov/medprov/chaincode"
+	"github.com/medprov/medprov/envelope"
+	"github.com/medprov/medprov/ledger"
+	"github.com/medprov/medprov/seal"
+)
+
+// chainVerifier is implemented by ledgers that can re-check their own hash
+// chain (the embedded ledger); Fabric peers do this themselves.
+type chainVerifier interface {
+	Verify(ctx context.Context) error
+}
+
+func (s *Server) provenance(c *gin.Context) {
+	var p chaincode.Provenance
+	if err := s.chain.evaluate(c, &p, "GetProvenance", c.Param("id")); err != nil {
+		fail(c, err)
+		return
+	}
+	if !mayReadPatient(actorOf(c), p.Reading.PatientID) {
+		fail(c, errf(http.StatusForbidden, CodeForbidden, "only the patient and regulators may read a reading's provenance"))
+		return
+	}
+	resp := gin.H{"reading": p.Reading, "device": p.Device, "consents": p.Consents, "accesses": p.Accesses}
+	if tx, err := s.cfg.Ledger.Tx(c, p.Reading.TxID); err == nil {
+		resp["transaction"] = tx
+	} else if !errors.Is(err, ledger.ErrNotFound) {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, resp)
+}
+
+func (s *Server) auditEvents(c *gin.Context) {
+	if !mustRole(c, chaincode.RoleRegulator) {
+		return
+	}
+	ps, bm, err := pageArgs(c)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	f := chaincode.EventFilter{PatientID: trimmed(c, "patientId"), ActorID: trimmed(c, "actorId"),
+		Type: trimmed(c, "type"), From: trimmed(c, "from"), To: trimmed(c, "to")}
+	for _, t := range []string{f.From, f.To} {
+		if t == "" {
+			continue
+		}
+		if _, err := time.Parse(time.RFC3339Nano, t); err != nil {
+			fail(c, badRequest("from and to must be RFC 3339"))
+			return
+		}
+	}
+	arg, err := json.Marshal(f)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	var page chaincode.AuditEventPage
+	if err := s.chain.evaluate(c, &page, "ListEvents", string(arg), ps, bm); err != nil {
+		fail(c, err)
+		return
+	}
+	if page.Items == nil {
+		page.Items = []chaincode.AuditEvent{}
+	}
+	c.JSON(http.StatusOK, page)
+}
+
+// check is one line of a verification report.
+type check struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// auditVerify re-derives a reading's evidence from scratch: the ledger
+// record and its transaction, the device signature over the hash, the
+// ciphertext by CID and hash, the plaintext hash and the signed metadata.
+// Plaintext is opened in memory only and never returned.
+func (s *Server) auditVerify(c *gin.Context) {
+	if !mustRole(c, chaincode.RoleRegulator) {
+		return
+	}
+	id := c.Param("id")
+	rec, err := s.chain.reading(c, id)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	var checks []check
+	add := func(name string, ok bool, detail string) { checks = append(checks, check{name, ok, detail}) }
+
+	if tx, err := s.cfg.Ledger.Tx(c, rec.TxID); err != nil {
+		if toAPIError(err).Status == http.StatusServiceUnavailable {
+			fail(c, err)
+			return
+		}
+		add("transaction_committed", false, "transaction not found on the ledger")
+	} else {
+		add("transaction_committed", tx.Valid, "block "+itoa(tx.Block))
+	}
+	if cv, ok := s.cfg.Ledger.(chainVerifier); ok {
+		if err := cv.Verify(c); err != nil {
+			add("chain_integrity", false, err.Error())
+		} else {
+			add("chain_integrity", true, "every block's hashes match")
+		}
+	}
+	digest, derr := hex.DecodeString(rec.DataHash)
+	sig, serr := base64.StdEncoding.DecodeString(rec.Signature)
+	dev, kerr := s.keys.device(c, rec.DeviceID)
+	switch {
+	case kerr != nil:
+		add("device_signature", false, "device key not found")
+	case derr != nil || serr != nil:
+		add("device_signature", false, "hash or signature on the ledger is malformed")
+	default:
+		ok := envelope.VerifyDigest(dev.key, digest, sig) == nil
+		add("device_signature", ok, "ECDSA P-256 over dataHash with the registered device key")
+	}
+	ct, err := s.blobs.Get(c, rec.CID)
+	if err != nil {
+		if toAPIError(err).Status == http.StatusServiceUnavailable {
+			fail(c, err)
+			return
+		}
+		add("ciphertext_cid", false, reasonOf(err))
+	} else {
+		add("ciphertext_cid", true, "blob store returned bytes that hash to the CID")
+		h := sha256.Sum256(ct)
+		add("ciphertext_hash", hex.EncodeToString(h[:]) == rec.CipherHash && int64(len(ct)) == rec.Size, "sha256 and size of the ciphertext")
+		pt, err := s.sealer.Open(c, rec.PatientID, rec.ID, ct)
+		switch {
+		case errors.Is(err, seal.ErrErased):
+			add("plaintext_hash", false, "patient data erased (crypto-shredded); the ledger evidence above remains")
+		case err != nil:
+			add("plaintext_hash", false, reasonOf(err))
+		default:
+			ph := sha256.Sum256(pt)
+			add("plaintext_hash", hex.EncodeToString(ph[:]) == rec.DataHash, "sha256 of the decrypted payload equals dataHash")
+			merr := payloadMatches(pt, rec)
+			add("payload_metadata", merr == nil, "deviceId, seq, type and unit in the signed payload match the ledger")
+		}
+	}
+	ok := true
+	for _, ch := range checks {
+		ok = ok && ch.OK
+	}
+	c.JSON(http.StatusOK, gin.H{"readingId": rec.ID, "ok": ok, "checks": checks})
+}
+
+func itoa(n uint64) string {
+	b, err := json.Marshal(n)
+	if err != nil {
+		return "?"
+	}
+	return string(b)
+}

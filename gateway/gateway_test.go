@@ -1,0 +1,293 @@
+package gateway_test
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ecdsa"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/medprov/medprov/chaincode"
+	"github.com/medprov/medprov/client"
+	"github.com/medprov/medprov/envelope"
+	"github.com/medprov/medprov/gateway"
+	ipfsembedded "github.com/medprov/medprov/ipfs/embedded"
+	ledgerembedded "github.com/medprov/medprov/ledger/embedded"
+	"github.com/medprov/medprov/seal"
+	"github.com/medprov/medprov/test/scenario"
+)
+
+const adminToken = "test-admin-token-0123456789"
+
+// newServer runs the gateway in-process on the real embedded backends.
+func newServer(t testing.TB) *gateway.Server {
+	t.Helper()
+	dir := t.TempDir()
+	cc, err := chaincode.NewChaincode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	l, err := ledgerembedded.New(ctx, ledgerembedded.Config{Dir: filepath.Join(dir, "ledger"), Chaincode: cc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ipfsembedded.New(ctx, ipfsembedded.Config{Dir: filepath.Join(dir, "blobs")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk, err := seal.LoadOrCreateMasterKey(filepath.Join(dir, "master.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := seal.OpenKeyring(ctx, seal.KeyringConfig{Path: filepath.Join(dir, "keyring.db"), MasterKey: mk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := gateway.New(ctx, gateway.Config{Ledger: l, Blobs: b, Sealer: kr, AdminToken: adminToken,
+		QueuePath: filepath.Join(dir, "ingest.db"), Limits: gateway.Limits{DeviceRate: -1, ActorRate: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, c := range []func() error{s.Close, kr.Close, b.Close, l.Close} {
+			if err := c(); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	return s
+}
+
+var (
+	specPath   = regexp.MustCompile(`^  (/[^:]*):\s*$`)
+	specMethod = regexp.MustCompile(`^    (get|post|put|delete|patch):\s*$`)
+	ginParam   = regexp.MustCompile(`:([A-Za-z]+)`)
+)
+
+// specRoutes reads "METHOD /path" pairs from the paths section of the spec.
+func specRoutes(t *testing.T) []string {
+	t.Helper()
+	f, err := os.Open("openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []string
+	inPaths, cur := false, ""
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "paths:" {
+			inPaths = true
+			continue
+		}
+		if !inPaths {
+			continue
+		}
+		if m := specPath.FindStringSubmatch(line); m != nil {
+			cur = m[1]
+		} else if m := specMethod.FindStringSubmatch(line); m != nil && cur != "" {
+			out = append(out, strings.ToUpper(m[1])+" "+cur)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestOpenAPIMatchesRouter(t *testing.T) {
+	s := newServer(t)
+	var router []string
+	for _, r := range s.Routes() {
+		router = append(router, r.Method+" "+ginParam.ReplaceAllString(r.Path, "{$1}"))
+	}
+	sort.Strings(router)
+	spec := specRoutes(t)
+	inSpec := map[string]bool{}
+	for _, r := range spec {
+		inSpec[r] = true
+	}
+	inRouter := map[string]bool{}
+	for _, r := range router {
+		inRouter[r] = true
+		if !inSpec[r] {
+			t.Errorf("route %s is served but missing from openapi.yaml", r)
+		}
+	}
+	for _, r := range spec {
+		if !inRouter[r] {
+			t.Errorf("openapi.yaml documents %s but the router does not serve it", r)
+		}
+	}
+	if len(router) < 17 {
+		t.Errorf("router has %d routes, want every route of the design", len(router))
+	}
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/openapi.yaml", nil))
+	if rec.Code != http.StatusOK || !bytes.HasPrefix(rec.Body.Bytes(), []byte("openapi: 3")) {
+		t.Errorf("GET /openapi.yaml = %d", rec.Code)
+	}
+}
+
+// checkResponse fails unless the response is a non-5xx JSON answer whose
+// error statuses carry an error code.
+func checkResponse(t *testing.T, rec *httptest.ResponseRecorder) {
+	t.Helper()
+	if rec.Code >= 500 && rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body.String())
+	}
+	if rec.Code >= 400 {
+		var eb struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil || eb.Error.Code == "" || eb.Error.Message == "" {
+			t.Fatalf("status %d without a JSON error body: %q", rec.Code, rec.Body.String())
+		}
+	}
+}
+
+func post(s *gateway.Server, path string, body []byte, hdr map[string]string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	return rec
+}
+
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// register registers an actor with a fresh key through the admin route.
+func register(t testing.TB, s *gateway.Server, id, role string) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := envelope.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := envelope.MarshalPublicKey(&k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := post(s, "/v1/actors", mustJSON(t, map[string]string{"id": id, "role": role, "publicKey": string(pub)}),
+		map[string]string{"Authorization": "Bearer " + adminToken})
+	if rec.Code != http.StatusCreated {
+		t.Fatalf("register %s: %d %s", id, rec.Code, rec.Body)
+	}
+	return k
+}
+
+// withDevice registers operator "op", patient "pat" and device "dev" and
+// returns the device key.
+func withDevice(t testing.TB, s *gateway.Server) *ecdsa.PrivateKey {
+	t.Helper()
+	op := register(t, s, "op", chaincode.RoleOperator)
+	register(t, s, "pat", chaincode.RolePatient)
+	dk, err := envelope.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := envelope.MarshalPublicKey(&dk.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := client.NewActionHeader(chaincode.ActionDeviceRegister, "op", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := client.SignPayload(op, client.DeviceRegisterAction{ActionHeader: h, DeviceID: "dev", PatientID: "pat", DeviceType: "hr", PublicKey: string(pub)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec := post(s, "/v1/devices", mustJSON(t, env), nil); rec.Code != http.StatusCreated {
+		t.Fatalf("register device: %d %s", rec.Code, rec.Body)
+	}
+	return dk
+}
+
+func TestErrorsAreJSONWithStatus(t *testing.T) {
+	s := newServer(t)
+	cases := []struct {
+		name   string
+		method string
+		path   string
+		body   string
+		hdr    map[string]string
+		want   int
+	}{
+		{"unknown route is 404", http.MethodGet, "/v1/nothing", "", nil, http.StatusNotFound},
+		{"wrong method is 405", http.MethodDelete, "/v1/readings", "", nil, http.StatusMethodNotAllowed},
+		{"actor registration without the token is 401", http.MethodPost, "/v1/actors", `{}`, nil, http.StatusUnauthorized},
+		{"actor registration with a bad key is 400", http.MethodPost, "/v1/actors", `{"id":"a","role":"patient","publicKey":"x"}`, map[string]string{"Authorization": "Bearer " + adminToken}, http.StatusBadRequest},
+		{"a reading from an unknown device is 403", http.MethodPost, "/v1/readings", readingFor(t, "nobody"), nil, http.StatusForbidden},
+		{"an empty body is 400", http.MethodPost, "/v1/consents", "", nil, http.StatusBadRequest},
+		{"a signed GET without signature is 401", http.MethodGet, "/v1/audit/events", "", nil, http.StatusUnauthorized},
+		{"a signed GET with garbage is 401", http.MethodGet, "/v1/audit/events", "", map[string]string{gateway.SignatureHeader: "!!"}, http.StatusUnauthorized},
+		{"an oversized consent is 413", http.MethodPost, "/v1/consents", `{"payload":"` + strings.Repeat("A", 100<<10) + `"}`, nil, http.StatusRequestEntityTooLarge},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req := httptest.NewRequest(c.method, c.path, strings.NewReader(c.body))
+			for k, v := range c.hdr {
+				req.Header.Set(k, v)
+			}
+			rec := httptest.NewRecorder()
+			s.Handler().ServeHTTP(rec, req)
+			if rec.Code != c.want {
+				t.Errorf("status %d, want %d: %s", rec.Code, c.want, rec.Body)
+			}
+			checkResponse(t, rec)
+		})
+	}
+}
+
+func readingFor(t testing.TB, dev string) string {
+	t.Helper()
+	k, err := envelope.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signedReading(t, k, dev, 1)
+}
+
+func signedReading(t testing.TB, k *ecdsa.PrivateKey, dev string, seq uint64) string {
+	t.Helper()
+	p, err := client.NewReading(dev, seq, "heart_rate", "bpm", 70, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := client.SignReading(k, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(mustJSON(t, env))
+}
+
+// TestScenarioInProcess runs the end-to-end scenario suite against the
+// gateway served in-process on the embedded backends (test/e2e runs the
+// same suite against the built binary, with restarts).
+func TestScenarioInProcess(t *testing.T) {
+	s := newServer(t)
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	scenario.Run(t, scenario.Env{BaseURL: srv.URL, AdminToken: adminToken})
+}

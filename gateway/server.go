@@ -1,0 +1,299 @@
+package gateway
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/medprov/medprov/ingest"
+	"github.com/medprov/medprov/ledger"
+)
+
+//go:embed openapi.yaml
+var openAPISpec []byte
+
+// Blobs stores ciphertext by content address.
+//
+// Put and PutMany MUST return only after the bytes are durable, and MUST
+// return the CIDv1 of the bytes. Get MUST verify that the bytes it returns
+// hash to cid. All methods MUST be safe for concurrent use.
+type Blobs interface {
+	Put(ctx context.Context, data []byte) (string, error)
+	PutMany(ctx context.Context, blobs [][]byte) ([]string, error)
+	Get(ctx context.Context, cid string) ([]byte, error)
+	Has(ctx context.Context, cid string) (bool, error)
+}
+
+// Sealer encrypts readings under their patient's key.
+//
+// Seal MUST bind the ciphertext to patientID and readingID so that Open
+// fails for any other pair; Open MUST fail with a distinguishable error for
+// erased (crypto-shredded) patients.
+type Sealer interface {
+	Seal(ctx context.Context, patientID, readingID string, plaintext []byte) ([]byte, error)
+	Open(ctx context.Context, patientID, readingID string, sealed []byte) ([]byte, error)
+}
+
+// Limits bound what one request and one client may ask of the gateway.
+type Limits struct {
+	// MaxReadingBytes bounds a single reading request body. Default 64 KiB.
+	MaxReadingBytes int64
+	// MaxBatchBytes bounds a batch request body. Default 8 MiB.
+	MaxBatchBytes int64
+	// MaxBatchItems bounds the readings in one batch request. Default 1000.
+	MaxBatchItems int
+	// MaxActionBytes bounds every other request body. Default 64 KiB.
+	MaxActionBytes int64
+	// DeviceRate and DeviceBurst limit readings per second per device.
+	// Defaults 200/s, burst 1000. A negative rate disables the limit.
+	DeviceRate  float64
+	DeviceBurst int
+	// ActorRate and ActorBurst limit requests per second per actor (signed
+	// actions and signed GETs). Defaults 50/s, burst 200.
+	ActorRate  float64
+	ActorBurst int
+	// CommitWait bounds how long ?wait=commit waits. Default 30s.
+	CommitWait time.Duration
+}
+
+// Config configures New. Ledger, Blobs, Sealer, QueuePath and AdminToken
+// are required.
+type Config struct {
+	Ledger     ledger.Transactor
+	Blobs      Blobs
+	Sealer     Sealer
+	QueuePath  string
+	AdminToken string
+	Limits     Limits
+	Queue      ingest.QueueConfig   // Path is taken from QueuePath
+	Batcher    ingest.BatcherConfig // Observe and Logger are set by the gateway
+	// SignatureWindow bounds |issuedAt - now| for signed GETs. Default 5m.
+	SignatureWindow time.Duration
+	// Now is the gateway's clock. Default time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Server is the gateway. Create it with New, serve Handler, and Close it.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	chain   *chain
+	blobs   Blobs
+	sealer  Sealer
+	queue   *ingest.Queue
+	batcher *ingest.Batcher
+	keys    *keyCache
+	nonces  *nonceCache
+	devLim  *limiterSet
+	actLim  *limiterSet
+	m       *metrics
+	engine  *gin.Engine
+	routes  []route
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+type route struct{ Method, Path string }
+
+// New opens the ingest queue, replays readings acknowledged before a crash,
+// starts the batcher and builds the router.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Ledger == nil || cfg.Blobs == nil || cfg.Sealer == nil || cfg.QueuePath == "" {
+		return nil, errors.New("gateway: Ledger, Blobs, Sealer and QueuePath are required")
+	}
+	if len(cfg.AdminToken) < 16 {
+		return nil, errors.New("gateway: AdminToken must be at least 16 characters")
+	}
+	setDefaults(&cfg)
+	s := &Server{cfg: cfg, log: cfg.Logger, blobs: cfg.Blobs, sealer: cfg.Sealer}
+	s.chain = &chain{t: cfg.Ledger}
+	s.keys = newKeyCache(s.chain, 30*time.Second, cfg.Now)
+	s.nonces = newNonceCache(2*cfg.SignatureWindow, cfg.Now)
+	s.devLim = newLimiterSet(cfg.Limits.DeviceRate, cfg.Limits.DeviceBurst)
+	s.actLim = newLimiterSet(cfg.Limits.ActorRate, cfg.Limits.ActorBurst)
+
+	qc := cfg.Queue
+	qc.Path = cfg.QueuePath
+	q, pending, err := ingest.OpenQueue(ctx, qc)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	s.queue = q
+	s.m = newMetrics(func() float64 { return float64(q.Pending()) })
+	bc := cfg.Batcher
+	bc.Logger = s.log
+	bc.Observe = func(size int, took time.Duration, err error) {
+		result := "ok"
+		if err != nil {
+			result = "error"
+		}
+		s.m.batchSize.Observe(float64(size))
+		s.m.batchTime.WithLabelValues(result).Observe(took.Seconds())
+	}
+	s.batcher = ingest.NewBatcher(q, recorder{s.chain}, bc)
+	if len(pending) > 0 {
+		s.log.Info("replaying readings acknowledged before restart", "count", len(pending))
+		s.batcher.Add(pending, false)
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); s.batcher.Run(runCtx) }()
+	go func() { defer s.wg.Done(); s.followEvents(runCtx) }()
+	s.engine = s.router()
+	return s, nil
+}
+
+func setDefaults(cfg *Config) {
+	l := &cfg.Limits
+	if l.MaxReadingBytes <= 0 {
+		l.MaxReadingBytes = 64 << 10
+	}
+	if l.MaxBatchBytes <= 0 {
+		l.MaxBatchBytes = 8 << 20
+	}
+	if l.MaxBatchItems <= 0 {
+		l.MaxBatchItems = 1000
+	}
+	if l.MaxActionBytes <= 0 {
+		l.MaxActionBytes = 64 << 10
+	}
+	if l.DeviceRate == 0 {
+		l.DeviceRate, l.DeviceBurst = 200, 1000
+	}
+	if l.ActorRate == 0 {
+		l.ActorRate, l.ActorBurst = 50, 200
+	}
+	if l.CommitWait <= 0 {
+		l.CommitWait = 30 * time.Second
+	}
+	if cfg.SignatureWindow <= 0 {
+		cfg.SignatureWindow = 5 * time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+}
+
+// Handler returns the HTTP handler serving every route.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// Routes returns the method and Gin path of every registered route.
+func (s *Server) Routes() []struct{ Method, Path string } {
+	out := make([]struct{ Method, Path string }, len(s.routes))
+	for i, r := range s.routes {
+		out[i] = struct{ Method, Path string }{r.Method, r.Path}
+	}
+	return out
+}
+
+// Close stops the batcher (transactions in flight finish or stay queued for
+// replay) and closes the queue. It does not close the backends.
+func (s *Server) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	return s.queue.Close()
+}
+
+func (s *Server) router() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+	r.Use(s.requestID, s.logRequest, s.recover)
+	r.NoRoute(func(c *gin.Context) { fail(c, errf(http.StatusNotFound, CodeNotFound, "no such route")) })
+	r.NoMethod(func(c *gin.Context) {
+		fail(c, errf(http.StatusMethodNotAllowed, CodeMethod, "method not allowed on this route"))
+	})
+	add := func(method, path string, h ...gin.HandlerFunc) {
+		s.routes = append(s.routes, route{method, path})
+		r.Handle(method, path, h...)
+	}
+	add(http.MethodGet, "/healthz", s.healthz)
+	add(http.MethodGet, "/readyz", s.readyz)
+	add(http.MethodGet, "/metrics", gin.WrapH(promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{})))
+	add(http.MethodGet, "/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", openAPISpec) })
+
+	add(http.MethodPost, "/v1/actors", s.limitBody(s.cfg.Limits.MaxActionBytes), s.requireAdmin, s.registerActor)
+	add(http.MethodPost, "/v1/devices", s.limitBody(s.cfg.Limits.MaxActionBytes), s.registerDevice)
+	add(http.MethodPost, "/v1/devices/:id/revoke", s.limitBody(s.cfg.Limits.MaxActionBytes), s.revokeDevice)
+	add(http.MethodPost, "/v1/readings", s.limitBody(s.cfg.Limits.MaxReadingBytes), s.postReading)
+	add(http.MethodPost, "/v1/readings/batch", s.limitBody(s.cfg.Limits.MaxBatchBytes), s.postReadingBatch)
+	add(http.MethodPost, "/v1/consents", s.limitBody(s.cfg.Limits.MaxActionBytes), s.grantConsent)
+	add(http.MethodPost, "/v1/consents/:id/revoke", s.limitBody(s.cfg.Limits.MaxActionBytes), s.revokeConsent)
+	add(http.MethodGet, "/v1/patients/:id/consents", s.signedGET, s.listConsents)
+	add(http.MethodGet, "/v1/patients/:id/access-log", s.signedGET, s.accessLog)
+	add(http.MethodPost, "/v1/access", s.limitBody(s.cfg.Limits.MaxActionBytes), s.requestAccess)
+	add(http.MethodGet, "/v1/readings/:id/provenance", s.signedGET, s.provenance)
+	add(http.MethodGet, "/v1/audit/events", s.signedGET, s.auditEvents)
+	add(http.MethodGet, "/v1/audit/verify/:id", s.signedGET, s.auditVerify)
+	return r
+}
+
+func (s *Server) healthz(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
+
+// readyz reports whether the ledger and the blob store answer.
+func (s *Server) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c, 3*time.Second)
+	defer cancel()
+	checks := gin.H{}
+	ready := true
+	if err := s.chain.ping(ctx); err != nil {
+		ready = false
+		checks["ledger"] = "unavailable"
+		s.log.Warn("readiness: ledger", "err", err)
+	} else {
+		checks["ledger"] = "ok"
+	}
+	if _, err := s.blobs.Has(ctx, emptyCID); err != nil {
+		ready = false
+		checks["blobs"] = "unavailable"
+		s.log.Warn("readiness: blob store", "err", err)
+	} else {
+		checks["blobs"] = "ok"
+	}
+	checks["queueDepth"] = s.queue.Pending()
+	status := http.StatusOK
+	if !ready {
+		status = http.StatusServiceUnavailable
+	}
+	checks["ready"] = ready
+	c.JSON(status, checks)
+}
+
+// emptyCID is the CIDv1 (raw) of zero bytes, used to probe the blob store.
+const emptyCID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+
+func (s *Server) limitBody(n int64) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if c.Request.ContentLength > n {
+			fail(c, errf(http.StatusRequestEntityTooLarge, CodeTooLarge, "request body exceeds %d bytes", n))
+			return
+		}
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, n)
+		c.Next()
+	}
+}
+
+// pageArgs reads ?pageSize and ?bookmark.
+func pageArgs(c *gin.Context) (string, string, error) {
+	ps := c.DefaultQuery("pageSize", "100")
+	n, err := strconv.Atoi(ps)
+	if err != nil || n < 1 || n > 1000 {
+		return "", "", badRequest("pageSize must be an integer in 1..1000")
+	}
+	return strconv.Itoa(n), c.Query("bookmark"), nil
+}
