@@ -138,7 +138,11 @@ func dataHash(encodedTxs [][]byte) []byte {
 // encodeBlock returns the stored form of a block: header, then each encoded
 // transaction, all length-prefixed.
 func encodeBlock(h BlockHeader, encodedTxs [][]byte) []byte {
-	var e encoder
+	size := 128
+	for _, tx := range encodedTxs {
+		size += len(tx) + binary.MaxVarintLen64
+	}
+	e := encoder{buf: make([]byte, 0, size)}
 	e.bytes(h.encode())
 	e.uvarint(uint64(len(encodedTxs)))
 	for _, tx := range encodedTxs {
@@ -186,8 +190,27 @@ func decodeBlock(b []byte) (*Block, error) {
 	return blk, nil
 }
 
+// encodedSizeHint estimates t's encoded size so encode allocates once.
+func (t *Transaction) encodedSizeHint() int {
+	n := 256 + len(t.TxID) + len(t.Creator) + len(t.Function) + len(t.Response.Message) + len(t.Response.Payload)
+	for _, a := range t.Args {
+		n += len(a) + 4
+	}
+	for _, r := range t.Reads {
+		n += len(r.Key) + 16
+	}
+	n += len(t.RangeReads) * 128
+	for _, w := range t.Writes {
+		n += len(w.Key) + len(w.Value) + 8
+	}
+	if t.Event != nil {
+		n += len(t.Event.Name) + len(t.Event.Payload) + 8
+	}
+	return n
+}
+
 func (t *Transaction) encode() []byte {
-	var e encoder
+	e := encoder{buf: make([]byte, 0, t.encodedSizeHint())}
 	e.string(t.TxID)
 	e.uint64(uint64(t.Timestamp.UnixNano()))
 	e.bytes(t.Creator)

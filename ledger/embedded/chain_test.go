@@ -252,17 +252,22 @@ func TestStateSurvivesRestart(t *testing.T) {
 // rewriteBlock changes a stored block directly in the bbolt file.
 func rewriteBlock(t *testing.T, dir string, n uint64, change func([]byte) []byte) {
 	t.Helper()
+	rewrite(t, dir, "blocks", []byte{0, 0, 0, 0, 0, 0, 0, byte(n)}, change)
+}
+
+// rewrite changes one stored record directly in the bbolt file.
+func rewrite(t *testing.T, dir, bucket string, key []byte, change func([]byte) []byte) {
+	t.Helper()
 	db, err := bolt.Open(filepath.Join(dir, "ledger.db"), 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	err = db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte("blocks"))
-		key := []byte{0, 0, 0, 0, 0, 0, 0, byte(n)}
+		b := tx.Bucket([]byte(bucket))
 		v := b.Get(key)
 		if v == nil {
-			return fmt.Errorf("block %d not stored", n)
+			return fmt.Errorf("%s/%x not stored", bucket, key)
 		}
 		return b.Put(key, change(append([]byte(nil), v...)))
 	})
@@ -299,8 +304,14 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			forged := embedded.ForgeBlock(blk, func(tx *embedded.Transaction) { tx.Args[1] = "forged" })
 			rewriteBlock(t, dir, 2, func([]byte) []byte { return forged })
 		}},
-		{name: "a truncated last block is found", want: 4, change: func(t *testing.T, dir string) {
-			rewriteBlock(t, dir, 4, func(b []byte) []byte { return b[:len(b)-3] })
+		{name: "an altered event index entry is found", want: 5, change: func(t *testing.T, dir string) {
+			rewrite(t, dir, "events", []byte{0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0}, func(b []byte) []byte {
+				b[len(b)-1] ^= 1
+				return b
+			})
+		}},
+		{name: "a truncated last block is found", want: 5, change: func(t *testing.T, dir string) {
+			rewriteBlock(t, dir, 5, func(b []byte) []byte { return b[:len(b)-3] })
 		}},
 	}
 	for _, tt := range tests {
@@ -310,6 +321,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			for i := 1; i <= 4; i++ {
 				submit(t, l, "Put", "k"+strconv.Itoa(i), "value-"+strconv.Itoa(i))
 			}
+			submit(t, l, "Emit", "k", "Happened")
 			if err := l.Verify(t.Context()); err != nil {
 				t.Fatalf("Verify before tampering: %v", err)
 			}

@@ -307,7 +307,7 @@ func historyKey(key string, v Version) []byte {
 }
 
 func historyValue(txID string, ts time.Time, w KeyWrite) []byte {
-	var e encoder
+	e := encoder{buf: make([]byte, 0, len(txID)+len(w.Value)+24)}
 	e.string(txID)
 	e.uint64(uint64(ts.UnixNano()))
 	e.bool(w.Delete)

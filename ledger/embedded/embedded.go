@@ -11,6 +11,21 @@
 // in one block, with one durable bbolt commit per block. A transaction whose
 // reads went stale is simulated again (and, after repeated conflicts,
 // executed inside the committer), so callers never see MVCC conflicts.
+//
+// Fabric semantics the chaincode can observe are kept: reads see committed
+// state only, never the transaction's own writes; PutState with an empty
+// value records a delete (the peer's write set does the same); keys must be
+// valid UTF-8; GetStateByRange refuses composite keys; paginated queries
+// return the peer's bookmark (the first key after the page) and are allowed
+// in read-only transactions only; GetHistoryForKey lists modifications
+// newest first; one event per transaction, the last SetEvent wins. Private
+// data, rich queries, chaincode-to-chaincode calls and key-level
+// endorsement return errors wrapping ErrNotSupported.
+//
+// Durability: every block is one bbolt transaction, synced to disk before
+// Submit returns. Store layout in Dir: ledger.db (state, history, blocks,
+// transaction and event indexes) and msp/ (CA, admin and client identities,
+// private keys 0600).
 package embedded
 
 import (
