@@ -403,6 +403,12 @@ func TestCloseRefusesNewWork(t *testing.T) {
 	if _, err := l.Submit(t.Context(), ledger.Proposal{Function: "Put", Args: []string{"k", "v"}}); !errors.Is(err, ledger.ErrUnavailable) {
 		t.Errorf("Submit after Close = %v, want ErrUnavailable", err)
 	}
+	if _, err := l.Tx(t.Context(), "x"); !errors.Is(err, ledger.ErrUnavailable) {
+		t.Errorf("Tx after Close = %v, want ErrUnavailable", err)
+	}
+	if _, err := l.Events(t.Context(), 0); !errors.Is(err, ledger.ErrUnavailable) {
+		t.Errorf("Events after Close = %v, want ErrUnavailable", err)
+	}
 	if err := l.Close(); err != nil {
 		t.Errorf("second Close = %v, want nil", err)
 	}

@@ -302,12 +302,20 @@ func (l *Ledger) invoke(st *stub) (resp *peer.Response) {
 	return resp
 }
 
-// simulate executes p on a fresh snapshot of committed state.
-func (l *Ledger) simulate(ctx context.Context, p *proposal) (*simulation, error) {
+// checkOpen returns ErrClosed once Close has been called, else ctx's error.
+func (l *Ledger) checkOpen(ctx context.Context) error {
 	select {
 	case <-l.closing:
-		return nil, ErrClosed
+		return ErrClosed
 	default:
+	}
+	return ctx.Err()
+}
+
+// simulate executes p on a fresh snapshot of committed state.
+func (l *Ledger) simulate(ctx context.Context, p *proposal) (*simulation, error) {
+	if err := l.checkOpen(ctx); err != nil {
+		return nil, err
 	}
 	tx, err := l.db.Begin(false)
 	if err != nil {
@@ -381,7 +389,7 @@ func (l *Ledger) Submit(ctx context.Context, p ledger.Proposal) (*ledger.Commit,
 
 // Tx locates a committed transaction; ledger.ErrNotFound if there is none.
 func (l *Ledger) Tx(ctx context.Context, txID string) (*ledger.TxInfo, error) {
-	if err := ctx.Err(); err != nil {
+	if err := l.checkOpen(ctx); err != nil {
 		return nil, err
 	}
 	var info *ledger.TxInfo
@@ -405,7 +413,7 @@ func (l *Ledger) Tx(ctx context.Context, txID string) (*ledger.TxInfo, error) {
 
 // Block returns block n; ledger.ErrNotFound if the chain is shorter.
 func (l *Ledger) Block(ctx context.Context, n uint64) (*Block, error) {
-	if err := ctx.Err(); err != nil {
+	if err := l.checkOpen(ctx); err != nil {
 		return nil, err
 	}
 	var blk *Block
@@ -431,6 +439,9 @@ func (l *Ledger) Block(ctx context.Context, n uint64) (*Block, error) {
 // *TamperError naming the first block that does not match, or another
 // error if the store cannot be read.
 func (l *Ledger) Verify(ctx context.Context) error {
+	if err := l.checkOpen(ctx); err != nil {
+		return err
+	}
 	height := l.Height()
 	var prev []byte
 	const perView = 256
@@ -481,10 +492,8 @@ func (l *Ledger) Verify(ctx context.Context) error {
 // startBlock and above, in order: stored blocks first, then new blocks as
 // they commit. The channel is closed when ctx ends or the ledger closes.
 func (l *Ledger) Events(ctx context.Context, startBlock uint64) (<-chan ledger.Event, error) {
-	select {
-	case <-l.closing:
-		return nil, ErrClosed
-	default:
+	if err := l.checkOpen(ctx); err != nil {
+		return nil, err
 	}
 	ch := make(chan ledger.Event, 64)
 	go func() {
