@@ -26,16 +26,27 @@ import (
 // t0 is the fake clock's start: every test runs at the same ledger time.
 var t0 = time.Date(2030, time.March, 10, 12, 0, 0, 0, time.UTC)
 
-// clock is the embedded ledger's transaction time source.
+// clock is the embedded ledger's transaction time source. With a step, each
+// reading of the clock moves it forward by step, so transactions get
+// distinct, ordered timestamps.
 type clock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu   sync.Mutex
+	t    time.Time
+	step time.Duration
 }
 
 func (c *clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.t
+	now := c.t
+	c.t = c.t.Add(c.step)
+	return now
+}
+
+func (c *clock) Step(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.step = d
 }
 
 func (c *clock) Set(t time.Time) {
