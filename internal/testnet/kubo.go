@@ -3,6 +3,7 @@ package testnet
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -84,6 +86,50 @@ func (k *Kubo) Start(t testing.TB) {
 	if out, err := runScript(t, k.script, k.env, "start"); err != nil {
 		t.Fatalf("testnet: restarting kubo: %v\n%s", err, out)
 	}
+}
+
+// Freeze suspends the daemon (SIGSTOP) so that it accepts connections but
+// answers nothing, as a hung daemon would; the test's cleanup resumes it
+// before stopping it.
+func (k *Kubo) Freeze(t testing.TB) {
+	t.Helper()
+	p := k.process(t)
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("testnet: freezing kubo: %v", err)
+	}
+	t.Cleanup(func() { k.Thaw(t) })
+}
+
+// Thaw resumes a frozen daemon (SIGCONT); thawing a running one does nothing.
+func (k *Kubo) Thaw(t testing.TB) {
+	t.Helper()
+	if err := k.process(t).Signal(syscall.SIGCONT); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Errorf("testnet: thawing kubo: %v", err)
+	}
+}
+
+// process finds the daemon that kubo.sh started, from its pid file.
+func (k *Kubo) process(t testing.TB) *os.Process {
+	t.Helper()
+	var repo string
+	for _, kv := range k.env {
+		if v, ok := strings.CutPrefix(kv, "IPFS_PATH="); ok {
+			repo = v
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(repo, "medprov-kubo.pid"))
+	if err != nil {
+		t.Fatalf("testnet: kubo pid file: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("testnet: kubo pid file: %v", err)
+	}
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		t.Fatalf("testnet: kubo process: %v", err)
+	}
+	return p
 }
 
 // Binary returns the path of the kubo binary that StartKubo uses.

@@ -8,6 +8,8 @@
 // request carries the caller's context and is bounded by Config.Timeout; a
 // daemon that is down, refuses, or does not answer in time yields
 // ipfs.ErrUnavailable, which is the caller's cue to retry by its own policy.
+// When the caller's context ends first, the error wraps ipfs.ErrUnavailable
+// and the context's error.
 //
 // The RPC API is an admin API: run kubo with it bound to 127.0.0.1 only
 // (scripts/kubo.sh does).
@@ -55,6 +57,10 @@ type Store struct {
 	sh      *shell.Shell
 	client  *http.Client
 	timeout time.Duration
+	// bulkSh shares the connection pool but has no overall deadline, for
+	// CAR imports whose size has no useful bound; the caller's context and
+	// the transport's dial and response-header timeouts bound them.
+	bulkSh *shell.Shell
 }
 
 var (
@@ -90,7 +96,14 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 			ResponseHeaderTimeout: timeout,
 		},
 	}
-	s := &Store{sh: shell.NewShellWithClient(base, client), client: client, timeout: timeout}
+	bulk := *client
+	bulk.Timeout = 0
+	s := &Store{
+		sh:      shell.NewShellWithClient(base, client),
+		client:  client,
+		timeout: timeout,
+		bulkSh:  shell.NewShellWithClient(base, &bulk),
+	}
 	if err := s.ping(ctx); err != nil {
 		return nil, err
 	}
@@ -278,12 +291,15 @@ type importEntry struct {
 }
 
 // ImportCAR imports a CAR stream with dag/import, pinning its roots, and
-// returns the roots. kubo checks every block against its CID.
+// returns the roots. kubo checks every block against its CID. Because a CAR
+// may be arbitrarily large, Config.Timeout does not bound the whole import:
+// connecting and the wait for the daemon's answer after the upload are
+// bounded, the upload itself only by ctx.
 func (s *Store) ImportCAR(ctx context.Context, r io.Reader) ([]string, error) {
 	body := files.NewMultiFileReader(files.NewSliceDirectory([]files.DirEntry{
 		files.FileEntry("import.car", files.NewReaderFile(r)),
 	}), true, false)
-	req := s.sh.Request("dag/import").Option("pin-roots", true).Option("stats", false).Body(body)
+	req := s.bulkSh.Request("dag/import").Option("pin-roots", true).Option("stats", false).Body(body)
 	// A CAR can be large: bound it by the caller's context, not by Timeout.
 	resp, err := s.sendUnbounded(ctx, req)
 	if err != nil {
