@@ -27,9 +27,11 @@
 // the ledger, verifies the signature, requires |issuedAt - tx time| <= 5
 // minutes, an active actor with the action's role, and a nonce that actor
 // never used (UsedNonce keys are kept forever). Unknown payload fields are
-// refused. Consent is granted and revoked by the patient themself; devices
-// are registered by an operator and revoked only by that operator; access is
-// requested by a researcher.
+// refused. Nonces are 16..128 characters of the base64, base64url or hex
+// alphabets (they become key attributes). Consent is granted and revoked by
+// the patient themself (consent.grant may carry a patientId, which must then
+// be the signer); devices are registered by an operator and revoked only by
+// that operator; access is requested by a researcher.
 //
 // A public key may belong to one actor or device only (the publicKey index):
 // a shared key would let one holder sign as the other.
