@@ -263,7 +263,6 @@ func (s *Server) ingestWithWait(ctx context.Context, prs []*prepared, res []*rea
 		select {
 		case o := <-ch:
 			applyOutcome(res[idx[j]], o)
-			s.m.recorded.WithLabelValues(o.State.String()).Inc()
 		case <-timer.C:
 			s.unwatch(queued[j:])
 			return nil

@@ -75,7 +75,7 @@ type Config struct {
 	AdminToken string
 	Limits     Limits
 	Queue      ingest.QueueConfig   // Path is taken from QueuePath
-	Batcher    ingest.BatcherConfig // Observe and Logger are set by the gateway
+	Batcher    ingest.BatcherConfig // Observe, Finished and Logger are set by the gateway
 	// SignatureWindow bounds |issuedAt - now| for signed GETs. Default 5m.
 	SignatureWindow time.Duration
 	// Now is the gateway's clock. Default time.Now.
@@ -139,6 +139,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		s.m.batchSize.Observe(float64(size))
 		s.m.batchTime.WithLabelValues(result).Observe(took.Seconds())
+	}
+	bc.Finished = func(outs []ingest.Outcome) {
+		for _, o := range outs {
+			s.m.recorded.WithLabelValues(o.State.String()).Inc()
+		}
 	}
 	s.batcher = ingest.NewBatcher(q, recorder{s.chain}, bc)
 	if len(pending) > 0 {

@@ -43,6 +43,9 @@ type BatcherConfig struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Observe, if set, is called after every transaction attempt.
 	Observe func(size int, took time.Duration, err error)
+	// Finished, if set, is called with the outcomes of every batch once
+	// they are final (recorded or rejected), before waiters are told.
+	Finished func(outs []Outcome)
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -267,6 +270,9 @@ func (b *Batcher) finish(ctx context.Context, batch []Record, res *BatchResult) 
 		// The records stay pending and are replayed after a restart; the
 		// chaincode answers "exists" for them, so nothing is doubled.
 		b.cfg.Logger.Error("marking readings done failed", "size", len(outs), "err", err)
+	}
+	if b.cfg.Finished != nil {
+		b.cfg.Finished(outs)
 	}
 	b.mu.Lock()
 	for _, o := range outs {
