@@ -114,11 +114,10 @@ func (c *Contract) RequestAccess(ctx contractapi.TransactionContextInterface, en
 	if grant {
 		typ = AuditAccessGranted
 	}
-	audit, err := t.writeAudit(typ, researcher.ID, []string{p.PatientID}, ev.ID, ev.Decision)
-	if err != nil {
+	if err := t.writeAudit(typ, researcher.ID, []string{p.PatientID}, ev.ID, ev.Decision); err != nil {
 		return nil, err
 	}
-	if err := setEvent(t.stub, EventAccessDecided, audit); err != nil {
+	if err := setEvent(t.stub, EventAccessDecided, ev); err != nil {
 		return nil, err
 	}
 	return ev, nil

@@ -77,11 +77,10 @@ func (c *Contract) RegisterActor(ctx contractapi.TransactionContextInterface, ac
 	if a.Role == RolePatient {
 		patients = []string{a.ID}
 	}
-	ev, err := t.writeAudit(AuditActorRegistered, "org:"+msp, patients, a.ID, "")
-	if err != nil {
+	if err := t.writeAudit(AuditActorRegistered, "org:"+msp, patients, a.ID, ""); err != nil {
 		return nil, err
 	}
-	if err := setEvent(t.stub, EventActorRegistered, ev); err != nil {
+	if err := setEvent(t.stub, EventActorRegistered, a); err != nil {
 		return nil, err
 	}
 	return a, nil

@@ -97,11 +97,10 @@ func (c *Contract) GrantConsent(ctx contractapi.TransactionContextInterface, env
 	if err := putIndex(t.stub, objConsentByPatient, cn.PatientID, cn.GranteeID, cn.ID); err != nil {
 		return nil, err
 	}
-	ev, err := t.writeAudit(AuditConsentGranted, patient.ID, []string{patient.ID}, cn.ID, "")
-	if err != nil {
+	if err := t.writeAudit(AuditConsentGranted, patient.ID, []string{patient.ID}, cn.ID, ""); err != nil {
 		return nil, err
 	}
-	if err := setEvent(t.stub, EventConsentGranted, ev); err != nil {
+	if err := setEvent(t.stub, EventConsentGranted, cn); err != nil {
 		return nil, err
 	}
 	return cn, nil
@@ -159,11 +158,10 @@ func (c *Contract) RevokeConsent(ctx contractapi.TransactionContextInterface, en
 	if err := putJSON(t.stub, k, cn); err != nil {
 		return nil, err
 	}
-	ev, err := t.writeAudit(AuditConsentRevoked, patient.ID, []string{patient.ID}, cn.ID, "")
-	if err != nil {
+	if err := t.writeAudit(AuditConsentRevoked, patient.ID, []string{patient.ID}, cn.ID, ""); err != nil {
 		return nil, err
 	}
-	if err := setEvent(t.stub, EventConsentRevoked, ev); err != nil {
+	if err := setEvent(t.stub, EventConsentRevoked, cn); err != nil {
 		return nil, err
 	}
 	return cn, nil

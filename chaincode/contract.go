@@ -118,7 +118,7 @@ func setEvent(stub shim.ChaincodeStubInterface, name string, v any) error {
 // writeAudit stores the audit event of this transaction and its indexes: one
 // per dimension (all, actor, type, each patient), each with a month marker.
 // Markers are blind writes, so concurrent transactions never conflict on them.
-func (t *tx) writeAudit(typ, actorID string, patientIDs []string, subjectID, decision string) (*AuditEvent, error) {
+func (t *tx) writeAudit(typ, actorID string, patientIDs []string, subjectID, decision string) error {
 	pids := slices.Clone(patientIDs)
 	slices.Sort(pids)
 	pids = slices.Compact(pids)
@@ -131,10 +131,10 @@ func (t *tx) writeAudit(typ, actorID string, patientIDs []string, subjectID, dec
 	}
 	k, err := key(t.stub, objAudit, t.id)
 	if err != nil {
-		return nil, fmt.Errorf("audit key: %w", err)
+		return fmt.Errorf("audit key: %w", err)
 	}
 	if err := putJSON(t.stub, k, ev); err != nil {
-		return nil, err
+		return err
 	}
 	month := monthOf(t.time)
 	dims := [][2]string{{dimAll, allValue}, {dimActor, actorID}, {dimType, typ}}
@@ -143,13 +143,13 @@ func (t *tx) writeAudit(typ, actorID string, patientIDs []string, subjectID, dec
 	}
 	for _, d := range dims {
 		if err := putIndex(t.stub, objAuditBy, d[0], d[1], month, t.at, t.id); err != nil {
-			return nil, err
+			return err
 		}
 		if err := putIndex(t.stub, objAuditMonth, d[0], d[1], month); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return ev, nil
+	return nil
 }
 
 // orgActor names the org (creator MSP) as the actor of transactions that

@@ -82,11 +82,10 @@ func (c *Contract) RegisterDevice(ctx contractapi.TransactionContextInterface, e
 	if err := putJSON(t.stub, k, d); err != nil {
 		return nil, err
 	}
-	ev, err := t.writeAudit(AuditDeviceRegistered, op.ID, []string{d.PatientID}, d.ID, "")
-	if err != nil {
+	if err := t.writeAudit(AuditDeviceRegistered, op.ID, []string{d.PatientID}, d.ID, ""); err != nil {
 		return nil, err
 	}
-	if err := setEvent(t.stub, EventDeviceRegistered, ev); err != nil {
+	if err := setEvent(t.stub, EventDeviceRegistered, d); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -129,11 +128,10 @@ func (c *Contract) RevokeDevice(ctx contractapi.TransactionContextInterface, env
 	if err := putJSON(t.stub, k, d); err != nil {
 		return nil, err
 	}
-	ev, err := t.writeAudit(AuditDeviceRevoked, op.ID, []string{d.PatientID}, d.ID, "")
-	if err != nil {
+	if err := t.writeAudit(AuditDeviceRevoked, op.ID, []string{d.PatientID}, d.ID, ""); err != nil {
 		return nil, err
 	}
-	if err := setEvent(t.stub, EventDeviceRevoked, ev); err != nil {
+	if err := setEvent(t.stub, EventDeviceRevoked, d); err != nil {
 		return nil, err
 	}
 	return d, nil

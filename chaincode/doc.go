@@ -109,9 +109,9 @@
 // emits exactly one chaincode event. A RecordReadings batch that records
 // nothing (all items exist or are rejected) writes no audit event but still
 // emits ReadingsRecorded with no ids. AuditEvent.actorId is the signing
-// actor, or "org:<MSP ID>" for actor registration and reading batches. Event
-// payloads are the AuditEvent, except ReadingsRecorded
-// ({"txId","readingIds"}).
+// actor, or "org:<MSP ID>" for actor registration and reading batches. An
+// event's payload is the record the transaction wrote (Actor, Device,
+// Consent, AccessEvent), except ReadingsRecorded ({"txId","readingIds"}).
 //
 // # Performance
 //

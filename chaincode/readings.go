@@ -277,7 +277,7 @@ func (b *batch) finish() error {
 		if err != nil {
 			return err
 		}
-		if _, err := b.writeAudit(AuditReadingsRecorded, actor, b.patients, b.id, ""); err != nil {
+		if err := b.writeAudit(AuditReadingsRecorded, actor, b.patients, b.id, ""); err != nil {
 			return err
 		}
 	}

@@ -48,6 +48,7 @@ func TestDevices(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			start := e.l.Height()
 			c, err := e.submit(tt.fn, e.sign(tt.signer, tt.action, tt.fields))
 			if got := refusalCode(t, err); got != tt.want {
 				t.Fatalf("code = %q, want %q (err %v)", got, tt.want, err)
@@ -69,6 +70,12 @@ func TestDevices(t *testing.T) {
 			}
 			if d.Status != wantStatus {
 				t.Errorf("status = %q, want %q", d.Status, wantStatus)
+			}
+			evs := eventsOf(t, e, start, c.TxID)
+			wantEvent := map[string]string{"RegisterDevice": chaincode.EventDeviceRegistered, "RevokeDevice": chaincode.EventDeviceRevoked}[tt.fn]
+			var payload chaincode.Device
+			if len(evs) != 1 || evs[0].Name != wantEvent || json.Unmarshal(evs[0].Payload, &payload) != nil || payload != d {
+				t.Errorf("events %+v, want one %s carrying the device %+v", evs, wantEvent, d)
 			}
 		})
 	}
