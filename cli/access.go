@@ -51,6 +51,7 @@ type manifestEntry struct {
 func newAccessRequestCmd(a *app) *cobra.Command {
 	var researcher, key, patient, purpose, from, to, outDir, cursor string
 	var types, devKeys []string
+	var keyDir string
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "request --researcher ID --key FILE --patient ID --purpose P --types T --out DIR",
@@ -66,8 +67,9 @@ plus access.json listing hashes, CIDs and verification results.
 Each reading is verified here without trusting the gateway: SHA-256 of the
 bytes must equal the ledger's dataHash, the device signature must verify and
 the payload must be the reading it was released as. The device's public key
-comes from --device-pubkey DEVICE=FILE, else from the reading's provenance
-if the researcher may read it. The command fails if any check fails.
+comes from --device-pubkey DEVICE=FILE, else from <DEVICE>.pub.pem in
+--device-key-dir, else from the reading's provenance if the researcher may
+read it. The command fails if any check fails.
 
 A denial exits non-zero and prints the reason and the access id under which
 the denial was recorded. --from/--to default to the last 24 hours.`,
@@ -99,7 +101,7 @@ the denial was recorded. --from/--to default to the last 24 hours.`,
 			if err != nil {
 				return fmt.Errorf("request access: %w", err)
 			}
-			vs := verifyReleased(cmd.Context(), c, g.Readings, keys)
+			vs := verifyReleased(cmd.Context(), c, g.Readings, keys, keyDir)
 			m, err := writeReleased(outDir, g, vs)
 			if err != nil {
 				return err
@@ -125,6 +127,7 @@ the denial was recorded. --from/--to default to the last 24 hours.`,
 	fl.StringVar(&to, "to", "", "end of the measurement range, RFC 3339 (default now)")
 	fl.StringVar(&outDir, "out", "", "directory to write released readings to")
 	fl.StringArrayVar(&devKeys, "device-pubkey", nil, "DEVICE=FILE: a device's public key for verification (repeatable)")
+	fl.StringVar(&keyDir, "device-key-dir", "", "directory holding <DEVICE>.pub.pem public keys")
 	fl.StringVar(&cursor, "cursor", "", "nextCursor of a previous grant, to continue")
 	fl.IntVar(&limit, "limit", 0, "maximum readings to release (server default when 0)")
 	required(cmd, "researcher", "key", "patient", "purpose", "types", "out")
@@ -149,12 +152,18 @@ func parseDeviceKeys(pairs []string) (map[string]*ecdsa.PublicKey, error) {
 }
 
 // verifyReleased verifies every released reading; a device key missing
-// from keys is looked up through the reading's provenance.
-func verifyReleased(ctx context.Context, c *client.Client, rs []client.ReleasedReading, keys map[string]*ecdsa.PublicKey) []client.Verification {
+// from keys is read from keyDir (if set), else looked up through the
+// reading's provenance.
+func verifyReleased(ctx context.Context, c *client.Client, rs []client.ReleasedReading, keys map[string]*ecdsa.PublicKey, keyDir string) []client.Verification {
 	out := make([]client.Verification, 0, len(rs))
 	for _, r := range rs {
 		dev, _, _ := strings.Cut(r.ReadingID, ":")
 		pub, ok := keys[dev]
+		if !ok && keyDir != "" {
+			if k, _, err := readPublicKey(filepath.Join(keyDir, fileSafe(dev)+".pub.pem")); err == nil {
+				pub, ok = k, true
+			}
+		}
 		if !ok {
 			pub = deviceKeyFromProvenance(ctx, c, r.ReadingID)
 			keys[dev] = pub // nil too: do not ask again

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -198,6 +199,7 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 
 // fakeGateway records requests and answers with a fixed status and body.
 type fakeGateway struct {
+	mu     sync.Mutex
 	status int
 	body   string
 	reqs   []*http.Request
@@ -210,8 +212,10 @@ func (f *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	f.mu.Lock()
 	f.reqs = append(f.reqs, r)
 	f.bodies = append(f.bodies, b)
+	f.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(f.status)
 	if _, err := io.WriteString(w, f.body); err != nil {
@@ -358,6 +362,23 @@ func TestAccessRequestWritesAndVerifiesReadings(t *testing.T) {
 			t.Errorf("signed action = %v", action)
 		}
 	})
+	t.Run("the device key is found in a key directory", func(t *testing.T) {
+		_, url := startFake(t, http.StatusOK, grant(hex.EncodeToString(sum[:])))
+		keyDir := t.TempDir()
+		b, err := os.ReadFile(devPub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(keyDir, "dev-1.pub.pem"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		a := args(url, t.TempDir())
+		a = append(a[:len(a)-2], "--device-key-dir", keyDir)
+		code, stdout, stderr := run(t, nil, a...)
+		if code != ExitOK || !strings.Contains(stdout, "dev-1:4 VERIFIED") {
+			t.Errorf("exit %d (%s), output %s", code, stderr, stdout)
+		}
+	})
 	t.Run("a reading whose hash differs from the ledger's fails", func(t *testing.T) {
 		_, url := startFake(t, http.StatusOK, grant(strings.Repeat("0", 64)))
 		code, stdout, _ := run(t, nil, args(url, t.TempDir())...)
@@ -408,4 +429,54 @@ func TestSignedGetCommandsSignTheRequest(t *testing.T) {
 	if a.Path != r.RequestURI || a.ActorID != "reg-1" || r.URL.Query().Get("type") != "access.denied" {
 		t.Errorf("signed %+v for %s", a, r.RequestURI)
 	}
+}
+
+func TestSimulateSendsSignedReadingsUntilTheDuration(t *testing.T) {
+	dir := t.TempDir()
+	devPriv, devPub := keyPair(t, dir, "dev")
+	pub, _, err := readPublicKey(devPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("accepted readings are counted and each is signed with a fresh seq", func(t *testing.T) {
+		f, url := startFake(t, http.StatusAccepted, `{"readingId":"x","status":"queued"}`)
+		code, out, stderr := run(t, nil, "device", "simulate", "--gateway", url, "--device", "dev-1="+devPriv,
+			"--rate", "40", "--duration", "200ms", "--seq-start", "100", "--json")
+		if code != ExitOK {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		var st simStats
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatalf("output %q: %v", out, err)
+		}
+		if st.Sent == 0 || st.Sent != st.Accepted || st.Sent != len(f.reqs) {
+			t.Errorf("sent %d, accepted %d, with %d requests", st.Sent, st.Accepted, len(f.reqs))
+		}
+		seen := map[float64]bool{}
+		for _, b := range f.bodies {
+			env, err := envelope.Parse(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := env.Verify(pub); err != nil {
+				t.Fatal(err)
+			}
+			var p map[string]any
+			if err := json.Unmarshal(env.Payload, &p); err != nil {
+				t.Fatal(err)
+			}
+			seq := p["seq"].(float64)
+			if seen[seq] || seq < 100 || p["deviceId"] != "dev-1" {
+				t.Errorf("reading %v repeats a seq or is misaddressed", p)
+			}
+			seen[seq] = true
+		}
+	})
+	t.Run("refused readings make it exit one", func(t *testing.T) {
+		_, url := startFake(t, http.StatusForbidden, `{"error":{"code":"forbidden","message":"device is revoked"}}`)
+		code, out, _ := run(t, nil, "device", "simulate", "--gateway", url, "--device", "dev-1="+devPriv, "--rate", "20", "--duration", "100ms")
+		if code != ExitFailure || !strings.Contains(out, "device is revoked") {
+			t.Errorf("exit %d, output %s", code, out)
+		}
+	})
 }

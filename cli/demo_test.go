@@ -18,3 +18,23 @@ func TestDemoPassesOnTheEmbeddedGateway(t *testing.T) {
 		}
 	}
 }
+
+func TestDemoUsesAGivenGateway(t *testing.T) {
+	t.Run("without an admin token it stops before any request", func(t *testing.T) {
+		f, url := startFake(t, 200, `{}`)
+		code, _, stderr := run(t, nil, "demo", "--gateway", url)
+		if code != ExitUsage || len(f.reqs) != 0 || !strings.Contains(stderr, EnvAdminToken) {
+			t.Errorf("exit %d, %d requests, stderr %q", code, len(f.reqs), stderr)
+		}
+	})
+	t.Run("an unexpected answer fails the step that got it", func(t *testing.T) {
+		f, url := startFake(t, 201, `{"id":"someone-else","role":"patient","status":"active"}`)
+		code, out, _ := run(t, map[string]string{EnvAdminToken: "tok"}, "demo", "--gateway", url)
+		if code != ExitFailure || !strings.Contains(out, "DEMO FAILED at step 1") || len(f.reqs) != 1 {
+			t.Errorf("exit %d, %d requests, output %s", code, len(f.reqs), out)
+		}
+		if got := f.reqs[0].Header.Get("Authorization"); got != "Bearer tok" {
+			t.Errorf("Authorization = %q", got)
+		}
+	})
+}
