@@ -13,6 +13,7 @@ import (
 	"github.com/medprov/medprov/chaincode"
 	"github.com/medprov/medprov/envelope"
 	"github.com/medprov/medprov/ingest"
+	"github.com/medprov/medprov/ipfs"
 	"github.com/medprov/medprov/ledger"
 )
 
@@ -83,6 +84,8 @@ func toAPIError(err error) *apiError {
 	switch {
 	case errors.Is(err, ledger.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return &apiError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "ledger unavailable, retry later", RetryAfter: 2 * time.Second, cause: err}
+	case errors.Is(err, ipfs.ErrUnavailable):
+		return &apiError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "blob store unavailable, retry later", RetryAfter: 2 * time.Second, cause: err}
 	case errors.Is(err, ingest.ErrQueueFull):
 		return &apiError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "ingest queue full, retry later", RetryAfter: time.Second, cause: err}
 	case errors.Is(err, ingest.ErrConflict):

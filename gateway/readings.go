@@ -204,7 +204,7 @@ func (s *Server) ingestPrepared(ctx context.Context, prs []*prepared, res []*rea
 	for j, i := range fresh {
 		blobs[j] = prs[i].sealed
 	}
-	cids, err := s.blobs.PutMany(ctx, blobs)
+	cids, err := s.puts.PutMany(ctx, blobs)
 	if err != nil {
 		return nil, nil, err
 	}

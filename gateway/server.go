@@ -89,6 +89,7 @@ type Server struct {
 	log     *slog.Logger
 	chain   *chain
 	blobs   Blobs
+	puts    *blobGroup
 	sealer  Sealer
 	queue   *ingest.Queue
 	batcher *ingest.Batcher
@@ -115,7 +116,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, errors.New("gateway: AdminToken must be at least 16 characters")
 	}
 	setDefaults(&cfg)
-	s := &Server{cfg: cfg, log: cfg.Logger, blobs: cfg.Blobs, sealer: cfg.Sealer}
+	s := &Server{cfg: cfg, log: cfg.Logger, blobs: cfg.Blobs, sealer: cfg.Sealer, puts: newBlobGroup(cfg.Blobs, 4096)}
 	s.chain = &chain{t: cfg.Ledger}
 	s.keys = newKeyCache(s.chain, 30*time.Second, cfg.Now)
 	s.nonces = newNonceCache(2*cfg.SignatureWindow, cfg.Now)
