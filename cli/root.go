@@ -106,10 +106,11 @@ func newRootCmd(a *app) *cobra.Command {
 		Long: `medprov records signed medical device readings, patient consent and every
 access on a permissioned ledger, and keeps the encrypted readings in IPFS.
 
-This tool talks to a running medprov gateway over its HTTP API: it makes
-keys, registers actors and devices, sends signed readings, manages consent,
-requests data (verifying every reading locally) and audits the ledger.
-"medprov demo" walks through all four roles end to end.
+"medprov serve" runs the gateway. Every other command talks to a running
+gateway over its HTTP API: it makes keys, registers actors and devices,
+sends signed readings, manages consent, requests data (verifying every
+reading locally) and audits the ledger. "medprov demo" walks through all
+four roles end to end.
 
 The gateway is --gateway, else $MEDPROV_GATEWAY, else ` + DefaultGateway + `.
 Admin commands read the admin token from --admin-token-file, else
