@@ -2,10 +2,14 @@
 // local disk that produces exactly the CIDs `ipfs add --cid-version=1` gives
 // for the same bytes.
 //
-// Layout under Config.Dir, as kubo lays out its repo: blocks/ is a flatfs
-// datastore (one file per block, sharded next-to-last/2, each write synced
-// before Put returns); pins/ is a LevelDB datastore holding the boxo pinner's
-// state. Every Put is pinned recursively. There is no garbage collector:
+// Layout under Config.Dir: blocks/ is a LevelDB datastore keyed by
+// multihash; pins/ is a LevelDB datastore holding the boxo pinner's state.
+// LevelDB rather than kubo's default flatfs (one file per block) because
+// readings are small and arrive in batches: a PutMany is one synced LevelDB
+// batch, where flatfs costs several file-system calls and an fsync per
+// block (measured on the project machines: flatfs ~400-650 puts/s in
+// batches of 100). Put and PutMany return after the blocks and pins are
+// fsynced. Every Put is pinned recursively. There is no garbage collector:
 // Unpin only marks content collectable, nothing is deleted.
 //
 // Get reads block by block and checks every block against its CID, so a
@@ -28,7 +32,6 @@ import (
 	"github.com/ipfs/boxo/pinning/pinner/dspinner"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
-	flatfs "github.com/ipfs/go-ds-flatfs"
 	leveldb "github.com/ipfs/go-ds-leveldb"
 	ipld "github.com/ipfs/go-ipld-format"
 	car "github.com/ipld/go-car/v2"
@@ -46,7 +49,7 @@ type Config struct {
 
 // Store is the embedded [ipfs.Store]. It is safe for concurrent use.
 type Store struct {
-	blocksDS *flatfs.Datastore
+	blocksDS *leveldb.Datastore
 	pinsDS   *leveldb.Datastore
 	bs       blockstore.Blockstore
 	pinner   pin.Pinner
@@ -69,7 +72,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("embedded: %w", err)
 	}
-	blocksDS, err := flatfs.CreateOrOpen(filepath.Join(cfg.Dir, "blocks"), flatfs.NextToLast(2), true)
+	blocksDS, err := leveldb.NewDatastore(filepath.Join(cfg.Dir, "blocks"), nil)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: open blocks: %w", err)
 	}
@@ -79,10 +82,12 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	bs := blockstore.NewBlockstoreNoPrefix(blocksDS)
 	dag := merkledag.NewDAGService(blockservice.New(bs, nil))
-	pinner, err := dspinner.New(ctx, pinsDS, dag)
+	pinner, err := dspinner.New(ctx, pinStore{pinsDS}, dag)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("embedded: pinner: %w", err), pinsDS.Close(), blocksDS.Close())
 	}
+	// Sync pins once per operation, in Flush, not once per pin.
+	pinner.SetAutosync(false)
 	return &Store{blocksDS: blocksDS, pinsDS: pinsDS, bs: bs, pinner: pinner}, nil
 }
 

@@ -6,12 +6,13 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
+
+	"github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+	leveldb "github.com/ipfs/go-ds-leveldb"
 
 	"github.com/medprov/medprov/ipfs"
 	"github.com/medprov/medprov/ipfs/embedded"
@@ -93,12 +94,19 @@ func TestGetRejectsCorruptBlocks(t *testing.T) {
 	for _, size := range []int{100, 1 << 20} {
 		t.Run(fmt.Sprintf("a flipped byte on disk in a %d-byte file is corrupt", size), func(t *testing.T) {
 			dir := t.TempDir()
-			s := newStore(t, dir)
+			s, err := embedded.New(t.Context(), embedded.Config{Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
 			c, err := s.Put(t.Context(), randomBytes(t, size))
 			if err != nil {
 				t.Fatal(err)
 			}
-			flipByteInSomeBlock(t, filepath.Join(dir, "blocks"))
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			flipByteInLargestBlock(t, filepath.Join(dir, "blocks"))
+			s = newStore(t, dir)
 			got, err := s.Get(t.Context(), c)
 			if !errors.Is(err, ipfs.ErrCorrupt) {
 				t.Fatalf("Get error = %v, want ErrCorrupt", err)
@@ -110,33 +118,39 @@ func TestGetRejectsCorruptBlocks(t *testing.T) {
 	}
 }
 
-// flipByteInSomeBlock flips one byte in the largest block file under dir.
-func flipByteInSomeBlock(t *testing.T, dir string) {
+// flipByteInLargestBlock rewrites the largest block in the block datastore
+// at dir with one byte flipped, as disk corruption or tampering would.
+func flipByteInLargestBlock(t *testing.T, dir string) {
 	t.Helper()
-	var path string
-	var size int64
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !strings.HasSuffix(p, ".data") {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if info.Size() > size {
-			path, size = p, info.Size()
-		}
-		return nil
-	})
-	if err != nil || path == "" {
-		t.Fatalf("no block file found under %s: %v", dir, err)
-	}
-	b, err := os.ReadFile(path)
+	ctx := t.Context()
+	blocks, err := leveldb.NewDatastore(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b[len(b)/2] ^= 0x01
-	if err := os.WriteFile(path, b, 0o600); err != nil {
+	defer func() {
+		if err := blocks.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	res, err := blocks.Query(ctx, query.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var key string
+	var value []byte
+	for r := range res.Next() {
+		if r.Error != nil {
+			t.Fatal(r.Error)
+		}
+		if len(r.Value) > len(value) {
+			key, value = r.Key, r.Value
+		}
+	}
+	if key == "" {
+		t.Fatalf("no blocks under %s", dir)
+	}
+	value[len(value)/2] ^= 0x01
+	if err := blocks.Put(ctx, datastore.NewKey(key), value); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -319,6 +333,8 @@ func BenchmarkPut(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "puts/s")
 }
 
+// BenchmarkPutMany100 stores 100 one-KiB payloads per call; compare its
+// puts/s with BenchmarkPut's.
 func BenchmarkPutMany100(b *testing.B) {
 	s := newStore(b, b.TempDir())
 	batch := make([][]byte, 100)
