@@ -1,0 +1,34 @@
+package e2e
+
+import (
+	"testing"
+
+	"github.com/medprov/medprov/internal/testnet"
+	"github.com/medprov/medprov/test/scenario"
+)
+
+// fabricGateway starts a Fabric network (2 peer orgs, Raft orderer, TLS,
+// chaincode as a service) and a kubo daemon, and prepares a gateway on them.
+func fabricGateway(t *testing.T) (*Gateway, *testnet.FabricNetwork) {
+	t.Helper()
+	n := testnet.StartFabricNetwork(t, testnet.FabricOptions{})
+	k := testnet.StartKubo(t)
+	g := NewGateway(t, "--ledger", "fabric", "--fabric-profile", n.Profile, "--blobs", "kubo", "--kubo-api", k.API)
+	return g, n
+}
+
+// TestScenarioFabricKubo runs the same scenario suite as
+// TestScenarioEmbedded against the gateway binary on a real Fabric network
+// and a real kubo daemon.
+func TestScenarioFabricKubo(t *testing.T) {
+	g, _ := fabricGateway(t)
+	g.Start(t)
+	scenario.Run(t, scenario.Env{
+		BaseURL:    g.URL(),
+		AdminToken: g.AdminToken,
+		Restart: func(t *testing.T) {
+			g.Stop(t)
+			g.Start(t)
+		},
+	})
+}
