@@ -137,7 +137,9 @@ running() {
 	[[ -f "$pidfile" ]] || return 1
 	pid="$(cat "$pidfile")"
 	[[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
-	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$(cat "$dir/run/$1.cmd")"
+	local cmdline
+	cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || return 1
+	[[ "$cmdline" == *"$(cat "$dir/run/$1.cmd")"* ]]
 }
 
 # start NAME ENV... -- PROGRAM ARGS... starts PROGRAM detached with exactly
@@ -356,6 +358,7 @@ start_peer() {
 			CORE_PEER_CHAINCODELISTENADDRESS="127.0.0.1:$(peer_cc_port "$org")" \
 			CORE_PEER_GOSSIP_BOOTSTRAP="127.0.0.1:$(peer_port "$org")" \
 			CORE_PEER_GOSSIP_EXTERNALENDPOINT="127.0.0.1:$(peer_port "$org")" \
+			CORE_PEER_GOSSIP_RECONNECTINTERVAL=2s \
 			CORE_PEER_LOCALMSPID="$(org_msp "$org")" \
 			CORE_PEER_MSPCONFIGPATH="$nd/msp" \
 			CORE_PEER_TLS_ENABLED=true \
@@ -385,12 +388,29 @@ as_admin() {
 		"$@"
 }
 
+# joined ORG succeeds when ORG's peer lists the channel.
+joined() {
+	local out
+	out="$(as_admin "$1" peer channel list 2>/dev/null)" || return 1
+	grep -qx "$CHANNEL" <<<"$out"
+}
+
+# join ORG joins ORG's peer to the channel; a ledger that already exists
+# (a restarted peer) counts as joined.
+join() {
+	local out
+	joined "$1" && return 0
+	out="$(as_admin "$1" peer channel join -b "$dir/config/$CHANNEL.block" 2>&1)" && return 0
+	grep -q "already exists" <<<"$out" && return 0
+	echo "$out" >&2
+	return 1
+}
+
 join_peer() {
 	local org="$1"
-	as_admin "$org" peer channel list 2>/dev/null | grep -qx "$CHANNEL" && return 0
+	joined "$org" && return 0
 	log "joining peer.$org to $CHANNEL"
-	retry 30 as_admin "$org" peer channel join -b "$dir/config/$CHANNEL.block" ||
-		die "peer.$org could not join $CHANNEL"
+	retry 30 join "$org" || die "peer.$org could not join $CHANNEL"
 }
 
 # ---- chaincode ---------------------------------------------------------------
@@ -476,6 +496,16 @@ start_ccserver() {
 	wait_listening "$name" "$(ccserver_port "$org")"
 }
 
+# peers_known ORG succeeds once ORG's peer has learnt the other peers of
+# the channel through gossip; before that, the gateway's discovery cannot
+# find endorsers that satisfy the policy.
+peers_known() {
+	local n
+	n="$(curl -fsS "http://127.0.0.1:$(peer_ops_port "$1")/metrics" |
+		sed -n "s/^gossip_membership_total_peers_known{channel=\"$CHANNEL\"} //p")"
+	[[ -n "$n" ]] && ((n >= ${#ORGS[@]} - 1))
+}
+
 # chaincode_ready ORG succeeds once ORG's peer reaches its chaincode server.
 chaincode_ready() {
 	as_admin "$1" peer chaincode query -C "$CHANNEL" -n "$CC_NAME" \
@@ -553,6 +583,7 @@ cmd_up() {
 	for org in "${ORGS[@]}"; do start_ccserver "$org"; done
 	for org in "${ORGS[@]}"; do
 		retry 60 chaincode_ready "$org" || die "peer.$org cannot reach its chaincode server; see $dir/logs"
+		retry 90 peers_known "$org" || die "peer.$org has not discovered the other peers; see $dir/logs/peer.$org.log"
 	done
 	write_profile
 	log "network is up; connection profile: $dir/profile.json"
@@ -603,7 +634,7 @@ cmd_stop() {
 	[[ -n "$component" ]] || die "stop needs a component: $(components 2>/dev/null | tr '\n' ' ')"
 	[[ -f "$dir/network.env" ]] || die "no network in $dir"
 	load_settings
-	components | grep -qx -- "$component" || die "unknown component $component"
+	[[ " $(components | tr '\n' ' ') " == *" $component "* ]] || die "unknown component $component"
 	stop_proc "$component"
 	log "$component stopped"
 }

@@ -1,0 +1,143 @@
+package fabric
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/hyperledger/fabric-gateway/pkg/client"
+	"github.com/hyperledger/fabric-protos-go-apiv2/gateway"
+	"github.com/hyperledger/fabric-protos-go-apiv2/peer"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/medprov/medprov/ledger"
+)
+
+// statusWithDetails builds the gRPC status the peer's gateway returns, with
+// one ErrorDetail per endorser message.
+func statusWithDetails(t *testing.T, code codes.Code, msg string, details ...string) error {
+	t.Helper()
+	st := status.New(code, msg)
+	for _, d := range details {
+		var err error
+		st, err = st.WithDetails(&gateway.ErrorDetail{Address: "127.0.0.1:7051", MspId: "HospitalMSP", Message: d})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st.Err()
+}
+
+// The real network produces most of these (see fabric_test.go); this table
+// pins the classification of the rarer shapes that are hard to provoke.
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		name        string
+		err         func(t *testing.T) error
+		wantCC      string // expected ChaincodeError.Message, "" if none
+		wantStatus  int32
+		unavailable bool
+	}{
+		{
+			name: "a medprov refusal in an endorser detail keeps the chaincode's message",
+			err: func(t *testing.T) error {
+				return statusWithDetails(t, codes.Aborted, "failed to endorse transaction, see attached details for more info",
+					"[medprov:forbidden] only an org admin may register actors")
+			},
+			wantCC:     "[medprov:forbidden] only an org admin may register actors",
+			wantStatus: 500,
+		},
+		{
+			name: "an evaluate refusal carries the marker in the status message",
+			err: func(t *testing.T) error {
+				return statusWithDetails(t, codes.Aborted, "evaluate call to endorser returned error: [medprov:forbidden] only an org admin may register actors")
+			},
+			wantCC:     "[medprov:forbidden] only an org admin may register actors",
+			wantStatus: 500,
+		},
+		{
+			name: "a chaincode response with a status keeps that status",
+			err: func(t *testing.T) error {
+				return statusWithDetails(t, codes.Unknown, "failed to endorse", "chaincode response 409, [medprov:conflict] duplicate")
+			},
+			wantCC:     "[medprov:conflict] duplicate",
+			wantStatus: 409,
+		},
+		{
+			name: "a refusal without the marker is still a chaincode error",
+			err: func(t *testing.T) error {
+				return statusWithDetails(t, codes.Aborted, "failed to endorse transaction, see attached details for more info",
+					"Function Nope not found in contract Contract")
+			},
+			wantCC:     "Function Nope not found in contract Contract",
+			wantStatus: 500,
+		},
+		{
+			name: "a chaincode server that is down makes the ledger unavailable",
+			err: func(t *testing.T) error {
+				return statusWithDetails(t, codes.Aborted, "failed to endorse transaction, see attached details for more info",
+					"error in simulation: failed to execute transaction: could not launch chaincode medprov: connection refused")
+			},
+			unavailable: true,
+		},
+		{
+			name: "too few live peers for the endorsement policy makes the ledger unavailable",
+			err: func(t *testing.T) error {
+				return statusWithDetails(t, codes.FailedPrecondition, "no combination of peers can be derived which satisfy the endorsement policy")
+			},
+			unavailable: true,
+		},
+		{
+			name: "an unreachable peer makes the ledger unavailable",
+			err: func(t *testing.T) error {
+				return statusWithDetails(t, codes.Unavailable, "connection refused")
+			},
+			unavailable: true,
+		},
+		{
+			name: "an expired deadline makes the ledger unavailable",
+			err: func(t *testing.T) error {
+				return statusWithDetails(t, codes.DeadlineExceeded, "context deadline exceeded")
+			},
+			unavailable: true,
+		},
+		{
+			name: "an invalidated transaction is a chaincode error with its validation code",
+			err: func(t *testing.T) error {
+				return &client.CommitError{TransactionID: "tx1", Code: peer.TxValidationCode_MVCC_READ_CONFLICT}
+			},
+			wantCC:     "transaction invalidated: MVCC_READ_CONFLICT",
+			wantStatus: int32(peer.TxValidationCode_MVCC_READ_CONFLICT),
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := classify(context.Background(), "op", "tx0", tc.err(t))
+			var ccErr *ledger.ChaincodeError
+			isCC := errors.As(got, &ccErr)
+			switch {
+			case tc.wantCC != "":
+				if !isCC {
+					t.Fatalf("classify = %v, want a ChaincodeError", got)
+				}
+				if ccErr.Message != tc.wantCC || ccErr.Status != tc.wantStatus {
+					t.Errorf("ChaincodeError = {%d %q}, want {%d %q}", ccErr.Status, ccErr.Message, tc.wantStatus, tc.wantCC)
+				}
+			case tc.unavailable:
+				if !errors.Is(got, ledger.ErrUnavailable) || isCC {
+					t.Errorf("classify = %v, want an error wrapping ledger.ErrUnavailable", got)
+				}
+			}
+		})
+	}
+}
+
+func TestClassifyCancelledCaller(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	got := classify(ctx, "op", "", status.Error(codes.Canceled, "context canceled"))
+	if !errors.Is(got, context.Canceled) || errors.Is(got, ledger.ErrUnavailable) {
+		t.Errorf("classify = %v, want the caller's context.Canceled, not ErrUnavailable", got)
+	}
+}
