@@ -36,7 +36,7 @@ func (s *Server) provenance(c *gin.Context) {
 	}
 	resp := gin.H{"reading": p.Reading, "device": p.Device, "consents": p.Consents, "accesses": p.Accesses}
 	if tx, err := s.cfg.Ledger.Tx(c, p.Reading.TxID); err == nil {
-		resp["transaction"] = tx
+		resp["tx"] = gin.H{"txId": tx.TxID, "block": tx.Block, "timestamp": tx.Timestamp.UTC().Format(time.RFC3339Nano), "valid": tx.Valid}
 	} else if !errors.Is(err, ledger.ErrNotFound) {
 		fail(c, err)
 		return

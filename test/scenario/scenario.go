@@ -493,6 +493,9 @@ func Run(t *testing.T, env Env) {
 		if pv.Reading.ID != w.recorded[0] || pv.Device.ID != w.dev.id || len(pv.Accesses) == 0 {
 			t.Errorf("provenance = %+v, want the reading, its device and the access that released it", pv)
 		}
+		if pv.Tx == nil || pv.Tx.TxID != pv.Reading.TxID || pv.Tx.Block == 0 || pv.Tx.Valid == nil || !*pv.Tx.Valid {
+			t.Errorf("provenance tx = %+v, want the valid transaction and block that recorded the reading", pv.Tx)
+		}
 		v, err := w.reg.c.VerifyReading(ctx, w.recorded[0])
 		if err != nil {
 			t.Fatal(err)
