@@ -139,6 +139,7 @@ only their owner can read.`,
 		newAuditCmd(a),
 		newDemoCmd(a),
 		newServeCmd(a),
+		newBenchCmd(a),
 	)
 	return root
 }
