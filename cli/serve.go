@@ -175,11 +175,12 @@ func (a *app) openStack(ctx context.Context, o *serveOptions, adminToken string,
 
 	gw, err := gateway.New(ctx, gateway.Config{
 		Ledger: tr, Blobs: blobs, Sealer: kr, AdminToken: adminToken,
-		QueuePath: filepath.Join(o.dataDir, "ingest.db"),
-		Queue:     ingest.QueueConfig{MaxPending: o.queueMax},
-		Batcher:   ingest.BatcherConfig{MaxBatch: o.batchMax, MaxWait: o.batchWait, InFlight: o.inFlight},
-		Limits:    gateway.Limits{DeviceRate: o.deviceRate, DeviceBurst: max(int(o.deviceRate*5), 1)},
-		Logger:    log,
+		QueuePath:           filepath.Join(o.dataDir, "ingest.db"),
+		EventCheckpointPath: filepath.Join(o.dataDir, "events.checkpoint"),
+		Queue:               ingest.QueueConfig{MaxPending: o.queueMax},
+		Batcher:             ingest.BatcherConfig{MaxBatch: o.batchMax, MaxWait: o.batchWait, InFlight: o.inFlight},
+		Limits:              gateway.Limits{DeviceRate: o.deviceRate, DeviceBurst: max(int(o.deviceRate*5), 1)},
+		Logger:              log,
 	})
 	if err != nil {
 		return fail(err)

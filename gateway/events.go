@@ -3,20 +3,72 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/medprov/medprov/chaincode"
+	"github.com/medprov/medprov/ledger"
 )
 
+// checkpoint is the last chaincode event the gateway handled.
+type checkpoint struct {
+	Block uint64 `json:"block"`
+	TxID  string `json:"txId"`
+}
+
+func loadCheckpoint(path string) (checkpoint, error) {
+	var cp checkpoint
+	if path == "" {
+		return cp, nil
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return cp, nil
+	}
+	if err != nil {
+		return cp, fmt.Errorf("read event checkpoint: %w", err)
+	}
+	if err := json.Unmarshal(b, &cp); err != nil {
+		return cp, fmt.Errorf("parse event checkpoint %s: %w", path, err)
+	}
+	return cp, nil
+}
+
+// save replaces the checkpoint file atomically (write, then rename).
+func (cp checkpoint) save(path string) error {
+	if path == "" {
+		return nil
+	}
+	b, err := json.Marshal(cp)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("write event checkpoint: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write event checkpoint: %w", err)
+	}
+	return nil
+}
+
 // followEvents keeps the key cache honest across gateways: a device revoked
-// or registered anywhere drops this gateway's cached entry as soon as the
-// block commits. It starts at the ledger's live end and reconnects with
-// backoff; missed events only delay invalidation to the cache TTL.
+// or registered anywhere drops this gateway's cached entry as soon as its
+// block commits. It resumes after the checkpointed event (so a restart
+// neither misses nor repeats events) and reconnects with backoff.
 func (s *Server) followEvents(ctx context.Context) {
+	cp, err := loadCheckpoint(s.cfg.EventCheckpointPath)
+	if err != nil {
+		s.log.Error("event checkpoint unreadable; following events from the start of the chain", "err", err)
+	}
 	backoff := time.Second
-	var next uint64
 	for ctx.Err() == nil {
-		ch, err := s.cfg.Ledger.Events(ctx, next)
+		ch, err := s.cfg.Ledger.Events(ctx, cp.Block)
 		if err != nil {
 			s.log.Warn("event stream unavailable; retrying", "err", err, "backoff", backoff)
 			select {
@@ -28,17 +80,38 @@ func (s *Server) followEvents(ctx context.Context) {
 			continue
 		}
 		backoff = time.Second
+		// Events of the checkpoint's block up to and including its
+		// transaction were handled before.
+		skipping := cp.TxID != ""
 		for ev := range ch {
-			next = ev.Block
-			switch ev.Name {
-			case chaincode.EventDeviceRevoked, chaincode.EventDeviceRegistered:
-				var d struct {
-					ID string `json:"id"`
+			if skipping && ev.Block == cp.Block {
+				if ev.TxID == cp.TxID {
+					skipping = false
 				}
-				if err := json.Unmarshal(ev.Payload, &d); err == nil && d.ID != "" {
-					s.keys.forgetDevice(d.ID)
-				}
+				continue
 			}
+			skipping = false
+			s.handleEvent(ev)
+			cp = checkpoint{Block: ev.Block, TxID: ev.TxID}
+			if err := cp.save(s.cfg.EventCheckpointPath); err != nil {
+				s.log.Warn("saving event checkpoint", "err", err)
+			}
+		}
+	}
+}
+
+func (s *Server) handleEvent(ev ledger.Event) {
+	s.m.events.WithLabelValues(ev.Name).Inc()
+	switch ev.Name {
+	case chaincode.EventDeviceRevoked, chaincode.EventDeviceRegistered:
+		var d chaincode.Device
+		if err := json.Unmarshal(ev.Payload, &d); err == nil && d.ID != "" {
+			s.keys.forgetDevice(d.ID)
+		}
+	case chaincode.EventActorRegistered:
+		var a chaincode.Actor
+		if err := json.Unmarshal(ev.Payload, &a); err == nil && a.ID != "" {
+			s.keys.forgetActor(a.ID)
 		}
 	}
 }

@@ -122,3 +122,10 @@ func isNotFound(err error) bool {
 	}
 	return false
 }
+
+// forgetActor drops an actor from the cache.
+func (k *keyCache) forgetActor(id string) {
+	k.mu.Lock()
+	delete(k.act, id)
+	k.mu.Unlock()
+}

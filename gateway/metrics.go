@@ -18,6 +18,7 @@ type metrics struct {
 	batchTime  *prometheus.HistogramVec
 	queueDepth prometheus.GaugeFunc
 	accesses   *prometheus.CounterVec
+	events     *prometheus.CounterVec
 }
 
 func newMetrics(queueDepth func() float64) *metrics {
@@ -51,10 +52,13 @@ func newMetrics(queueDepth func() float64) *metrics {
 			Name: "medprov_access_decisions_total", Help: "Research access decisions.",
 		}, []string{"decision"}),
 	}
+	m.events = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "medprov_chaincode_events_total", Help: "Chaincode events followed, by name.",
+	}, []string{"event"})
 	m.queueDepth = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "medprov_ingest_queue_depth", Help: "Readings acknowledged and not yet on the ledger.",
 	}, queueDepth)
 	m.reg.MustRegister(m.requests, m.latency, m.ingested, m.rejected, m.recorded, m.batchSize, m.batchTime,
-		m.queueDepth, m.accesses, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m.queueDepth, m.accesses, m.events, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

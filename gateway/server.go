@@ -76,6 +76,9 @@ type Config struct {
 	Limits     Limits
 	Queue      ingest.QueueConfig   // Path is taken from QueuePath
 	Batcher    ingest.BatcherConfig // Observe, Finished and Logger are set by the gateway
+	// EventCheckpointPath, if set, is where the gateway records the last
+	// chaincode event it handled, so that after a restart it resumes there.
+	EventCheckpointPath string
 	// SignatureWindow bounds |issuedAt - now| for signed GETs. Default 5m.
 	SignatureWindow time.Duration
 	// Now is the gateway's clock. Default time.Now.
