@@ -79,7 +79,9 @@ func toAPIError(err error) *apiError {
 		if cc, ok := chaincode.ParseError(ce.Message); ok {
 			return &apiError{Status: cc.Status(), Code: string(cc.Code), Message: cc.Message, cause: err}
 		}
-		return &apiError{Status: http.StatusBadGateway, Code: CodeUnavailable, Message: "the ledger refused the transaction", cause: err}
+		// Not the chaincode's verdict: a peer, chaincode server or orderer
+		// failed, or the transaction lost an MVCC race. Worth retrying.
+		return &apiError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "ledger could not complete the transaction, retry later", RetryAfter: 2 * time.Second, cause: err}
 	}
 	switch {
 	case errors.Is(err, ledger.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):

@@ -284,6 +284,17 @@ func (b *Batcher) finish(ctx context.Context, batch []Record, res *BatchResult) 
 	b.mu.Unlock()
 }
 
+// transient reports whether a failed RecordReadings may succeed later.
+// Only a refusal the chaincode itself made (it carries the chaincode's
+// error marker) is final; anything else — the ledger unreachable, an
+// endorsement that failed because a chaincode server or peer is down, an
+// MVCC conflict — is retried, because the readings were acknowledged and
+// must not be dropped.
 func transient(err error) bool {
+	var ce *ledger.ChaincodeError
+	if errors.As(err, &ce) {
+		_, judged := chaincode.ParseError(ce.Message)
+		return !judged
+	}
 	return errors.Is(err, ledger.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
 }

@@ -196,7 +196,9 @@ func TestTransient(t *testing.T) {
 	}{
 		{"an unavailable ledger is transient", fmt.Errorf("x: %w", ledger.ErrUnavailable), true},
 		{"a deadline is transient", context.DeadlineExceeded, true},
-		{"a refusal is final", &ledger.ChaincodeError{Message: "no"}, false},
+		{"a refusal by the chaincode is final", &ledger.ChaincodeError{Message: "chaincode response 500, [medprov:invalid] bad batch"}, false},
+		{"an endorsement failure without the chaincode's verdict is transient", &ledger.ChaincodeError{Message: "connection refused to chaincode server"}, true},
+		{"an MVCC conflict is transient", &ledger.ChaincodeError{TxID: "t", Message: "transaction invalidated in block 9: MVCC_READ_CONFLICT"}, true},
 		{"an unknown error is final", errors.New("boom"), false},
 	}
 	for _, tt := range tests {
