@@ -98,6 +98,34 @@ func (k *Kubo) Freeze(t testing.TB) {
 		t.Fatalf("testnet: freezing kubo: %v", err)
 	}
 	t.Cleanup(func() { k.Thaw(t) })
+	// kill(2) returns before every thread has stopped; wait until they have,
+	// or a request sent right away may still be answered.
+	for deadline := time.Now().Add(10 * time.Second); !allThreadsStopped(p.Pid); {
+		if time.Now().After(deadline) {
+			t.Fatalf("testnet: kubo (pid %d) did not stop after SIGSTOP", p.Pid)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// allThreadsStopped reports whether every thread of pid is in state T.
+func allThreadsStopped(pid int) bool {
+	stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(stats) == 0 {
+		return false
+	}
+	for _, path := range stats {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return false
+		}
+		// The state follows the parenthesised command name.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
 }
 
 // Thaw resumes a frozen daemon (SIGCONT); thawing a running one does nothing.

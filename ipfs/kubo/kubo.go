@@ -16,6 +16,7 @@
 package kubo
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,9 +31,11 @@ import (
 	"time"
 
 	files "github.com/ipfs/boxo/files"
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	shell "github.com/ipfs/go-ipfs-api"
 	car "github.com/ipld/go-car/v2"
+	"github.com/ipld/go-car/v2/storage"
 
 	"github.com/medprov/medprov/ipfs"
 	"github.com/medprov/medprov/ipfs/internal/unixfs"
@@ -139,12 +142,65 @@ type addEntry struct {
 	Hash string
 }
 
-// PutMany adds every payload as one file of a single multipart add request
-// and returns their CIDs in input order.
+// PutMany lays every payload out locally exactly as add does and sends all
+// blocks to the daemon in one dag/import request (a CARv1 stream whose roots
+// are the payloads, pinned by kubo), returning the CIDs in input order. kubo
+// checks every block against its CID on import. This is one round trip for
+// the batch, and faster in kubo than a multi-file add, which fsyncs per file.
 func (s *Store) PutMany(ctx context.Context, data [][]byte) ([]string, error) {
 	if len(data) == 0 {
 		return nil, nil
 	}
+	if len(data) == 1 {
+		return s.add(ctx, data)
+	}
+	roots := make([]cid.Cid, len(data))
+	var all []blocks.Block
+	for i, d := range data {
+		root, blks, err := unixfs.Build(d)
+		if err != nil {
+			return nil, fmt.Errorf("kubo: put payload %d: %w", i, err)
+		}
+		roots[i] = root
+		all = append(all, blks...)
+	}
+	var buf bytes.Buffer
+	cw, err := storage.NewWritable(&buf, roots, car.WriteAsCarV1(true))
+	if err != nil {
+		return nil, fmt.Errorf("kubo: car writer: %w", err)
+	}
+	for _, b := range all {
+		if err := cw.Put(ctx, b.Cid().KeyString(), b.RawData()); err != nil {
+			return nil, fmt.Errorf("kubo: car block %s: %w", b.Cid(), err)
+		}
+	}
+	if err := cw.Finalize(); err != nil {
+		return nil, fmt.Errorf("kubo: finish car: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	pinned, err := s.ImportCAR(ctx, &buf)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(roots))
+	want := make(map[string]bool, len(roots))
+	for i, r := range roots {
+		out[i] = r.String()
+		want[out[i]] = true
+	}
+	for _, p := range pinned {
+		delete(want, p)
+	}
+	if len(want) != 0 {
+		return nil, fmt.Errorf("kubo: dag import pinned %d of %d roots", len(roots)-len(want), len(roots))
+	}
+	return out, nil
+}
+
+// add adds payloads as files of one multipart add request, which computes
+// the CIDs in kubo, and returns them in input order.
+func (s *Store) add(ctx context.Context, data [][]byte) ([]string, error) {
 	entries := make([]files.DirEntry, len(data))
 	for i, d := range data {
 		entries[i] = files.FileEntry(strconv.Itoa(i), files.NewBytesFile(d))

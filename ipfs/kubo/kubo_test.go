@@ -151,7 +151,7 @@ func flipBlockOnDisk(t *testing.T, repo, c string) {
 	name := base32.RawStdEncoding.EncodeToString(parsed.Hash()) + ".data"
 	matches, err := filepath.Glob(filepath.Join(repo, "blocks", "*", name))
 	if err != nil || len(matches) != 1 {
-		t.Fatalf("block file %s in %s: %v, %v", name, repo, matches, err)
+		t.Fatalf("block file %s in %s (this test needs kubo's default flatfs datastore; unset MEDPROV_KUBO_PROFILE): %v, %v", name, repo, matches, err)
 	}
 	b, err := os.ReadFile(matches[0])
 	if err != nil {
@@ -290,8 +290,8 @@ func TestHungDaemonIsUnavailable(t *testing.T) {
 	t.Run("a caller's deadline also ends the wait as unavailable", func(t *testing.T) {
 		short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		defer cancel()
-		if _, err := slow.Has(short, c); !errors.Is(err, ipfs.ErrUnavailable) {
-			t.Errorf("Has error = %v, want ErrUnavailable", err)
+		if ok, err := slow.Has(short, c); !errors.Is(err, ipfs.ErrUnavailable) {
+			t.Errorf("Has = %v, %v; want ErrUnavailable", ok, err)
 		}
 	})
 	d.Thaw(t)
