@@ -42,7 +42,7 @@ func connect(t *testing.T, profilePath, org string, tune func(*fabric.Config)) *
 }
 
 // actorArg returns RegisterActor's argument for a new actor with a fresh key.
-func actorArg(t *testing.T, id, role string) string {
+func actorArg(t testing.TB, id, role string) string {
 	t.Helper()
 	key, err := envelope.GenerateKey()
 	if err != nil {
@@ -217,6 +217,16 @@ func TestStoppedPeerIsUnavailable(t *testing.T) {
 	})
 	before := registerActor(t, hospital, "operator-1", "operator")
 
+	eventsCtx, stopEvents := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer stopEvents()
+	events, err := hospital.Events(eventsCtx, before.Block)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := <-events; ev.TxID != before.TxID {
+		t.Fatalf("first event is from tx %s, want %s", ev.TxID, before.TxID)
+	}
+
 	if err := network.Stop(t.Context(), "peer.hospital"); err != nil {
 		t.Fatal(err)
 	}
@@ -262,6 +272,80 @@ func TestStoppedPeerIsUnavailable(t *testing.T) {
 			}
 			time.Sleep(time.Second)
 		}
-		t.Errorf("GetActor after restart: %v", lastErr)
+		t.Fatalf("GetActor after restart: %v", lastErr)
 	})
+
+	t.Run("the event stream resumes after the restart without repeating events", func(t *testing.T) {
+		after := registerActor(t, hospital, "operator-3", "operator")
+		for ev := range events {
+			if ev.TxID == before.TxID {
+				t.Fatalf("event of tx %s delivered twice", before.TxID)
+			}
+			if ev.TxID == after.TxID {
+				if ev.Block != after.Block {
+					t.Errorf("event block = %d, want %d", ev.Block, after.Block)
+				}
+				return
+			}
+		}
+		t.Fatalf("event stream closed before the event of tx %s", after.TxID)
+	})
+
+	t.Run("without the other organisation's peer writes are unavailable but reads work", func(t *testing.T) {
+		if err := network.Stop(t.Context(), "peer.research"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := hospital.Submit(t.Context(), ledger.Proposal{
+			Function: "RegisterActor", Args: []string{actorArg(t, "operator-4", "operator")}, AsAdmin: true,
+		})
+		t.Logf("submit without the research peer: %v", err)
+		if !errors.Is(err, ledger.ErrUnavailable) {
+			t.Errorf("submit error = %v, want ledger.ErrUnavailable (both organisations must endorse)", err)
+		}
+		if _, err := hospital.Evaluate(t.Context(), ledger.Proposal{Function: "GetActor", Args: []string{"operator-1"}}); err != nil {
+			t.Errorf("GetActor on the hospital peer: %v", err)
+		}
+	})
+
+	t.Run("a stopped chaincode server makes the ledger unavailable, not a refusal", func(t *testing.T) {
+		if err := network.Stop(t.Context(), "chaincode.hospital"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := hospital.Evaluate(t.Context(), ledger.Proposal{Function: "GetActor", Args: []string{"operator-1"}})
+		t.Logf("evaluate without the chaincode server: %v", err)
+		var ccErr *ledger.ChaincodeError
+		if !errors.Is(err, ledger.ErrUnavailable) || errors.As(err, &ccErr) {
+			t.Errorf("evaluate error = %v, want ledger.ErrUnavailable", err)
+		}
+	})
+}
+
+// BenchmarkSubmit measures one RegisterActor from proposal to commit status
+// on a one-orderer network (both organisations endorse).
+func BenchmarkSubmit(b *testing.B) {
+	network := testnet.StartFabricNetwork(b, testnet.FabricOptions{})
+	profile, err := fabric.LoadProfile(network.Profile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg, err := profile.Config("hospital")
+	if err != nil {
+		b.Fatal(err)
+	}
+	tr, err := fabric.New(b.Context(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	args := make([]string, b.N)
+	for i := range args {
+		args[i] = actorArg(b, fmt.Sprintf("bench-%d", i), "patient")
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := tr.Submit(b.Context(), ledger.Proposal{Function: "RegisterActor", Args: []string{args[i]}, AsAdmin: true}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/commit")
 }
