@@ -578,9 +578,10 @@ cmd_up() {
 		package_chaincode "$org"
 		install_chaincode "$org"
 	done
+	# Servers first: the peers connect to them as soon as the definition commits.
+	for org in "${ORGS[@]}"; do start_ccserver "$org"; done
 	for org in "${ORGS[@]}"; do approve_chaincode "$org"; done
 	commit_chaincode
-	for org in "${ORGS[@]}"; do start_ccserver "$org"; done
 	for org in "${ORGS[@]}"; do
 		retry 60 chaincode_ready "$org" || die "peer.$org cannot reach its chaincode server; see $dir/logs"
 		retry 90 peers_known "$org" || die "peer.$org has not discovered the other peers; see $dir/logs/peer.$org.log"
