@@ -39,8 +39,8 @@ sampleconfig_dir() {
 	local dir
 	dir="$(go env GOMODCACHE)/$FABRIC_MODULE@$FABRIC_PSEUDO/sampleconfig"
 	if [[ ! -f "$dir/core.yaml" ]]; then
-		# The module source is in the cache once the wrapper resolved it.
-		(cd "$wrap" && go mod download "$FABRIC_MODULE") >&2
+		# Outside any module, an exact version downloads the source alone.
+		(cd / && GO111MODULE=on go mod download "$FABRIC_MODULE@$FABRIC_PSEUDO") >&2
 	fi
 	echo "$dir"
 }
@@ -73,7 +73,7 @@ GOMOD
 	echo "fabric.sh: building ${TOOLS[*]} ($FABRIC_VERSION) into $bin" >&2
 	(
 		cd "$wrap"
-		export GOFLAGS=-mod=mod
+		export GOFLAGS="${GOFLAGS:+$GOFLAGS }-mod=mod"
 		go mod tidy
 		go build -trimpath -o "$bin/" \
 			-ldflags "-X $FABRIC_MODULE/common/metadata.Version=${FABRIC_VERSION#v} -X $FABRIC_MODULE/common/metadata.CommitSHA=$FABRIC_COMMIT" \
