@@ -83,7 +83,17 @@ GOMOD
 }
 
 case "${1:-}" in
-"") have_all || build; echo "$bin" ;;
+"")
+	if ! have_all; then
+		# Parallel test packages may all find the binaries missing: one builds,
+		# the others wait for it and then find them.
+		mkdir -p "$root"
+		exec 9>"$root/.build.lock"
+		flock 9
+		have_all || build
+	fi
+	echo "$bin"
+	;;
 bin-dir) echo "$bin" ;;
 sampleconfig-dir) sampleconfig_dir ;;
 check) have_all ;;
