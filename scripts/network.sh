@@ -332,9 +332,17 @@ osnadmin_call() { # osnadmin_call I ARGS...: osnadmin against orderer I
 }
 
 join_orderer() {
-	local i="$1" out
-	out="$(osnadmin_call "$i" list --channelID "$CHANNEL" 2>&1 || true)"
-	grep -q "Status: 200" <<<"$out" && return 0
+	local i="$1" out tries=0
+	# The admin API may come up after the operations endpoint reports
+	# healthy (seen on a loaded machine after an orderer restart): join only
+	# on a definite "not found", never because the API did not answer yet.
+	while :; do
+		out="$(osnadmin_call "$i" list --channelID "$CHANNEL" 2>&1 || true)"
+		grep -q "Status: 200" <<<"$out" && return 0
+		grep -q "Status: 404" <<<"$out" && break
+		((++tries < 240)) || die "orderer$i admin API did not answer in 120s: $out"
+		sleep 0.5
+	done
 	log "joining orderer$i to $CHANNEL"
 	out="$(osnadmin_call "$i" join --channelID "$CHANNEL" --config-block "$dir/config/$CHANNEL.block" 2>&1)" ||
 		die "osnadmin join failed: $out"
