@@ -94,28 +94,34 @@ type BenchReport struct {
 	// pre-signed reading was sent: raise Readings or PresignRate.
 	PresignExhausted bool `json:"presign_exhausted"`
 
-	// LoadSeconds is the load phase, until the last request answered.
+	// LoadSeconds is the load window: Duration, or less if the pre-signed
+	// readings ran out. TailSeconds is how long the requests in flight at
+	// its end took to answer.
 	LoadSeconds float64 `json:"load_s"`
-	// DrainSeconds is the time from the end of the load phase until the
-	// queue depth was 0; Drained is false if that did not happen within
-	// DrainTimeout.
+	TailSeconds float64 `json:"tail_s"`
+	// DrainSeconds is the time from the end of the load window until the
+	// queue depth was 0 (the tail included); Drained is false if that did
+	// not happen within DrainTimeout.
 	DrainSeconds float64 `json:"drain_s"`
 	Drained      bool    `json:"drained"`
 
-	Requests      int64 `json:"requests"`
-	ReadingsSent  int64 `json:"readings_sent"`
+	Requests     int64 `json:"requests"`
+	ReadingsSent int64 `json:"readings_sent"`
+	// ReadingsAcked counts every acknowledged reading, the tail included.
 	ReadingsAcked int64 `json:"readings_acked"`
-	// AckedPerSec is ReadingsAcked over LoadSeconds.
+	// AckedPerSec is the readings acknowledged within the load window over
+	// LoadSeconds.
 	AckedPerSec float64 `json:"acked_per_sec"`
 	// ReadingsCommitted is the growth of committed_total{outcome="recorded"}
 	// from the start of the load to the drain.
 	ReadingsCommitted int64 `json:"readings_committed"`
 	// ReadingsRejected is the growth of committed_total{outcome="rejected"}.
 	ReadingsRejected int64 `json:"readings_rejected"`
-	// CommittedPerSec is ReadingsCommitted over LoadSeconds+DrainSeconds.
+	// CommittedPerSec is ReadingsCommitted over LoadSeconds+DrainSeconds:
+	// from the start of the load until the queue was empty.
 	CommittedPerSec float64 `json:"committed_per_sec"`
-	// CommittedDuringLoadPerSec counts only what committed during the load
-	// phase: the sustained ledger rate while the queue was being filled.
+	// CommittedDuringLoadPerSec counts only what committed within the load
+	// window: the sustained ledger rate under load.
 	CommittedDuringLoadPerSec float64 `json:"committed_during_load_per_sec"`
 	// QueueDepthAtLoadEnd is the backlog the drain had to commit.
 	QueueDepthAtLoadEnd int64 `json:"queue_depth_at_load_end"`
@@ -574,18 +580,29 @@ func (b *Bench) Run(ctx context.Context) (*BenchReport, error) {
 			}
 		})
 	}
-	wg.Wait()
-	stopProgress()
+	// The load window ends at the deadline, or earlier when every worker
+	// stopped (readings exhausted); requests still in flight then finish in
+	// the tail, which counts toward the drain, not the window's rates.
+	workersDone := make(chan struct{})
+	go func() { wg.Wait(); close(workersDone) }()
+	select {
+	case <-loadCtx.Done():
+	case <-workersDone:
+	}
 	loadEnd := time.Now()
+	ackedInWindow := st.acked.Load()
 	atLoadEnd, err := b.scrape(ctx)
+	<-workersDone
+	stopProgress()
 	if err != nil {
 		return nil, err
 	}
 	rep.LoadSeconds = loadEnd.Sub(start).Seconds()
+	rep.TailSeconds = time.Since(loadEnd).Seconds()
 	rep.PresignExhausted = exhausted.Load()
 	rep.QueueDepthAtLoadEnd = atLoadEnd.depth
 	rep.Requests, rep.ReadingsSent, rep.ReadingsAcked = st.requests.Load(), st.sent.Load(), st.acked.Load()
-	rep.AckedPerSec = float64(rep.ReadingsAcked) / rep.LoadSeconds
+	rep.AckedPerSec = float64(ackedInWindow) / rep.LoadSeconds
 	rep.CommittedDuringLoadPerSec = float64(atLoadEnd.recorded-before.recorded) / rep.LoadSeconds
 	rep.Errors, rep.Pushback = st.errors, st.pushback
 	acks, commits := slices.Concat(ackLat...), slices.Concat(commitLat...)
@@ -593,7 +610,8 @@ func (b *Bench) Run(ctx context.Context) (*BenchReport, error) {
 	rep.MaxAckMs = percentileMs(acks, 1)
 	rep.CommitSamples = len(commits)
 	rep.P50CommitMs, rep.P95CommitMs, rep.P99CommitMs = percentileMs(commits, 0.50), percentileMs(commits, 0.95), percentileMs(commits, 0.99)
-	b.progress("load done in %.1fs: %d readings acked (%.0f/s), queue depth %d; draining", rep.LoadSeconds, rep.ReadingsAcked, rep.AckedPerSec, atLoadEnd.depth)
+	b.progress("load window %.1fs: %d readings acked in it (%.0f/s), %.0f committed/s in it, queue depth %d at its end; last requests answered %.1fs later; draining",
+		rep.LoadSeconds, ackedInWindow, rep.AckedPerSec, rep.CommittedDuringLoadPerSec, atLoadEnd.depth, rep.TailSeconds)
 
 	after, drainEnd, drained, err := b.drain(ctx, atLoadEnd)
 	if err != nil {
@@ -886,6 +904,10 @@ drain) with the ratio of committed readings/s to it. --json prints one JSON
 object (acked_per_sec, committed_per_sec, p99_ack_ms, p99_commit_ms,
 errors, verify_per_sec, ...).
 
+Unpaced, the gateway is saturated and acknowledgement latency is mostly
+queueing: about concurrency x batch / rate (Little's law). To check a
+latency target at a throughput, pace the run with --rate.
+
 Only loopback gateways are accepted. The gateway's per-device rate limit
 (serve --device-rate, default 200/s) applies: run it with --device-rate -1
 to measure the pipeline rather than the limiter. bench exits non-zero if no
@@ -937,8 +959,8 @@ reading was acknowledged or the queue did not drain.`,
 func printBenchReport(w io.Writer, r *BenchReport) {
 	fmt.Fprintf(w, "gateway %s  devices %d  concurrency %d  batch %d  rate %s  commit-sample %.3f  GOMAXPROCS %d\n",
 		r.Gateway, r.Devices, r.Concurrency, r.Batch, rateText(r.Rate), r.CommitSample, r.GOMAXPROCS)
-	fmt.Fprintf(w, "load      %.1fs  %d requests  %d readings sent  %d acked  %.0f acked/s\n",
-		r.LoadSeconds, r.Requests, r.ReadingsSent, r.ReadingsAcked, r.AckedPerSec)
+	fmt.Fprintf(w, "load      %.1fs (+%.1fs tail)  %d requests  %d readings sent  %d acked  %.0f acked/s\n",
+		r.LoadSeconds, r.TailSeconds, r.Requests, r.ReadingsSent, r.ReadingsAcked, r.AckedPerSec)
 	fmt.Fprintf(w, "committed %d  %.0f/s (load+drain)  %.0f/s during load  rejected %d  drained %v in %.1fs (queue %d at load end)\n",
 		r.ReadingsCommitted, r.CommittedPerSec, r.CommittedDuringLoadPerSec, r.ReadingsRejected, r.Drained, r.DrainSeconds, r.QueueDepthAtLoadEnd)
 	fmt.Fprintf(w, "ack ms    p50 %.1f  p95 %.1f  p99 %.1f  max %.1f\n", r.P50AckMs, r.P95AckMs, r.P99AckMs, r.MaxAckMs)

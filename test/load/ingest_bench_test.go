@@ -1,0 +1,150 @@
+package load
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"testing"
+	"time"
+
+	"github.com/medprov/medprov/chaincode"
+	"github.com/medprov/medprov/cli"
+	"github.com/medprov/medprov/gateway"
+	"github.com/medprov/medprov/ingest"
+	ipfsembedded "github.com/medprov/medprov/ipfs/embedded"
+	ledgerembedded "github.com/medprov/medprov/ledger/embedded"
+	"github.com/medprov/medprov/seal"
+)
+
+// Flags of BenchmarkGatewayIngest; they mirror "medprov serve" and
+// "medprov bench".
+var (
+	flagCPUProfile  = flag.String("load.cpuprofile", "", "write a CPU profile of the load and drain phases (not setup or signing) to this file")
+	flagBatchMax    = flag.Int("load.batch-max", 500, "gateway: most readings per ledger transaction (serve --batch-max)")
+	flagBatchWait   = flag.Duration("load.batch-wait", 20*time.Millisecond, "gateway: longest a reading waits for its transaction (serve --batch-wait)")
+	flagInFlight    = flag.Int("load.in-flight", 4, "gateway: ledger transactions in flight (serve --in-flight)")
+	flagConcurrency = flag.Int("load.concurrency", 32, "bench: requests in flight")
+	flagBatch       = flag.Int("load.batch", 100, "bench: readings per request")
+	flagDevices     = flag.Int("load.devices", 50, "bench: simulated devices")
+)
+
+// startInProcess runs the embedded gateway stack (as "medprov serve" builds
+// it, without the per-device limit) on a loopback port in this process.
+func startInProcess(b *testing.B, adminToken string) string {
+	b.Helper()
+	dir := b.TempDir()
+	ctx := context.Background()
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	cc, err := chaincode.NewChaincode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := ledgerembedded.New(ctx, ledgerembedded.Config{Dir: filepath.Join(dir, "ledger"), Chaincode: cc, Logger: log})
+	if err != nil {
+		b.Fatal(err)
+	}
+	bl, err := ipfsembedded.New(ctx, ipfsembedded.Config{Dir: filepath.Join(dir, "blobs")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	mk, err := seal.LoadOrCreateMasterKey(filepath.Join(dir, "master.key"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	kr, err := seal.OpenKeyring(ctx, seal.KeyringConfig{Path: filepath.Join(dir, "keyring.db"), MasterKey: mk, Logger: log})
+	if err != nil {
+		b.Fatal(err)
+	}
+	gw, err := gateway.New(ctx, gateway.Config{
+		Ledger: l, Blobs: bl, Sealer: kr, AdminToken: adminToken,
+		QueuePath: filepath.Join(dir, "ingest.db"),
+		Queue:     ingest.QueueConfig{MaxPending: 200000},
+		Batcher:   ingest.BatcherConfig{MaxBatch: *flagBatchMax, MaxWait: *flagBatchWait, InFlight: *flagInFlight},
+		Limits:    gateway.Limits{DeviceRate: -1, ActorRate: -1},
+		Logger:    log,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	b.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			b.Error(err)
+		}
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			b.Error(err)
+		}
+		for _, c := range []func() error{gw.Close, kr.Close, bl.Close, l.Close} {
+			if err := c(); err != nil {
+				b.Error(err)
+			}
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// BenchmarkGatewayIngest sends b.N pre-signed readings (rounded up to whole
+// requests) to an in-process embedded gateway as fast as it answers, waits
+// until they are all committed, and reports readings/s acknowledged and
+// committed and the p99 acknowledgement latency. The client runs in the same
+// process, so a profile shows its share too (net/http client, cli.(*Bench)).
+// Use -benchtime Nx: every iteration count builds a fresh gateway.
+func BenchmarkGatewayIngest(b *testing.B) {
+	const token = "load-admin-token-0123456789abcdef"
+	base := startInProcess(b, token)
+	cfg := cli.BenchConfig{
+		Gateway: base, AdminToken: token, Devices: *flagDevices, Concurrency: *flagConcurrency, Batch: *flagBatch,
+		Duration: 10 * time.Minute, Readings: b.N, CommitSample: 0.02, VerifyFor: -1,
+	}
+	if testing.Verbose() {
+		cfg.Progress = os.Stderr
+	}
+	bench, err := cli.NewBench(b.Context(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if *flagCPUProfile != "" {
+		f, err := os.Create(*flagCPUProfile)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			if err := f.Close(); err != nil {
+				b.Error(err)
+			}
+		}()
+	}
+	b.ResetTimer()
+	rep, err := bench.Run(b.Context())
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if !rep.Drained || len(rep.Errors) != 0 || rep.ReadingsRejected != 0 || rep.ReadingsCommitted < rep.ReadingsAcked {
+		b.Fatalf("drained %v, errors %v, rejected %d, committed %d of %d acked", rep.Drained, rep.Errors, rep.ReadingsRejected, rep.ReadingsCommitted, rep.ReadingsAcked)
+	}
+	b.ReportMetric(rep.AckedPerSec, "acked/s")
+	b.ReportMetric(rep.CommittedPerSec, "committed/s")
+	b.ReportMetric(rep.P99AckMs, "p99-ack-ms")
+	b.ReportMetric(rep.P99CommitMs, "p99-commit-ms")
+	b.ReportMetric(0, "ns/op")
+}
