@@ -123,6 +123,14 @@ type BenchReport struct {
 	// CommittedDuringLoadPerSec counts only what committed within the load
 	// window: the sustained ledger rate under load.
 	CommittedDuringLoadPerSec float64 `json:"committed_during_load_per_sec"`
+	// GatewayCPUSeconds is the growth of the gateway's
+	// process_cpu_seconds_total from the start of the load to the drain;
+	// GatewayCores is it over that time, and GatewayCPUPerReadingUs over
+	// ReadingsCommitted. Unlike rates, CPU per reading holds on a machine
+	// shared with other work. Zero when the gateway does not export it.
+	GatewayCPUSeconds      float64 `json:"gateway_cpu_s"`
+	GatewayCores           float64 `json:"gateway_cores"`
+	GatewayCPUPerReadingUs float64 `json:"gateway_cpu_us_per_reading"`
 	// QueueDepthAtLoadEnd is the backlog the drain had to commit.
 	QueueDepthAtLoadEnd int64 `json:"queue_depth_at_load_end"`
 
@@ -402,6 +410,7 @@ func presign(ctx context.Context, devs []simDevice, n, batch int) ([][]byte, err
 // gatewayCounters are the /metrics series a run reads.
 type gatewayCounters struct {
 	recorded, rejected, ingested, depth int64
+	cpuSeconds                          float64 // process_cpu_seconds_total; 0 if not exported
 }
 
 // scrape reads the gateway's counters from /metrics.
@@ -439,6 +448,14 @@ func parseCounters(r io.Reader) (gatewayCounters, error) {
 			continue
 		}
 		name := line[:i]
+		if name == "process_cpu_seconds_total" {
+			v, err := strconv.ParseFloat(line[i+1:], 64)
+			if err != nil {
+				return gatewayCounters{}, fmt.Errorf("metrics: %s: %w", name, err)
+			}
+			c.cpuSeconds = v
+			continue
+		}
 		var dst *int64
 		switch name {
 		case `medprov_readings_committed_total{outcome="recorded"}`:
@@ -622,6 +639,11 @@ func (b *Bench) Run(ctx context.Context) (*BenchReport, error) {
 	rep.ReadingsCommitted = after.recorded - before.recorded
 	rep.ReadingsRejected = after.rejected - before.rejected
 	rep.CommittedPerSec = float64(rep.ReadingsCommitted) / drainEnd.Sub(start).Seconds()
+	rep.GatewayCPUSeconds = after.cpuSeconds - before.cpuSeconds
+	rep.GatewayCores = rep.GatewayCPUSeconds / drainEnd.Sub(start).Seconds()
+	if rep.ReadingsCommitted > 0 {
+		rep.GatewayCPUPerReadingUs = rep.GatewayCPUSeconds * 1e6 / float64(rep.ReadingsCommitted)
+	}
 	b.progress("drained=%v in %.1fs: %d committed (%.0f/s), %d rejected by the ledger", drained, rep.DrainSeconds, rep.ReadingsCommitted, rep.CommittedPerSec, rep.ReadingsRejected)
 
 	if cfg.VerifyFor > 0 {
@@ -963,6 +985,9 @@ func printBenchReport(w io.Writer, r *BenchReport) {
 		r.LoadSeconds, r.TailSeconds, r.Requests, r.ReadingsSent, r.ReadingsAcked, r.AckedPerSec)
 	fmt.Fprintf(w, "committed %d  %.0f/s (load+drain)  %.0f/s during load  rejected %d  drained %v in %.1fs (queue %d at load end)\n",
 		r.ReadingsCommitted, r.CommittedPerSec, r.CommittedDuringLoadPerSec, r.ReadingsRejected, r.Drained, r.DrainSeconds, r.QueueDepthAtLoadEnd)
+	if r.GatewayCPUSeconds > 0 {
+		fmt.Fprintf(w, "gateway   %.1f CPU-s, %.2f cores, %.0f µs CPU per committed reading\n", r.GatewayCPUSeconds, r.GatewayCores, r.GatewayCPUPerReadingUs)
+	}
 	fmt.Fprintf(w, "ack ms    p50 %.1f  p95 %.1f  p99 %.1f  max %.1f\n", r.P50AckMs, r.P95AckMs, r.P99AckMs, r.MaxAckMs)
 	fmt.Fprintf(w, "commit ms p50 %.1f  p95 %.1f  p99 %.1f  (%d samples)\n", r.P50CommitMs, r.P95CommitMs, r.P99CommitMs, r.CommitSamples)
 	if r.VerifyPerSec > 0 {

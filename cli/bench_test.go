@@ -26,8 +26,9 @@ medprov_readings_committed_total{outcome="rejected"} 7
 medprov_readings_ingested_total 1234600
 medprov_ingest_queue_depth 93
 medprov_batch_size_bucket{le="100"} 4
+process_cpu_seconds_total 12.5
 `,
-			want: gatewayCounters{recorded: 1234500, rejected: 7, ingested: 1234600, depth: 93},
+			want: gatewayCounters{recorded: 1234500, rejected: 7, ingested: 1234600, depth: 93, cpuSeconds: 12.5},
 		},
 		{
 			name: "a gateway that finished no reading yet reads as zero",
@@ -217,8 +218,8 @@ func TestBenchCommand(t *testing.T) {
 		if len(rep.Errors) != 0 || !rep.Drained {
 			t.Errorf("errors %v, drained %v", rep.Errors, rep.Drained)
 		}
-		if rep.CommitSamples == 0 || rep.P99CommitMs <= 0 || rep.VerifyPerSec <= 0 {
-			t.Errorf("commit samples %d, p99 commit %vms, verify/s %v: want all measured", rep.CommitSamples, rep.P99CommitMs, rep.VerifyPerSec)
+		if rep.CommitSamples == 0 || rep.P99CommitMs <= 0 || rep.VerifyPerSec <= 0 || rep.GatewayCPUSeconds <= 0 {
+			t.Errorf("commit samples %d, p99 commit %vms, verify/s %v, gateway CPU %vs: want all measured", rep.CommitSamples, rep.P99CommitMs, rep.VerifyPerSec, rep.GatewayCPUSeconds)
 		}
 	})
 }
