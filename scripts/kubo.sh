@@ -18,7 +18,8 @@
 #   MEDPROV_CACHE              cache root (default $HOME/.cache/medprov)
 #   IPFS_PATH                  repo dir (default $MEDPROV_CACHE/kubo-repo)
 #   MEDPROV_KUBO_API_PORT      RPC API port on 127.0.0.1 (default 5001)
-#   MEDPROV_KUBO_GATEWAY_PORT  gateway port on 127.0.0.1 (default 8080)
+#   MEDPROV_KUBO_GATEWAY_PORT  gateway port on 127.0.0.1 (default 8090, so that
+#                              it does not collide with medprov serve's 8080)
 #   MEDPROV_KUBO_START_TIMEOUT seconds to wait for the API (default 60)
 #   MEDPROV_KUBO_PROFILE       extra `ipfs init` profile for a new repo, e.g.
 #                              pebbleds (default: none, i.e. kubo's flatfs,
@@ -31,7 +32,7 @@ KUBO_DIR=$MEDPROV_CACHE/kubo/$KUBO_VERSION
 KUBO_BIN=$KUBO_DIR/bin/ipfs
 export IPFS_PATH=${IPFS_PATH:-$MEDPROV_CACHE/kubo-repo}
 API_PORT=${MEDPROV_KUBO_API_PORT:-5001}
-GATEWAY_PORT=${MEDPROV_KUBO_GATEWAY_PORT:-8080}
+GATEWAY_PORT=${MEDPROV_KUBO_GATEWAY_PORT:-8090}
 START_TIMEOUT=${MEDPROV_KUBO_START_TIMEOUT:-60}
 PID_FILE=$IPFS_PATH/medprov-kubo.pid
 LOG_FILE=$IPFS_PATH/medprov-kubo.log
