@@ -119,7 +119,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, errors.New("gateway: AdminToken must be at least 16 characters")
 	}
 	setDefaults(&cfg)
-	s := &Server{cfg: cfg, log: cfg.Logger, blobs: cfg.Blobs, sealer: cfg.Sealer, puts: newBlobGroup(cfg.Blobs, 4096)}
+	s := &Server{cfg: cfg, log: cfg.Logger, blobs: cfg.Blobs, sealer: cfg.Sealer, puts: newBlobGroup(cfg.Blobs, 2000)}
 	s.chain = &chain{t: cfg.Ledger}
 	s.keys = newKeyCache(s.chain, 30*time.Second, cfg.Now)
 	s.nonces = newNonceCache(2*cfg.SignatureWindow, cfg.Now)

@@ -24,7 +24,11 @@ import (
 //     error. Put MUST return only after the content is durable in the store.
 //   - PutMany stores many payloads in one operation where the backend allows
 //     it (one request to kubo, one batch to disk) and returns their CIDs in
-//     the input order. On error none of the returned CIDs may be relied on.
+//     the input order, durable and pinned as by Put. On error none of the
+//     returned CIDs may be relied on. A backend MAY pin the batch as a whole
+//     (one directory node linking every payload, as ipfs/kubo does to avoid
+//     one pin flush per payload); Unpin of one payload then does not release
+//     it. medprov erases by crypto-shredding, never by unpinning.
 //   - Get returns the bytes stored under cid. Every block read MUST be
 //     checked against its CID: content that does not hash to its CID fails
 //     with ErrCorrupt, never returns wrong bytes. Absent content fails with

@@ -155,6 +155,7 @@ func (s *Store) PutMany(ctx context.Context, data [][]byte) ([]string, error) {
 		return s.add(ctx, data)
 	}
 	roots := make([]cid.Cid, len(data))
+	sizes := make([]uint64, len(data))
 	var all []blocks.Block
 	for i, d := range data {
 		root, blks, err := unixfs.Build(d)
@@ -162,10 +163,21 @@ func (s *Store) PutMany(ctx context.Context, data [][]byte) ([]string, error) {
 			return nil, fmt.Errorf("kubo: put payload %d: %w", i, err)
 		}
 		roots[i] = root
+		for _, b := range blks {
+			sizes[i] += uint64(len(b.RawData()))
+		}
 		all = append(all, blks...)
 	}
+	// kubo flushes its pin set (an fsync) for every root it pins, so
+	// pinning each payload costs a disk sync per reading. One directory
+	// node linking the whole batch is pinned instead: one pin per batch.
+	batch, err := unixfs.Batch(roots, sizes)
+	if err != nil {
+		return nil, fmt.Errorf("kubo: %w", err)
+	}
+	all = append(all, batch)
 	var buf bytes.Buffer
-	cw, err := storage.NewWritable(&buf, roots, car.WriteAsCarV1(true))
+	cw, err := storage.NewWritable(&buf, []cid.Cid{batch.Cid()}, car.WriteAsCarV1(true))
 	if err != nil {
 		return nil, fmt.Errorf("kubo: car writer: %w", err)
 	}
@@ -183,17 +195,12 @@ func (s *Store) PutMany(ctx context.Context, data [][]byte) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(pinned) != 1 || pinned[0] != batch.Cid().String() {
+		return nil, fmt.Errorf("kubo: dag import pinned %v, want the batch %s", pinned, batch.Cid())
+	}
 	out := make([]string, len(roots))
-	want := make(map[string]bool, len(roots))
 	for i, r := range roots {
 		out[i] = r.String()
-		want[out[i]] = true
-	}
-	for _, p := range pinned {
-		delete(want, p)
-	}
-	if len(want) != 0 {
-		return nil, fmt.Errorf("kubo: dag import pinned %d of %d roots", len(roots)-len(want), len(roots))
 	}
 	return out, nil
 }

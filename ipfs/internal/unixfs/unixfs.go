@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 
 	chunk "github.com/ipfs/boxo/chunker"
 	"github.com/ipfs/boxo/ipld/merkledag"
+	ft "github.com/ipfs/boxo/ipld/unixfs"
 	"github.com/ipfs/boxo/ipld/unixfs/importer/balanced"
 	"github.com/ipfs/boxo/ipld/unixfs/importer/helpers"
 	uio "github.com/ipfs/boxo/ipld/unixfs/io"
@@ -173,3 +175,27 @@ func (c *collector) GetMany(context.Context, []cid.Cid) <-chan *ipld.NodeOption 
 
 func (c *collector) Remove(context.Context, cid.Cid) error       { return errWriteOnly }
 func (c *collector) RemoveMany(context.Context, []cid.Cid) error { return errWriteOnly }
+
+// Batch returns a UnixFS directory node (CIDv1, dag-pb) whose entries "0",
+// "1", ... link the given file roots, with sizes[i] the total bytes of the
+// blocks under roots[i]. Pinning this one node recursively keeps every file
+// of the batch, so a store pins a batch with one pin instead of one per file.
+func Batch(roots []cid.Cid, sizes []uint64) (blocks.Block, error) {
+	if len(roots) != len(sizes) {
+		return nil, errors.New("unixfs: batch roots and sizes differ in length")
+	}
+	dir := merkledag.NodeWithData(ft.FolderPBData())
+	if err := dir.SetCidBuilder(cidBuilder); err != nil {
+		return nil, fmt.Errorf("unixfs: batch: %w", err)
+	}
+	for i, r := range roots {
+		if err := dir.AddRawLink(strconv.Itoa(i), &ipld.Link{Cid: r, Size: sizes[i]}); err != nil {
+			return nil, fmt.Errorf("unixfs: batch link %d: %w", i, err)
+		}
+	}
+	b, err := blocks.NewBlockWithCid(dir.RawData(), dir.Cid())
+	if err != nil {
+		return nil, fmt.Errorf("unixfs: batch block: %w", err)
+	}
+	return b, nil
+}
