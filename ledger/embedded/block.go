@@ -135,50 +135,32 @@ func dataHash(encodedTxs [][]byte) []byte {
 	return h.Sum(nil)
 }
 
-// encodeBlock returns the stored form of a block: header, then each encoded
-// transaction, all length-prefixed.
-func encodeBlock(h BlockHeader, encodedTxs [][]byte) []byte {
-	size := 128
-	for _, tx := range encodedTxs {
-		size += len(tx) + binary.MaxVarintLen64
-	}
-	e := encoder{buf: make([]byte, 0, size)}
+// encodeHeaderRecord returns the stored header record of a block holding
+// txCount transactions; each transaction is stored as a record of its own.
+func encodeHeaderRecord(h BlockHeader, txCount int) []byte {
+	var e encoder
 	e.bytes(h.encode())
-	e.uvarint(uint64(len(encodedTxs)))
-	for _, tx := range encodedTxs {
-		e.bytes(tx)
-	}
+	e.uvarint(uint64(txCount))
 	return e.buf
 }
 
-// splitBlock parses a stored block into its header and raw transactions.
-func splitBlock(b []byte) (BlockHeader, [][]byte, error) {
+// decodeHeaderRecord parses a stored header record.
+func decodeHeaderRecord(b []byte) (BlockHeader, uint64, error) {
 	d := decoder{buf: b}
 	hb := d.bytes()
 	n := d.uvarint()
-	if d.err != nil || n > uint64(len(b)) {
-		return BlockHeader{}, nil, fmt.Errorf("%w: block envelope", errCorrupt)
-	}
-	txs := make([][]byte, 0, n)
-	for range n {
-		txs = append(txs, d.bytes())
-	}
 	if err := d.finish(); err != nil {
-		return BlockHeader{}, nil, err
+		return BlockHeader{}, 0, fmt.Errorf("block header record: %w", err)
 	}
 	hd := decoder{buf: hb}
 	h := BlockHeader{Number: hd.uint64(), PreviousHash: hd.bytes(), DataHash: hd.bytes()}
 	if err := hd.finish(); err != nil {
-		return BlockHeader{}, nil, err
+		return BlockHeader{}, 0, fmt.Errorf("block header: %w", err)
 	}
-	return h, txs, nil
+	return h, n, nil
 }
 
-func decodeBlock(b []byte) (*Block, error) {
-	h, raw, err := splitBlock(b)
-	if err != nil {
-		return nil, err
-	}
+func decodeBlock(h BlockHeader, raw [][]byte) (*Block, error) {
 	blk := &Block{Header: h, Transactions: make([]Transaction, 0, len(raw))}
 	for _, r := range raw {
 		tx, err := decodeTransaction(r)

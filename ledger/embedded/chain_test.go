@@ -15,7 +15,8 @@ import (
 	"time"
 
 	"github.com/hyperledger/fabric-protos-go-apiv2/msp"
-	bolt "go.etcd.io/bbolt"
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/opt"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/medprov/medprov/ledger"
@@ -249,31 +250,37 @@ func TestStateSurvivesRestart(t *testing.T) {
 	}
 }
 
-// rewriteBlock changes a stored block directly in the bbolt file.
-func rewriteBlock(t *testing.T, dir string, n uint64, change func([]byte) []byte) {
+// editStore runs edit on the closed ledger's LevelDB store directly.
+func editStore(t *testing.T, dir string, edit func(db *leveldb.DB) error) {
 	t.Helper()
-	rewrite(t, dir, "blocks", []byte{0, 0, 0, 0, 0, 0, 0, byte(n)}, change)
+	db, err := leveldb.OpenFile(filepath.Join(dir, embedded.StoreDir), &opt.Options{ErrorIfMissing: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := edit(db); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
-// rewrite changes one stored record directly in the bbolt file.
-func rewrite(t *testing.T, dir, bucket string, key []byte, change func([]byte) []byte) {
+// rewrite changes one stored record directly in the store.
+func rewrite(t *testing.T, dir string, key []byte, change func([]byte) []byte) {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(dir, "ledger.db"), 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	err = db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte(bucket))
-		v := b.Get(key)
-		if v == nil {
-			return fmt.Errorf("%s/%x not stored", bucket, key)
+	editStore(t, dir, func(db *leveldb.DB) error {
+		v, err := db.Get(key, nil)
+		if err != nil {
+			return fmt.Errorf("record %x: %w", key, err)
 		}
-		return b.Put(key, change(append([]byte(nil), v...)))
+		return db.Put(key, change(v), &opt.WriteOptions{Sync: true})
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+}
+
+// rewriteTx changes the stored bytes of the only transaction of block n.
+func rewriteTx(t *testing.T, dir string, n uint64, change func([]byte) []byte) {
+	t.Helper()
+	rewrite(t, dir, embedded.BlockTxKey(n, 0), change)
 }
 
 func TestVerifyDetectsTampering(t *testing.T) {
@@ -283,7 +290,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		want   uint64
 	}{
 		{name: "an altered transaction byte is found in its block", want: 2, change: func(t *testing.T, dir string) {
-			rewriteBlock(t, dir, 2, func(b []byte) []byte {
+			rewriteTx(t, dir, 2, func(b []byte) []byte {
 				i := indexOf(b, []byte("value-2"))
 				if i < 0 {
 					t.Fatal("value not found in block 2")
@@ -302,16 +309,38 @@ func TestVerifyDetectsTampering(t *testing.T) {
 				t.Fatal(err)
 			}
 			forged := embedded.ForgeBlock(blk, func(tx *embedded.Transaction) { tx.Args[1] = "forged" })
-			rewriteBlock(t, dir, 2, func([]byte) []byte { return forged })
+			editStore(t, dir, func(db *leveldb.DB) error {
+				b := new(leveldb.Batch)
+				for k, v := range forged {
+					b.Put([]byte(k), v)
+				}
+				return db.Write(b, &opt.WriteOptions{Sync: true})
+			})
 		}},
 		{name: "an altered event index entry is found", want: 5, change: func(t *testing.T, dir string) {
-			rewrite(t, dir, "events", []byte{0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0}, func(b []byte) []byte {
+			rewrite(t, dir, embedded.EventKey(5, 0), func(b []byte) []byte {
 				b[len(b)-1] ^= 1
 				return b
 			})
 		}},
 		{name: "a truncated last block is found", want: 5, change: func(t *testing.T, dir string) {
-			rewriteBlock(t, dir, 5, func(b []byte) []byte { return b[:len(b)-3] })
+			rewriteTx(t, dir, 5, func(b []byte) []byte { return b[:len(b)-3] })
+		}},
+		{name: "a deleted transaction record is found", want: 3, change: func(t *testing.T, dir string) {
+			editStore(t, dir, func(db *leveldb.DB) error {
+				return db.Delete(embedded.BlockTxKey(3, 0), &opt.WriteOptions{Sync: true})
+			})
+		}},
+		{name: "an altered header record is found", want: 4, change: func(t *testing.T, dir string) {
+			rewrite(t, dir, embedded.BlockHeaderKey(4), func(b []byte) []byte {
+				b[len(b)-2] ^= 1 // last byte of the data hash
+				return b
+			})
+		}},
+		{name: "a deleted event index entry is found", want: 5, change: func(t *testing.T, dir string) {
+			editStore(t, dir, func(db *leveldb.DB) error {
+				return db.Delete(embedded.EventKey(5, 0), &opt.WriteOptions{Sync: true})
+			})
 		}},
 	}
 	for _, tt := range tests {

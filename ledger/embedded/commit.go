@@ -4,13 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
 	"github.com/hyperledger/fabric-protos-go-apiv2/ledger/queryresult"
-	bolt "go.etcd.io/bbolt"
+	"github.com/syndtr/goleveldb/leveldb/opt"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/medprov/medprov/ledger"
@@ -46,9 +45,6 @@ type commitResult struct {
 	err      error
 }
 
-// errNoBlock rolls back a block in which no transaction was valid.
-var errNoBlock = errors.New("no valid transaction")
-
 // commitLoop is the single committer: it takes every request waiting, turns
 // the valid ones into one block and answers each request.
 func (l *Ledger) commitLoop() {
@@ -78,88 +74,9 @@ func (l *Ledger) commitLoop() {
 
 func (l *Ledger) commitBatch(batch []*commitRequest) {
 	results := make([]commitResult, len(batch))
-	sims := make([]*simulation, len(batch))
 	num := l.height.Load()
-	var (
-		tip      []byte
-		included []int
-		events   bool
-	)
-	err := l.db.Update(func(btx *bolt.Tx) error {
-		included = included[:0]
-		events = false
-		for i := range results {
-			results[i] = commitResult{}
-		}
-		var encoded [][]byte
-		for i, r := range batch {
-			if err := r.ctx.Err(); err != nil {
-				results[i].err = fmt.Errorf("transaction %s not committed: %w", r.prop.txID, err)
-				continue
-			}
-			sim := r.sim
-			if sim == nil {
-				s, err := l.execute(r.ctx, r.prop, btx)
-				if err != nil {
-					results[i].err = err
-					continue
-				}
-				if s.response.Status >= shim.ERRORTHRESHOLD {
-					results[i].err = refused(r.prop.txID, s.response)
-					continue
-				}
-				sim = s
-			} else {
-				ok, err := validate(btx, sim)
-				if err != nil {
-					return err
-				}
-				if !ok {
-					results[i].conflict = true
-					continue
-				}
-			}
-			sims[i] = sim
-			txNum := uint32(len(included))
-			ts := r.prop.timestamp.AsTime()
-			if err := apply(btx, num, txNum, r.prop, ts, sim); err != nil {
-				return err
-			}
-			t := Transaction{
-				TxID:      r.prop.txID,
-				Timestamp: ts,
-				Creator:   r.prop.creator,
-				Writes:    sim.writes,
-				Reads:     sim.reads,
-				Response:  sim.response,
-				Event:     sim.event,
-				Valid:     true,
-			}
-			fn, args := splitArgs(r.prop.args)
-			t.Function, t.Args = fn, args
-			for _, rr := range sim.ranges {
-				t.RangeReads = append(t.RangeReads, rr.summary())
-			}
-			encoded = append(encoded, t.encode())
-			events = events || sim.event != nil
-			included = append(included, i)
-		}
-		if len(included) == 0 {
-			return errNoBlock
-		}
-		h := BlockHeader{Number: num, PreviousHash: l.tip, DataHash: dataHash(encoded)}
-		if err := btx.Bucket(bucketBlocks).Put(be64(num), encodeBlock(h, encoded)); err != nil {
-			return fmt.Errorf("store block %d: %w", num, err)
-		}
-		tip = h.Hash()
-		meta := btx.Bucket(bucketMeta)
-		if err := meta.Put(keyTip, tip); err != nil {
-			return err
-		}
-		return meta.Put(keyHeight, be64(num+1))
-	})
+	tip, included, err := l.buildBlock(batch, num, results)
 	switch {
-	case errors.Is(err, errNoBlock):
 	case err != nil:
 		l.log.Error("block commit failed", "block", num, "error", err)
 		for i := range results {
@@ -167,22 +84,84 @@ func (l *Ledger) commitBatch(batch []*commitRequest) {
 				results[i] = commitResult{err: fmt.Errorf("commit block %d: %w: %w", num, ledger.ErrUnavailable, err)}
 			}
 		}
-	default:
+	case len(included) > 0:
 		l.tip = tip
 		l.height.Store(num + 1)
-		for _, i := range included {
-			p := batch[i].prop
-			results[i].commit = &ledger.Commit{TxID: p.txID, Block: num, Timestamp: p.timestamp.AsTime(), Payload: sims[i].response.Payload}
-		}
 		l.mu.Lock()
 		close(l.newBlock)
 		l.newBlock = make(chan struct{})
 		l.mu.Unlock()
-		l.log.Debug("block committed", "block", num, "txs", len(included), "events", events)
+		l.log.Debug("block committed", "block", num, "txs", len(included))
 	}
 	for i, r := range batch {
 		r.done <- results[i]
 	}
+}
+
+// buildBlock validates (or executes) each request of batch in order, and
+// writes the valid ones as block num with one synced batch. It fills in
+// results and returns the new tip and the indexes of the committed
+// requests (none if no request was valid: nothing is written).
+func (l *Ledger) buildBlock(batch []*commitRequest, num uint64, results []commitResult) ([]byte, []int, error) {
+	l.store.RLock()
+	defer l.store.RUnlock()
+	snap, err := l.db.GetSnapshot()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer snap.Release()
+	pb := newPendingBlock(num)
+	v := &view{snap: snap, block: pb}
+	var included []int
+	for i, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			results[i].err = fmt.Errorf("transaction %s not committed: %w", r.prop.txID, err)
+			continue
+		}
+		sim := r.sim
+		if sim == nil {
+			s, err := l.execute(r.ctx, r.prop, v)
+			if err != nil {
+				results[i].err = err
+				continue
+			}
+			if s.response.Status >= shim.ERRORTHRESHOLD {
+				results[i].err = refused(r.prop.txID, s.response)
+				continue
+			}
+			sim = s
+		} else {
+			ok, err := validate(v, sim)
+			if err != nil {
+				return nil, nil, err
+			}
+			if !ok {
+				results[i].conflict = true
+				continue
+			}
+		}
+		ts := r.prop.timestamp.AsTime()
+		if err := pb.apply(r.prop, ts, sim); err != nil {
+			return nil, nil, err
+		}
+		results[i].commit = &ledger.Commit{TxID: r.prop.txID, Block: num, Timestamp: ts, Payload: sim.response.Payload}
+		included = append(included, i)
+	}
+	if len(included) == 0 {
+		return nil, nil, nil
+	}
+	h := BlockHeader{Number: num, PreviousHash: l.tip, DataHash: dataHash(pb.txs)}
+	putBlock(pb.batch, h, pb.txs)
+	tip := h.Hash()
+	pb.batch.Put(keyTip, tip)
+	pb.batch.Put(keyHeight, be64(num+1))
+	if err := l.db.Write(pb.batch, &opt.WriteOptions{Sync: true}); err != nil {
+		for _, i := range included {
+			results[i].commit = nil
+		}
+		return nil, nil, fmt.Errorf("write block %d: %w", num, err)
+	}
+	return tip, included, nil
 }
 
 func splitArgs(args [][]byte) (string, []string) {
@@ -196,79 +175,101 @@ func splitArgs(args [][]byte) (string, []string) {
 	return string(args[0]), out
 }
 
-// validate reports whether everything sim read is still current in tx
+// validate reports whether everything sim read is still current in v
 // (committed state plus the writes of earlier transactions of this block).
-func validate(tx *bolt.Tx, sim *simulation) (bool, error) {
-	state := tx.Bucket(bucketState)
+func validate(v *view, sim *simulation) (bool, error) {
 	for _, r := range sim.reads {
-		v := state.Get([]byte(r.Key))
-		if (v != nil) != r.Exists {
+		val, err := v.getState(r.Key)
+		if err != nil {
+			return false, err
+		}
+		if (val != nil) != r.Exists {
 			return false, nil
 		}
-		if v != nil {
-			if ver, _ := splitStateValue(v); ver != r.Version {
+		if val != nil {
+			if ver, _ := splitStateValue(val); ver != r.Version {
 				return false, nil
 			}
 		}
 	}
 	for _, rr := range sim.ranges {
-		if !rr.exhausted && len(rr.keys) == 0 {
-			continue
-		}
-		last := ""
-		if !rr.exhausted {
-			last = rr.keys[len(rr.keys)-1]
-		}
-		i := 0
-		c := state.Cursor()
-		for k, v := c.Seek([]byte(rr.start)); k != nil; k, v = c.Next() {
-			if rr.end != "" && string(k) >= rr.end {
-				break
-			}
-			if !rr.exhausted && string(k) > last {
-				break
-			}
-			ver, _ := splitStateValue(v)
-			if i >= len(rr.keys) || rr.keys[i] != string(k) || rr.versions[i] != ver {
-				return false, nil
-			}
-			i++
-		}
-		if i != len(rr.keys) {
-			return false, nil
+		ok, err := validateRange(v, rr)
+		if err != nil || !ok {
+			return false, err
 		}
 	}
 	return true, nil
 }
 
-// apply writes sim's write set, history and indexes as transaction txNum of
-// block num.
-func apply(tx *bolt.Tx, num uint64, txNum uint32, p *proposal, ts time.Time, sim *simulation) error {
-	state := tx.Bucket(bucketState)
-	history := tx.Bucket(bucketHistory)
-	ver := Version{Block: num, Tx: txNum}
-	for _, w := range sim.writes {
-		var err error
-		if w.Delete {
-			err = state.Delete([]byte(w.Key))
-		} else {
-			err = state.Put([]byte(w.Key), stateValue(ver, w.Value))
+// validateRange reports whether a range query would still return the keys
+// and versions rr recorded: no key changed, appeared or disappeared
+// (phantom reads) in the part of the range the transaction saw.
+func validateRange(v *view, rr *rangeRecord) (bool, error) {
+	if !rr.exhausted && len(rr.keys) == 0 {
+		return true, nil
+	}
+	end := rr.end
+	if !rr.exhausted {
+		// Keys after the last one seen were never observed.
+		end = rr.keys[len(rr.keys)-1] + "\x00"
+	}
+	it := v.stateIterator(rr.start, end)
+	defer it.release()
+	i := 0
+	for it.next() {
+		ver, _ := splitStateValue(it.value)
+		if i >= len(rr.keys) || rr.keys[i] != string(it.key) || rr.versions[i] != ver {
+			return false, nil
 		}
-		if err != nil {
+		i++
+	}
+	if err := it.err(); err != nil {
+		return false, err
+	}
+	return i == len(rr.keys), nil
+}
+
+// apply takes sim's write set, history, indexes and event into the block
+// as its next transaction.
+func (pb *pendingBlock) apply(p *proposal, ts time.Time, sim *simulation) error {
+	txNum := uint32(len(pb.txs))
+	ver := Version{Block: pb.num, Tx: txNum}
+	for _, w := range sim.writes {
+		k := stateKey(w.Key)
+		var sv []byte // empty marks a deletion in pb.state
+		if w.Delete {
+			pb.batch.Delete(k)
+		} else {
+			sv = stateValue(ver, w.Value)
+			pb.batch.Put(k, sv)
+		}
+		if err := pb.state.Put(k, sv); err != nil {
 			return fmt.Errorf("write %q: %w", w.Key, err)
 		}
-		if err := history.Put(historyKey(w.Key, ver), historyValue(p.txID, ts, w)); err != nil {
-			return fmt.Errorf("history %q: %w", w.Key, err)
-		}
+		pb.batch.Put(historyKey(w.Key, ver), historyValue(p.txID, ts, w))
+		pb.history[w.Key] = append(pb.history[w.Key], &queryresult.KeyModification{
+			TxId: p.txID, Value: w.Value, Timestamp: timestamppb.New(ts), IsDelete: w.Delete,
+		})
 	}
-	if err := tx.Bucket(bucketTxs).Put([]byte(p.txID), txLocation(num, txNum, ts, true)); err != nil {
-		return fmt.Errorf("index transaction: %w", err)
-	}
+	pb.batch.Put(txKey(p.txID), txLocation(pb.num, txNum, ts, true))
 	if ev := sim.event; ev != nil {
-		if err := tx.Bucket(bucketEvents).Put(eventKey(num, txNum), encodeEvent(p.txID, ev)); err != nil {
-			return fmt.Errorf("index event: %w", err)
-		}
+		pb.batch.Put(eventKey(pb.num, txNum), encodeEvent(p.txID, ev))
 	}
+	t := Transaction{
+		TxID:      p.txID,
+		Timestamp: ts,
+		Creator:   p.creator,
+		Writes:    sim.writes,
+		Reads:     sim.reads,
+		Response:  sim.response,
+		Event:     sim.event,
+		Valid:     true,
+	}
+	t.Function, t.Args = splitArgs(p.args)
+	for _, rr := range sim.ranges {
+		t.RangeReads = append(t.RangeReads, rr.summary())
+	}
+	pb.txs = append(pb.txs, t.encode())
 	return nil
 }
 
@@ -291,19 +292,6 @@ func splitStateValue(b []byte) (Version, []byte) {
 		return Version{}, nil
 	}
 	return Version{Block: binary.BigEndian.Uint64(b), Tx: binary.BigEndian.Uint32(b[8:])}, b[versionLen:]
-}
-
-// History keys are uvarint(len(key)) || key || block || tx, so one key's
-// modifications are contiguous and ordered by commit.
-func historyPrefix(key string) []byte {
-	b := binary.AppendUvarint(nil, uint64(len(key)))
-	return append(b, key...)
-}
-
-func historyKey(key string, v Version) []byte {
-	b := historyPrefix(key)
-	b = binary.BigEndian.AppendUint64(b, v.Block)
-	return binary.BigEndian.AppendUint32(b, v.Tx)
 }
 
 func historyValue(txID string, ts time.Time, w KeyWrite) []byte {
@@ -344,18 +332,6 @@ func decodeTxLocation(b []byte) (txLoc, error) {
 	d := decoder{buf: b}
 	loc := txLoc{block: d.uint64(), txNum: d.uint32(), timestamp: time.Unix(0, int64(d.uint64())).UTC(), valid: d.bool()}
 	return loc, d.finish()
-}
-
-func eventKey(block uint64, txNum uint32) []byte {
-	b := binary.BigEndian.AppendUint64(nil, block)
-	return binary.BigEndian.AppendUint32(b, txNum)
-}
-
-func splitEventKey(k []byte) (uint64, uint32) {
-	if len(k) != 12 {
-		return 0, 0
-	}
-	return binary.BigEndian.Uint64(k), binary.BigEndian.Uint32(k[8:])
 }
 
 func encodeEvent(txID string, ev *ChaincodeEvent) []byte {

@@ -1,5 +1,5 @@
 // Package embedded is the default medprov ledger backend: it runs the medprov
-// chaincode in-process against a persistent bbolt store, with hash-chained
+// chaincode in-process against a persistent LevelDB store, with hash-chained
 // blocks, key history, chaincode events and a local MSP whose admin and
 // client certificates carry Fabric NodeOUs, so chaincode identity checks
 // (pkg/cid) behave as on a Fabric peer.
@@ -8,8 +8,8 @@
 // of committed state, concurrently with other simulations. A single
 // committer validates the read sets (MVCC, including range queries) in
 // arrival order and commits every valid transaction waiting at that moment
-// in one block, with one durable bbolt commit per block. A transaction whose
-// reads went stale is simulated again (and, after repeated conflicts,
+// in one block, written as one atomic, synced LevelDB batch. A transaction
+// whose reads went stale is simulated again (and, after repeated conflicts,
 // executed inside the committer), so callers never see MVCC conflicts.
 //
 // Fabric semantics the chaincode can observe are kept: reads see committed
@@ -22,10 +22,12 @@
 // data, rich queries, chaincode-to-chaincode calls and key-level
 // endorsement return errors wrapping ErrNotSupported.
 //
-// Durability: every block is one bbolt transaction, synced to disk before
-// Submit returns. Store layout in Dir: ledger.db (state, history, blocks,
-// transaction and event indexes) and msp/ (CA, admin and client identities,
-// private keys 0600).
+// Durability: every block is one LevelDB batch, synced to disk before
+// Submit returns; a crash leaves the chain at the last whole block. Store
+// layout in Dir: ledger.leveldb/ (state, history, blocks, transaction and
+// event indexes) and msp/ (CA, admin and client identities, private keys
+// 0600). A Dir holding the bbolt ledger.db of earlier versions is refused
+// with ErrStoreFormat.
 package embedded
 
 import (
@@ -37,7 +39,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -45,7 +46,9 @@ import (
 
 	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
 	"github.com/hyperledger/fabric-protos-go-apiv2/peer"
-	bolt "go.etcd.io/bbolt"
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/opt"
+	"github.com/syndtr/goleveldb/leveldb/util"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/medprov/medprov/ledger"
@@ -73,7 +76,6 @@ type Config struct {
 var ErrClosed = fmt.Errorf("embedded ledger closed: %w", ledger.ErrUnavailable)
 
 const (
-	dbFileName = "ledger.db"
 	// maxBlockTxs bounds how many transactions one block takes.
 	maxBlockTxs = 512
 	// maxBlockBytes stops a block from taking more transactions once their
@@ -86,28 +88,22 @@ const (
 	eventBatch = 1024
 )
 
-var (
-	bucketState   = []byte("state")
-	bucketHistory = []byte("history")
-	bucketBlocks  = []byte("blocks")
-	bucketTxs     = []byte("txs")
-	bucketEvents  = []byte("events")
-	bucketMeta    = []byte("meta")
-	keyHeight     = []byte("height")
-	keyTip        = []byte("tip")
-)
-
 // Ledger is an embedded, persistent ledger running one chaincode. It
 // implements ledger.Transactor and is safe for concurrent use.
 type Ledger struct {
 	cfg       Config
 	log       *slog.Logger
-	db        *bolt.DB
+	db        *leveldb.DB
 	msp       *localMSP
 	queue     chan *commitRequest
 	closing   chan struct{}
 	stopped   chan struct{}
 	closeOnce sync.Once
+
+	// store is held shared by every store read and exclusively by Close,
+	// so the store is never closed under a reader; closed is set under it.
+	store  sync.RWMutex
+	closed bool
 
 	height atomic.Uint64
 	tip    []byte // header hash of the last block; committer only
@@ -152,14 +148,9 @@ func New(ctx context.Context, cfg Config) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded ledger: %w", err)
 	}
-	db, err := bolt.Open(filepath.Join(cfg.Dir, dbFileName), secretPerm, &bolt.Options{
-		Timeout:         time.Second,
-		NoFreelistSync:  true,
-		FreelistType:    bolt.FreelistMapType,
-		InitialMmapSize: 1 << 30,
-	})
+	db, err := openStore(cfg.Dir)
 	if err != nil {
-		return nil, fmt.Errorf("embedded ledger: open store: %w", err)
+		return nil, fmt.Errorf("embedded ledger: %w", err)
 	}
 	l := &Ledger{
 		cfg:      cfg,
@@ -179,35 +170,64 @@ func New(ctx context.Context, cfg Config) (*Ledger, error) {
 	return l, nil
 }
 
-// open creates the buckets and the genesis block if needed and loads the
-// chain tip.
+// open writes the genesis block on first start, checks the store format
+// and loads the chain tip.
 func (l *Ledger) open() error {
-	return l.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketState, bucketHistory, bucketBlocks, bucketTxs, bucketEvents, bucketMeta} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return fmt.Errorf("embedded ledger: create bucket %s: %w", b, err)
-			}
+	format, err := l.db.Get(keyFormat, nil)
+	switch {
+	case err == nil:
+		if string(format) != storeFormat {
+			return fmt.Errorf("embedded ledger: %w: store format %q, this version reads %q", ErrStoreFormat, format, storeFormat)
 		}
-		meta := tx.Bucket(bucketMeta)
-		if h := meta.Get(keyHeight); h != nil {
-			if len(h) != 8 {
-				return fmt.Errorf("embedded ledger: %w: height", errCorrupt)
-			}
-			l.height.Store(beUint64(h))
-			l.tip = append([]byte(nil), meta.Get(keyTip)...)
-			return nil
+		height, tip, err := readTip(l.db)
+		if err != nil {
+			return fmt.Errorf("embedded ledger: %w", err)
 		}
-		genesis := BlockHeader{Number: 0, DataHash: dataHash(nil)}
-		if err := tx.Bucket(bucketBlocks).Put(be64(0), encodeBlock(genesis, nil)); err != nil {
-			return err
-		}
-		l.tip = genesis.Hash()
-		l.height.Store(1)
-		if err := meta.Put(keyTip, l.tip); err != nil {
-			return err
-		}
-		return meta.Put(keyHeight, be64(1))
-	})
+		l.height.Store(height)
+		l.tip = tip
+		return nil
+	case !errors.Is(err, leveldb.ErrNotFound):
+		return fmt.Errorf("embedded ledger: read store format: %w", err)
+	}
+	it := l.db.NewIterator(nil, nil)
+	empty := !it.First()
+	it.Release()
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("embedded ledger: read store: %w", err)
+	}
+	if !empty {
+		return fmt.Errorf("embedded ledger: %w: the store holds records but no format marker", ErrStoreFormat)
+	}
+	genesis := BlockHeader{Number: 0, DataHash: dataHash(nil)}
+	tip := genesis.Hash()
+	b := new(leveldb.Batch)
+	putBlock(b, genesis, nil)
+	b.Put(keyTip, tip)
+	b.Put(keyHeight, be64(1))
+	b.Put(keyFormat, []byte(storeFormat))
+	if err := l.db.Write(b, &opt.WriteOptions{Sync: true}); err != nil {
+		return fmt.Errorf("embedded ledger: write genesis block: %w", err)
+	}
+	l.tip = tip
+	l.height.Store(1)
+	return nil
+}
+
+// readTip returns the recorded chain height and the header hash of the
+// last block.
+func readTip(r reader) (uint64, []byte, error) {
+	h, err := r.Get(keyHeight, nil)
+	if err != nil {
+		return 0, nil, fmt.Errorf("read chain height: %w", err)
+	}
+	if len(h) != 8 {
+		return 0, nil, fmt.Errorf("%w: height", errCorrupt)
+	}
+	tip, err := r.Get(keyTip, nil)
+	if err != nil {
+		return 0, nil, fmt.Errorf("read chain tip: %w", err)
+	}
+	return beUint64(h), tip, nil
 }
 
 // Close stops the committer and closes the store. Submits in flight either
@@ -217,6 +237,9 @@ func (l *Ledger) Close() error {
 	l.closeOnce.Do(func() {
 		close(l.closing)
 		<-l.stopped
+		l.store.Lock()
+		defer l.store.Unlock()
+		l.closed = true
 		err = l.db.Close()
 	})
 	return err
@@ -273,12 +296,14 @@ type simulation struct {
 	response Response
 }
 
-// execute runs the chaincode for p against tx. A chaincode panic is
+// execute runs the chaincode for p against v. A chaincode panic is
 // recovered into a 500 response.
-func (l *Ledger) execute(ctx context.Context, p *proposal, tx *bolt.Tx) (*simulation, error) {
-	st := newStub(ctx, l.cfg.ChannelID, p, tx)
+func (l *Ledger) execute(ctx context.Context, p *proposal, v *view) (*simulation, error) {
+	st := newStub(ctx, l.cfg.ChannelID, p, v)
 	resp := l.invoke(st)
-	st.finish()
+	if err := st.finish(); err != nil {
+		return nil, fmt.Errorf("transaction %s: %w: %w", p.txID, ledger.ErrUnavailable, err)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("transaction %s: %w", p.txID, err)
 	}
@@ -312,20 +337,33 @@ func (l *Ledger) checkOpen(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// snapshot returns a snapshot of committed state and the function that
+// releases it; Close waits for that release.
+func (l *Ledger) snapshot(ctx context.Context) (*leveldb.Snapshot, func(), error) {
+	if err := l.checkOpen(ctx); err != nil {
+		return nil, nil, err
+	}
+	l.store.RLock()
+	if l.closed {
+		l.store.RUnlock()
+		return nil, nil, ErrClosed
+	}
+	snap, err := l.db.GetSnapshot()
+	if err != nil {
+		l.store.RUnlock()
+		return nil, nil, fmt.Errorf("embedded ledger snapshot: %w: %w", ledger.ErrUnavailable, err)
+	}
+	return snap, func() { snap.Release(); l.store.RUnlock() }, nil
+}
+
 // simulate executes p on a fresh snapshot of committed state.
 func (l *Ledger) simulate(ctx context.Context, p *proposal) (*simulation, error) {
-	if err := l.checkOpen(ctx); err != nil {
+	snap, release, err := l.snapshot(ctx)
+	if err != nil {
 		return nil, err
 	}
-	tx, err := l.db.Begin(false)
-	if err != nil {
-		return nil, fmt.Errorf("embedded ledger snapshot: %w: %w", ledger.ErrUnavailable, err)
-	}
-	sim, err := l.execute(ctx, p, tx)
-	if rerr := tx.Rollback(); rerr != nil && err == nil {
-		err = fmt.Errorf("embedded ledger snapshot: %w", rerr)
-	}
-	return sim, err
+	defer release()
+	return l.execute(ctx, p, &view{snap: snap})
 }
 
 func refused(txID string, r Response) error {
@@ -389,101 +427,99 @@ func (l *Ledger) Submit(ctx context.Context, p ledger.Proposal) (*ledger.Commit,
 
 // Tx locates a committed transaction; ledger.ErrNotFound if there is none.
 func (l *Ledger) Tx(ctx context.Context, txID string) (*ledger.TxInfo, error) {
-	if err := l.checkOpen(ctx); err != nil {
-		return nil, err
-	}
-	var info *ledger.TxInfo
-	err := l.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketTxs).Get([]byte(txID))
-		if v == nil {
-			return fmt.Errorf("transaction %s: %w", txID, ledger.ErrNotFound)
-		}
-		loc, err := decodeTxLocation(v)
-		if err != nil {
-			return fmt.Errorf("transaction %s: %w", txID, err)
-		}
-		info = &ledger.TxInfo{TxID: txID, Block: loc.block, Timestamp: loc.timestamp, Valid: loc.valid}
-		return nil
-	})
+	snap, release, err := l.snapshot(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return info, nil
+	defer release()
+	v, err := snap.Get(txKey(txID), nil)
+	if errors.Is(err, leveldb.ErrNotFound) {
+		return nil, fmt.Errorf("transaction %s: %w", txID, ledger.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("transaction %s: %w", txID, err)
+	}
+	loc, err := decodeTxLocation(v)
+	if err != nil {
+		return nil, fmt.Errorf("transaction %s: %w", txID, err)
+	}
+	return &ledger.TxInfo{TxID: txID, Block: loc.block, Timestamp: loc.timestamp, Valid: loc.valid}, nil
 }
 
 // Block returns block n; ledger.ErrNotFound if the chain is shorter.
 func (l *Ledger) Block(ctx context.Context, n uint64) (*Block, error) {
-	if err := l.checkOpen(ctx); err != nil {
+	snap, release, err := l.snapshot(ctx)
+	if err != nil {
 		return nil, err
 	}
-	var blk *Block
-	err := l.db.View(func(tx *bolt.Tx) error {
-		raw := tx.Bucket(bucketBlocks).Get(be64(n))
-		if raw == nil {
-			return fmt.Errorf("block %d: %w", n, ledger.ErrNotFound)
-		}
-		b, err := decodeBlock(raw)
-		if err != nil {
-			return fmt.Errorf("block %d: %w", n, err)
-		}
-		blk = b
-		return nil
-	})
-	return blk, err
+	defer release()
+	h, raw, found, err := loadBlock(snap, n)
+	if err != nil {
+		return nil, fmt.Errorf("block %d: %w", n, err)
+	}
+	if !found {
+		return nil, fmt.Errorf("block %d: %w", n, ledger.ErrNotFound)
+	}
+	blk, err := decodeBlock(h, raw)
+	if err != nil {
+		return nil, fmt.Errorf("block %d: %w", n, err)
+	}
+	return blk, nil
 }
 
 // Verify walks the whole chain and checks every block's data hash, the
 // previous-header hashes that link the blocks, and that the transaction and
 // event indexes (which Tx and Events read) agree with the blocks. It
-// returns nil, a
-// *TamperError naming the first block that does not match, or another
-// error if the store cannot be read.
+// returns nil, a *TamperError naming the first block that does not match,
+// or another error if the store cannot be read. It checks the chain as it
+// stood when Verify began; blocks committed meanwhile are not checked.
 func (l *Ledger) Verify(ctx context.Context) error {
-	if err := l.checkOpen(ctx); err != nil {
+	snap, release, err := l.snapshot(ctx)
+	if err != nil {
 		return err
 	}
-	height := l.Height()
+	defer release()
+	height, tip, err := readTip(snap)
+	if errors.Is(err, errCorrupt) || errors.Is(err, leveldb.ErrNotFound) {
+		return &TamperError{Block: 0, Reason: "chain height or tip record: " + err.Error()}
+	}
+	if err != nil {
+		return err
+	}
 	var prev []byte
-	const perView = 256
-	for start := uint64(0); start < height; start += perView {
-		err := l.db.View(func(tx *bolt.Tx) error {
-			blocks := tx.Bucket(bucketBlocks)
-			for n := start; n < height && n < start+perView; n++ {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				raw := blocks.Get(be64(n))
-				if raw == nil {
-					return &TamperError{Block: n, Reason: "block missing"}
-				}
-				h, txs, err := splitBlock(raw)
-				if err != nil {
-					return &TamperError{Block: n, Reason: err.Error()}
-				}
-				if h.Number != n {
-					return &TamperError{Block: n, Reason: fmt.Sprintf("header says block %d", h.Number)}
-				}
-				if n > 0 && !equalBytes(h.PreviousHash, prev) {
-					return &TamperError{Block: n - 1, Reason: fmt.Sprintf("header hash differs from the previous-header hash recorded in block %d", n)}
-				}
-				if !equalBytes(h.DataHash, dataHash(txs)) {
-					return &TamperError{Block: n, Reason: "data hash does not match the block's transactions"}
-				}
-				if reason := checkIndexes(tx, n, txs); reason != "" {
-					return &TamperError{Block: n, Reason: reason}
-				}
-				prev = h.Hash()
-			}
-			if start+perView >= height {
-				if tip := tx.Bucket(bucketMeta).Get(keyTip); !equalBytes(tip, prev) {
-					return &TamperError{Block: height - 1, Reason: "header hash differs from the recorded chain tip"}
-				}
-			}
-			return nil
-		})
+	for n := range height {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		h, txs, found, err := loadBlock(snap, n)
+		switch {
+		case errors.Is(err, errCorrupt):
+			return &TamperError{Block: n, Reason: err.Error()}
+		case err != nil:
+			return err
+		case !found:
+			return &TamperError{Block: n, Reason: "block missing"}
+		}
+		if h.Number != n {
+			return &TamperError{Block: n, Reason: fmt.Sprintf("header says block %d", h.Number)}
+		}
+		if n > 0 && !equalBytes(h.PreviousHash, prev) {
+			return &TamperError{Block: n - 1, Reason: fmt.Sprintf("header hash differs from the previous-header hash recorded in block %d", n)}
+		}
+		if !equalBytes(h.DataHash, dataHash(txs)) {
+			return &TamperError{Block: n, Reason: "data hash does not match the block's transactions"}
+		}
+		reason, err := checkIndexes(snap, n, txs)
 		if err != nil {
 			return err
 		}
+		if reason != "" {
+			return &TamperError{Block: n, Reason: reason}
+		}
+		prev = h.Hash()
+	}
+	if height > 0 && !equalBytes(tip, prev) {
+		return &TamperError{Block: height - 1, Reason: "header hash differs from the recorded chain tip"}
 	}
 	return nil
 }
@@ -502,7 +538,10 @@ func (l *Ledger) Events(ctx context.Context, startBlock uint64) (<-chan ledger.E
 		for {
 			wait := l.blockSignal()
 			for {
-				evs, next, err := l.readEvents(from, l.Height())
+				evs, next, err := l.readEvents(ctx, from, l.Height())
+				if errors.Is(err, ErrClosed) || ctx.Err() != nil {
+					return
+				}
 				if err != nil {
 					l.log.Error("event delivery stopped", "error", err)
 					return
@@ -541,68 +580,81 @@ func (l *Ledger) blockSignal() <-chan struct{} {
 
 // readEvents loads up to eventBatch events with keys >= from in blocks
 // below height, and returns the key to continue from.
-func (l *Ledger) readEvents(from []byte, height uint64) ([]ledger.Event, []byte, error) {
+func (l *Ledger) readEvents(ctx context.Context, from []byte, height uint64) ([]ledger.Event, []byte, error) {
+	snap, release, err := l.snapshot(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer release()
 	var evs []ledger.Event
 	next := from
-	err := l.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketEvents).Cursor()
-		for k, v := c.Seek(from); k != nil && len(evs) < eventBatch; k, v = c.Next() {
-			block, txNum := splitEventKey(k)
-			if block >= height {
-				break
-			}
-			d := decoder{buf: v}
-			ev := ledger.Event{Block: block, TxID: d.string(), Name: d.string(), Payload: d.bytes()}
-			if err := d.finish(); err != nil {
-				return fmt.Errorf("event %d/%d: %w", block, txNum, err)
-			}
-			evs = append(evs, ev)
-			next = eventKey(block, txNum+1)
+	it := snap.NewIterator(&util.Range{Start: from, Limit: eventKey(height, 0)}, nil)
+	defer it.Release()
+	for len(evs) < eventBatch && it.Next() {
+		block, txNum, ok := splitEventKey(it.Key())
+		if !ok {
+			return nil, nil, fmt.Errorf("event key %x: %w", it.Key(), errCorrupt)
 		}
-		return nil
-	})
-	return evs, next, err
+		d := decoder{buf: it.Value()}
+		ev := ledger.Event{Block: block, TxID: d.string(), Name: d.string(), Payload: d.bytes()}
+		if err := d.finish(); err != nil {
+			return nil, nil, fmt.Errorf("event %d/%d: %w", block, txNum, err)
+		}
+		evs = append(evs, ev)
+		next = eventKey(block, txNum+1)
+	}
+	if err := it.Error(); err != nil {
+		return nil, nil, fmt.Errorf("read events: %w", err)
+	}
+	return evs, next, nil
 }
 
 // checkIndexes compares block n's transactions with the transaction and
 // event indexes; it returns why they disagree, or "".
-func checkIndexes(tx *bolt.Tx, n uint64, raw [][]byte) string {
-	txs := tx.Bucket(bucketTxs)
-	events := tx.Bucket(bucketEvents)
+func checkIndexes(r reader, n uint64, raw [][]byte) (string, error) {
 	withEvents := 0
-	for i, r := range raw {
-		t, err := decodeTransaction(r)
+	for i, b := range raw {
+		t, err := decodeTransaction(b)
 		if err != nil {
-			return fmt.Sprintf("transaction %d: %v", i, err)
+			return fmt.Sprintf("transaction %d: %v", i, err), nil
 		}
-		v := txs.Get([]byte(t.TxID))
-		if v == nil {
-			return fmt.Sprintf("transaction %s missing from the index", t.TxID)
+		v, err := r.Get(txKey(t.TxID), nil)
+		if errors.Is(err, leveldb.ErrNotFound) {
+			return fmt.Sprintf("transaction %s missing from the index", t.TxID), nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("read transaction index: %w", err)
 		}
 		loc, err := decodeTxLocation(v)
 		if err != nil || loc.block != n || loc.txNum != uint32(i) || !loc.timestamp.Equal(t.Timestamp) || loc.valid != t.Valid {
-			return fmt.Sprintf("transaction index entry of %s does not match the block", t.TxID)
+			return fmt.Sprintf("transaction index entry of %s does not match the block", t.TxID), nil
 		}
-		ev := events.Get(eventKey(n, uint32(i)))
-		if (ev != nil) != (t.Event != nil) {
-			return fmt.Sprintf("event index of transaction %s does not match the block", t.TxID)
+		ev, err := r.Get(eventKey(n, uint32(i)), nil)
+		if err != nil && !errors.Is(err, leveldb.ErrNotFound) {
+			return "", fmt.Errorf("read event index: %w", err)
+		}
+		if (err == nil) != (t.Event != nil) {
+			return fmt.Sprintf("event index of transaction %s does not match the block", t.TxID), nil
 		}
 		if t.Event == nil {
 			continue
 		}
 		withEvents++
 		if !equalBytes(ev, encodeEvent(t.TxID, t.Event)) {
-			return fmt.Sprintf("event index of transaction %s does not match the block", t.TxID)
+			return fmt.Sprintf("event index of transaction %s does not match the block", t.TxID), nil
 		}
 	}
 	indexed := 0
-	c := events.Cursor()
-	prefix := be64(n)
-	for k, _ := c.Seek(prefix); k != nil && len(k) == 12 && equalBytes(k[:8], prefix); k, _ = c.Next() {
+	it := r.NewIterator(&util.Range{Start: eventKey(n, 0), Limit: eventKey(n+1, 0)}, nil)
+	defer it.Release()
+	for it.Next() {
 		indexed++
 	}
-	if indexed != withEvents {
-		return fmt.Sprintf("event index holds %d events for the block, the block %d", indexed, withEvents)
+	if err := it.Error(); err != nil {
+		return "", fmt.Errorf("read event index: %w", err)
 	}
-	return ""
+	if indexed != withEvents {
+		return fmt.Sprintf("event index holds %d events for the block, the block %d", indexed, withEvents), nil
+	}
+	return "", nil
 }

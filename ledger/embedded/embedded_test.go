@@ -562,3 +562,31 @@ func (c *testContract) Bulk(ctx contractapi.TransactionContextInterface, prefix 
 	}
 	return ctx.GetStub().SetEvent("Bulk", []byte(prefix))
 }
+
+// AddCounted adds asset (owner, id) holding the number of assets owner had
+// before, counted with a range query.
+func (c *testContract) AddCounted(ctx contractapi.TransactionContextInterface, owner, id string) error {
+	it, err := ctx.GetStub().GetStateByPartialCompositeKey("asset", []string{owner})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	n := 0
+	for it.HasNext() {
+		if _, err := it.Next(); err != nil {
+			return err
+		}
+		n++
+	}
+	return c.PutAsset(ctx, owner, id, strconv.Itoa(n))
+}
+
+// GetAsset returns the value of asset (owner, id).
+func (c *testContract) GetAsset(ctx contractapi.TransactionContextInterface, owner, id string) (string, error) {
+	k, err := ctx.GetStub().CreateCompositeKey("asset", []string{owner, id})
+	if err != nil {
+		return "", err
+	}
+	v, err := ctx.GetStub().GetState(k)
+	return string(v), err
+}

@@ -15,7 +15,7 @@ import (
 	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
 	"github.com/hyperledger/fabric-protos-go-apiv2/ledger/queryresult"
 	"github.com/hyperledger/fabric-protos-go-apiv2/peer"
-	bolt "go.etcd.io/bbolt"
+	"github.com/syndtr/goleveldb/leveldb/util"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -31,8 +31,9 @@ const (
 	// totalQueryLimit caps the results of one query, like the peer's
 	// ledger.state.totalQueryLimit default.
 	totalQueryLimit = 100000
-	// maxKeyLen keeps state and history keys under bbolt's key limit.
-	maxKeyLen = bolt.MaxKeySize - 64
+	// maxKeyLen bounds keys, which history and index keys repeat; it is
+	// the limit earlier (bbolt) versions had, so chaincode sees no change.
+	maxKeyLen = 32<<10 - 64
 )
 
 // proposal is a transaction proposal as the chaincode sees it.
@@ -78,7 +79,7 @@ func hashResults(keys []string, versions []Version) []byte {
 }
 
 // stub implements shim.ChaincodeStubInterface for one transaction simulated
-// against a bbolt snapshot. Reads see the snapshot only, never the
+// against a view of committed state. Reads see the view only, never the
 // transaction's own writes, as on Fabric.
 type stub struct {
 	ctx     context.Context
@@ -86,8 +87,10 @@ type stub struct {
 	prop    *proposal
 
 	mu       sync.Mutex
-	tx       *bolt.Tx
+	v        *view
 	done     bool
+	iters    []*stateIterator // released when the simulation ends
+	failed   error            // a store read that failed where the shim has no error to return
 	reads    map[string]KeyRead
 	ranges   []*rangeRecord
 	writes   map[string]KeyWrite
@@ -98,22 +101,29 @@ type stub struct {
 
 var _ shim.ChaincodeStubInterface = (*stub)(nil)
 
-func newStub(ctx context.Context, channel string, p *proposal, tx *bolt.Tx) *stub {
+func newStub(ctx context.Context, channel string, p *proposal, v *view) *stub {
 	return &stub{
 		ctx:     ctx,
 		channel: channel,
 		prop:    p,
-		tx:      tx,
+		v:       v,
 		reads:   make(map[string]KeyRead),
 		writes:  make(map[string]KeyWrite),
 	}
 }
 
 // finish ends the simulation: iterators and state access fail afterwards.
-func (s *stub) finish() {
+// It returns the first store read error the chaincode could not be told
+// about.
+func (s *stub) finish() error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.done = true
-	s.mu.Unlock()
+	for _, it := range s.iters {
+		it.release()
+	}
+	s.iters = nil
+	return s.failed
 }
 
 // check reports whether state may be accessed now. Callers hold s.mu.
@@ -139,13 +149,13 @@ func validKey(key string) error {
 
 // readVersioned returns the committed value of key and its version, nil if
 // absent.
-func (s *stub) readVersioned(key string) ([]byte, Version, bool) {
-	v := s.tx.Bucket(bucketState).Get([]byte(key))
-	if v == nil {
-		return nil, Version{}, false
+func (s *stub) readVersioned(key string) ([]byte, Version, bool, error) {
+	v, err := s.v.getState(key)
+	if err != nil || v == nil {
+		return nil, Version{}, false, err
 	}
 	ver, val := splitStateValue(v)
-	return bytes.Clone(val), ver, true
+	return bytes.Clone(val), ver, true, nil
 }
 
 // GetState implements shim.ChaincodeStubInterface.
@@ -158,7 +168,10 @@ func (s *stub) GetState(key string) ([]byte, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	val, ver, ok := s.readVersioned(key)
+	val, ver, ok, err := s.readVersioned(key)
+	if err != nil {
+		return nil, err
+	}
 	if _, seen := s.reads[key]; !seen {
 		s.reads[key] = KeyRead{Key: key, Exists: ok, Version: ver}
 	}
@@ -305,10 +318,9 @@ func (s *stub) rangeQuery(start, end string) (shim.StateQueryIteratorInterface, 
 	}
 	rec := &rangeRecord{start: start, end: end}
 	s.ranges = append(s.ranges, rec)
-	it := &rangeIterator{s: s, rec: rec, end: []byte(end), limit: totalQueryLimit}
-	it.cursor = s.tx.Bucket(bucketState).Cursor()
-	it.k, it.v = it.cursor.Seek([]byte(start))
-	it.clip()
+	it := &rangeIterator{s: s, rec: rec, iter: s.v.stateIterator(start, end), limit: totalQueryLimit}
+	s.iters = append(s.iters, it.iter)
+	it.advance()
 	return it, nil
 }
 
@@ -354,44 +366,54 @@ func (s *stub) pagedQuery(start, end string, pageSize int32, bookmark string) (s
 	}
 	rec := &rangeRecord{start: start, end: end}
 	s.ranges = append(s.ranges, rec)
-	c := s.tx.Bucket(bucketState).Cursor()
+	it := s.v.stateIterator(start, end)
+	defer it.release()
 	var page []*queryresult.KV
 	next := ""
-	for k, v := c.Seek([]byte(start)); k != nil && (end == "" || bytes.Compare(k, []byte(end)) < 0); k, v = c.Next() {
-		ver, val := splitStateValue(v)
-		rec.keys = append(rec.keys, string(k))
+	for it.next() {
+		ver, val := splitStateValue(it.value)
+		k := string(it.key)
+		rec.keys = append(rec.keys, k)
 		rec.versions = append(rec.versions, ver)
 		if len(page) == limit {
-			next = string(k)
+			next = k
 			break
 		}
-		page = append(page, &queryresult.KV{Namespace: "", Key: string(k), Value: bytes.Clone(val)})
+		page = append(page, &queryresult.KV{Namespace: "", Key: k, Value: bytes.Clone(val)})
+	}
+	if err := it.err(); err != nil {
+		return nil, nil, err
 	}
 	rec.exhausted = next == ""
 	meta := &peer.QueryResponseMetadata{FetchedRecordsCount: int32(len(page)), Bookmark: next}
 	return &pageIterator{s: s, items: page}, meta, nil
 }
 
-// rangeIterator walks a key range lazily over the snapshot, recording each
-// key it returns for MVCC validation.
+// rangeIterator walks a key range lazily over the view, recording each
+// key it returns for MVCC validation. k and v hold the next entry (nil at
+// the end of the range).
 type rangeIterator struct {
 	s      *stub
 	rec    *rangeRecord
-	cursor *bolt.Cursor
-	end    []byte
+	iter   *stateIterator
 	k, v   []byte
 	count  int
 	limit  int
 	closed bool
 }
 
-func (it *rangeIterator) clip() {
-	if it.k != nil && len(it.end) > 0 && bytes.Compare(it.k, it.end) >= 0 {
-		it.k, it.v = nil, nil
+// advance loads the next entry. A store error ends the range and fails
+// the transaction, since HasNext cannot report it.
+func (it *rangeIterator) advance() {
+	if it.iter.next() {
+		it.k, it.v = it.iter.key, it.iter.value
+		return
 	}
-	if it.k == nil {
-		it.rec.exhausted = true
+	it.k, it.v = nil, nil
+	if err := it.iter.err(); err != nil && it.s.failed == nil {
+		it.s.failed = err
 	}
+	it.rec.exhausted = true
 }
 
 // HasNext implements shim.StateQueryIteratorInterface.
@@ -416,8 +438,7 @@ func (it *rangeIterator) Next() (*queryresult.KV, error) {
 	it.rec.keys = append(it.rec.keys, kv.Key)
 	it.rec.versions = append(it.rec.versions, ver)
 	it.count++
-	it.k, it.v = it.cursor.Next()
-	it.clip()
+	it.advance()
 	return kv, nil
 }
 
@@ -463,25 +484,31 @@ func (s *stub) GetHistoryForKey(key string) (shim.HistoryQueryIteratorInterface,
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	prefix := historyPrefix(key)
-	upper := append(bytes.Clone(prefix), bytes.Repeat([]byte{0xff}, 12)...)
-	c := s.tx.Bucket(bucketHistory).Cursor()
-	k, v := c.Seek(upper)
-	if k == nil {
-		k, v = c.Last()
-	} else {
-		k, v = c.Prev()
-	}
 	var mods []*queryresult.KeyModification
-	for ; k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+12; k, v = c.Prev() {
-		if len(mods) == totalQueryLimit {
-			break
+	if s.v.block != nil {
+		// Executed inside the committer: earlier transactions of the block
+		// being built come first.
+		pending := s.v.block.history[key]
+		for i := len(pending) - 1; i >= 0 && len(mods) < totalQueryLimit; i-- {
+			m := pending[i]
+			mods = append(mods, &queryresult.KeyModification{TxId: m.TxId, Value: bytes.Clone(m.Value), Timestamp: m.Timestamp, IsDelete: m.IsDelete})
 		}
-		m, err := decodeHistoryValue(v)
+	}
+	prefix := historyPrefix(key)
+	it := s.v.snap.NewIterator(util.BytesPrefix(prefix), nil)
+	defer it.Release()
+	for ok := it.Last(); ok && len(mods) < totalQueryLimit; ok = it.Prev() {
+		if len(it.Key()) != len(prefix)+12 {
+			return nil, fmt.Errorf("history of %q: %w: key %x", key, errCorrupt, it.Key())
+		}
+		m, err := decodeHistoryValue(it.Value())
 		if err != nil {
 			return nil, fmt.Errorf("history of %q: %w", key, err)
 		}
 		mods = append(mods, m)
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("history of %q: %w", key, err)
 	}
 	return &historyIterator{items: mods}, nil
 }

@@ -1,0 +1,95 @@
+package embedded
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/opt"
+)
+
+// TestViewSeesThePendingBlock checks what a transaction executed inside
+// the committer reads: committed state overlaid with the writes of the
+// block being built, deletions included.
+func TestViewSeesThePendingBlock(t *testing.T) {
+	db, err := leveldb.OpenFile(filepath.Join(t.TempDir(), "store"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	committed := new(leveldb.Batch)
+	for _, k := range []string{"a", "c", "e", "g"} {
+		committed.Put(stateKey(k), stateValue(Version{Block: 1}, []byte("old-"+k)))
+	}
+	committed.Put(historyKey("zz", Version{Block: 1}), nil) // not state: must not show up
+	if err := db.Write(committed, &opt.WriteOptions{Sync: true}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := db.GetSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Release()
+
+	pb := newPendingBlock(2)
+	sim := &simulation{writes: []KeyWrite{
+		{Key: "b", Value: []byte("new-b")}, // a key between committed keys
+		{Key: "c", Delete: true},           // a deleted committed key
+		{Key: "d", Delete: true},           // a deletion of an absent key
+		{Key: "e", Value: []byte("new-e")}, // an overwritten committed key
+		{Key: "h", Value: []byte("new-h")}, // after every committed key
+	}}
+	if err := pb.apply(&proposal{txID: "t1"}, time.Unix(1, 0), sim); err != nil {
+		t.Fatal(err)
+	}
+	v := &view{snap: snap, block: pb}
+
+	tests := []struct {
+		name       string
+		start, end string
+		want       string
+	}{
+		{name: "a full scan merges both", start: "", end: "", want: "[a=old-a b=new-b e=new-e g=old-g h=new-h]"},
+		{name: "bounds apply to pending writes", start: "b", end: "g", want: "[b=new-b e=new-e]"},
+		{name: "a range holding only a deletion is empty", start: "c", end: "d", want: "[]"},
+		{name: "a range past committed keys finds pending ones", start: "gg", end: "", want: "[h=new-h]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			it := v.stateIterator(tt.start, tt.end)
+			defer it.release()
+			got := []string{}
+			for it.next() {
+				_, val := splitStateValue(it.value)
+				got = append(got, string(it.key)+"="+string(val))
+			}
+			if err := it.err(); err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != tt.want {
+				t.Errorf("range [%q, %q) = %v, want %v", tt.start, tt.end, got, tt.want)
+			}
+		})
+	}
+	points := []struct {
+		key, want string
+	}{{"a", "old-a"}, {"b", "new-b"}, {"c", "<absent>"}, {"d", "<absent>"}, {"e", "new-e"}, {"x", "<absent>"}}
+	for _, p := range points {
+		t.Run("point read of "+p.key, func(t *testing.T) {
+			raw, err := v.getState(p.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := "<absent>"
+			if raw != nil {
+				_, val := splitStateValue(raw)
+				got = string(val)
+			}
+			if got != p.want {
+				t.Errorf("getState(%q) = %q, want %q", p.key, got, p.want)
+			}
+		})
+	}
+}
