@@ -1,6 +1,7 @@
 package chaincode
 
 import (
+	"crypto/ecdsa"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -10,6 +11,8 @@ import (
 	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
 	"github.com/hyperledger/fabric-contract-api-go/v2/metadata"
+
+	"github.com/medprov/medprov/envelope"
 )
 
 // AdminOU is the organisational unit an org admin's certificate carries
@@ -21,13 +24,40 @@ const AdminOU = "admin"
 // transaction (timestamp, id, creator).
 type Contract struct {
 	contractapi.Contract
+	verifier Verifier
 }
+
+// Verifier checks a DER ECDSA signature over a SHA-256 digest; it returns
+// an error if the signature does not verify. envelope.VerifyDigest is the
+// default; an envelope.VerifyMemo gives the same answers and skips the
+// ECDSA work for a triple its process already verified.
+type Verifier interface {
+	VerifyDigest(pub *ecdsa.PublicKey, digest, sig []byte) error
+}
+
+type verifyFunc func(pub *ecdsa.PublicKey, digest, sig []byte) error
+
+func (f verifyFunc) VerifyDigest(pub *ecdsa.PublicKey, digest, sig []byte) error {
+	return f(pub, digest, sig)
+}
+
+// Option configures NewChaincode.
+type Option func(*Contract)
+
+// WithVerifier makes the chaincode check device signatures with v. The
+// embedded ledger passes the memo the in-process gateway verified with, so
+// a reading's signature costs one ECDSA verification per process instead of
+// two; a peer's chaincode server uses the default.
+func WithVerifier(v Verifier) Option { return func(c *Contract) { c.verifier = v } }
 
 // NewChaincode builds the medprov chaincode with Contract as its default
 // contract, so transactions are called by their plain names
 // ("RecordReadings").
-func NewChaincode() (*contractapi.ContractChaincode, error) {
-	c := &Contract{}
+func NewChaincode(opts ...Option) (*contractapi.ContractChaincode, error) {
+	c := &Contract{verifier: verifyFunc(envelope.VerifyDigest)}
+	for _, o := range opts {
+		o(c)
+	}
 	c.Info = metadata.InfoMetadata{Title: "medprov", Version: "1.0.0"}
 	cc, err := contractapi.NewChaincode(c)
 	if err != nil {

@@ -38,6 +38,7 @@ type batchDevice struct {
 // GetState does not see the transaction's own writes.
 type batch struct {
 	*tx
+	verify   Verifier
 	devices  map[string]*batchDevice // nil value: unknown device
 	byID     map[string]string       // readingId → dataHash, recorded here
 	byHash   map[string]string       // dataHash → readingId, recorded here
@@ -76,6 +77,7 @@ func (c *Contract) RecordReadings(ctx contractapi.TransactionContextInterface, b
 		return "", invalid("a batch holds 1..%d readings", MaxBatch)
 	}
 	b := &batch{
+		verify:  c.verifier,
 		tx:      t,
 		devices: map[string]*batchDevice{},
 		byID:    map[string]string{},
@@ -144,7 +146,7 @@ func (b *batch) record(i int, raw json.RawMessage) (ItemResult, error) {
 	if err != nil {
 		return rejected(r, invalid("dataHash must be lower-case hex SHA-256")), nil
 	}
-	if envelope.VerifyDigest(d.pub, digest, sig) != nil {
+	if b.verify.VerifyDigest(d.pub, digest, sig) != nil {
 		return rejected(r, refuse(CodeUnauthenticated, "bad signature for device %s", it.DeviceID)), nil
 	}
 

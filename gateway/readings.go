@@ -134,11 +134,11 @@ func (s *Server) prepare(ctx context.Context, raw []byte, tokens bool) (*prepare
 		s.m.rejected.WithLabelValues("rate_limited").Inc()
 		return nil, &apiError{Status: http.StatusTooManyRequests, Code: CodeRateLimited, Message: "too many readings for this device", RetryAfter: time.Second}
 	}
-	if err := env.Verify(dev.key); err != nil {
+	h := env.Hash()
+	if err := s.cfg.Verifier.VerifyDigest(dev.key, h[:], env.Signature); err != nil {
 		s.m.rejected.WithLabelValues("bad_signature").Inc()
 		return nil, errf(http.StatusUnauthorized, CodeUnauthenticated, "device signature does not verify")
 	}
-	h := env.Hash()
 	pr := &prepared{env: env, p: p, dev: dev, seq: *p.Seq, hash: hex.EncodeToString(h[:]),
 		measure: mt.UTC().Format(time.RFC3339Nano)}
 	pr.id = p.DeviceID + ":" + strconv.FormatUint(pr.seq, 10)
@@ -245,11 +245,12 @@ func (s *Server) ingestPrepared(ctx context.Context, prs []*prepared, res []*rea
 	return queued, idx, nil
 }
 
-// ingestWithWait acknowledges readings and, if wait is set, waits (bounded
-// by Limits.CommitWait) for their ledger outcome. Readings whose outcome
+// ingestWithWait acknowledges readings, releases the ingest slot and, if
+// wait is set, waits (bounded by Limits.CommitWait) for their ledger outcome. Readings whose outcome
 // does not arrive in time stay "queued".
-func (s *Server) ingestWithWait(ctx context.Context, prs []*prepared, res []*readingResult, wait bool) error {
+func (s *Server) ingestWithWait(ctx context.Context, prs []*prepared, res []*readingResult, wait bool, release func()) error {
 	queued, idx, err := s.ingestPrepared(ctx, prs, res)
+	release() // the slot covers the CPU work, not the wait for a block
 	if err != nil || len(queued) == 0 {
 		return err
 	}
@@ -301,13 +302,19 @@ func (s *Server) postReading(c *gin.Context) {
 		return
 	}
 	wait := c.Query("wait") == "commit"
-	pr, err := s.prepare(c, body, true)
+	release, err := s.admit(c)
 	if err != nil {
 		fail(c, err)
 		return
 	}
+	pr, err := s.prepare(c, body, true)
+	if err != nil {
+		release()
+		fail(c, err)
+		return
+	}
 	res := []*readingResult{{}}
-	if err := s.ingestWithWait(c, []*prepared{pr}, res, wait); err != nil {
+	if err := s.ingestWithWait(c, []*prepared{pr}, res, wait, release); err != nil {
 		fail(c, err)
 		return
 	}
@@ -340,6 +347,11 @@ func (s *Server) postReadingBatch(c *gin.Context) {
 		return
 	}
 	wait := c.Query("wait") == "commit"
+	release, err := s.admit(c)
+	if err != nil {
+		fail(c, err)
+		return
+	}
 	prs := make([]*prepared, len(req.Readings))
 	res := make([]*readingResult, len(req.Readings))
 	for i, raw := range req.Readings {
@@ -349,6 +361,7 @@ func (s *Server) postReadingBatch(c *gin.Context) {
 		if err != nil {
 			ae := toAPIError(err)
 			if ae.Status >= 500 {
+				release()
 				fail(c, err) // the ledger is down: refuse the whole batch, retryable
 				return
 			}
@@ -357,7 +370,7 @@ func (s *Server) postReadingBatch(c *gin.Context) {
 		}
 		prs[i] = pr
 	}
-	if err := s.ingestWithWait(c, prs, res, wait); err != nil {
+	if err := s.ingestWithWait(c, prs, res, wait, release); err != nil {
 		fail(c, err)
 		return
 	}
@@ -374,4 +387,21 @@ func (s *Server) postReadingBatch(c *gin.Context) {
 		status = http.StatusOK
 	}
 	c.JSON(status, gin.H{"accepted": accepted, "rejected": rejected, "results": res})
+}
+
+// admit applies ingest pushback and takes an ingest slot; release it with
+// the returned function. It refuses with 503 while the ledger is behind.
+func (s *Server) admit(ctx context.Context) (func(), error) {
+	if lag := s.batcher.Lag(); lag > s.cfg.Limits.MaxLag {
+		s.m.rejected.WithLabelValues("pushback").Inc()
+		return nil, &apiError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
+			Message: "ingest is behind the ledger, retry later", RetryAfter: time.Second}
+	}
+	select {
+	case s.slots <- struct{}{}:
+		return func() { <-s.slots }, nil
+	case <-ctx.Done():
+		return nil, &apiError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
+			Message: "gateway busy, retry later", RetryAfter: time.Second, cause: ctx.Err()}
+	}
 }

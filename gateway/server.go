@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"context"
+	"crypto/ecdsa"
 	_ "embed"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/medprov/medprov/envelope"
 	"github.com/medprov/medprov/ingest"
 	"github.com/medprov/medprov/ledger"
 )
@@ -63,6 +66,15 @@ type Limits struct {
 	ActorBurst int
 	// CommitWait bounds how long ?wait=commit waits. Default 30s.
 	CommitWait time.Duration
+	// MaxLag is pushback: while the oldest reading not yet handed to the
+	// ledger has waited longer than this, new readings are refused with
+	// 503 and Retry-After, so the backlog (and commit latency) stays
+	// bounded instead of growing until the queue is full. Default 2s.
+	MaxLag time.Duration
+	// IngestSlots bounds the ingest requests verified and sealed at once,
+	// so that under overload the batcher still gets CPU to commit; others
+	// wait for a slot. Default 2 x GOMAXPROCS.
+	IngestSlots int
 }
 
 // Config configures New. Ledger, Blobs, Sealer, QueuePath and AdminToken
@@ -79,6 +91,12 @@ type Config struct {
 	// EventCheckpointPath, if set, is where the gateway records the last
 	// chaincode event it handled, so that after a restart it resumes there.
 	EventCheckpointPath string
+	// Verifier checks device signatures at ingest; default
+	// envelope.VerifyDigest. With the embedded ledger, serve passes the
+	// same envelope.VerifyMemo to the in-process chaincode.
+	Verifier interface {
+		VerifyDigest(pub *ecdsa.PublicKey, digest, sig []byte) error
+	}
 	// SignatureWindow bounds |issuedAt - now| for signed GETs. Default 5m.
 	SignatureWindow time.Duration
 	// Now is the gateway's clock. Default time.Now.
@@ -101,6 +119,7 @@ type Server struct {
 	devLim  *limiterSet
 	actLim  *limiterSet
 	m       *metrics
+	slots   chan struct{}
 	engine  *gin.Engine
 	routes  []route
 	cancel  context.CancelFunc
@@ -159,6 +178,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.batcher.Run(runCtx) }()
 	go func() { defer s.wg.Done(); s.followEvents(runCtx) }()
+	s.slots = make(chan struct{}, cfg.Limits.IngestSlots)
 	s.engine = s.router()
 	return s, nil
 }
@@ -186,11 +206,20 @@ func setDefaults(cfg *Config) {
 	if l.CommitWait <= 0 {
 		l.CommitWait = 30 * time.Second
 	}
+	if l.MaxLag <= 0 {
+		l.MaxLag = 2 * time.Second
+	}
+	if l.IngestSlots <= 0 {
+		l.IngestSlots = 2 * runtime.GOMAXPROCS(0)
+	}
 	if cfg.SignatureWindow <= 0 {
 		cfg.SignatureWindow = 5 * time.Minute
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Verifier == nil {
+		cfg.Verifier = plainVerifier{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -305,4 +334,11 @@ func pageArgs(c *gin.Context) (string, string, error) {
 		return "", "", badRequest("pageSize must be an integer in 1..1000")
 	}
 	return strconv.Itoa(n), c.Query("bookmark"), nil
+}
+
+// plainVerifier verifies every signature with ECDSA.
+type plainVerifier struct{}
+
+func (plainVerifier) VerifyDigest(pub *ecdsa.PublicKey, digest, sig []byte) error {
+	return envelope.VerifyDigest(pub, digest, sig)
 }

@@ -120,6 +120,18 @@ func (b *Batcher) Unwatch(id uint64) {
 	b.mu.Unlock()
 }
 
+// Lag returns how long the oldest record waiting to be cut into a batch
+// has waited, or zero when none waits. A growing lag means the ledger
+// commits more slowly than readings arrive.
+func (b *Batcher) Lag() time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.buf) == 0 {
+		return 0
+	}
+	return time.Since(b.oldest)
+}
+
 // Buffered returns the number of records waiting to be cut into a batch.
 func (b *Batcher) Buffered() int {
 	b.mu.Lock()

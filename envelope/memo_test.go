@@ -1,0 +1,58 @@
+package envelope_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"errors"
+	"testing"
+
+	"github.com/medprov/medprov/envelope"
+)
+
+func TestVerifyMemo(t *testing.T) {
+	k, err := envelope.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := envelope.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(msg string) ([]byte, []byte) {
+		env, err := envelope.Sign(k, []byte(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := sha256.Sum256([]byte(msg))
+		return d[:], env.Signature
+	}
+	m := envelope.NewVerifyMemo(2)
+	d1, s1 := sign("one")
+	d2, s2 := sign("two")
+	d3, s3 := sign("three")
+	tests := []struct {
+		name   string
+		digest []byte
+		sig    []byte
+		pub    *ecdsa.PublicKey
+		want   error
+	}{
+		{"a good signature verifies", d1, s1, &k.PublicKey, nil},
+		{"the same triple verifies again from the memo", d1, s1, &k.PublicKey, nil},
+		{"a remembered signature under another key is still refused", d1, s1, &other.PublicKey, envelope.ErrBadSignature},
+		{"a remembered signature over another digest is still refused", d2, s1, &k.PublicKey, envelope.ErrBadSignature},
+		{"a bad signature is refused and not remembered", d1, s2, &k.PublicKey, envelope.ErrBadSignature},
+		{"the bad signature is refused again", d1, s2, &k.PublicKey, envelope.ErrBadSignature},
+		{"new triples evict the oldest", d2, s2, &k.PublicKey, nil},
+		{"a third triple fits by eviction", d3, s3, &k.PublicKey, nil},
+		{"an evicted triple verifies for real", d1, s1, &k.PublicKey, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := m.VerifyDigest(tt.pub, tt.digest, tt.sig)
+			if !errors.Is(err, tt.want) {
+				t.Errorf("VerifyDigest = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
