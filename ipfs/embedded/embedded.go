@@ -3,7 +3,7 @@
 // for the same bytes.
 //
 // Layout under Config.Dir: blocks/ is a LevelDB datastore keyed by
-// multihash; pins/ is a LevelDB datastore holding the boxo pinner's state.
+// multihash; pins/ is a LevelDB database with one key per pinned root.
 // LevelDB rather than kubo's default flatfs (one file per block) because
 // readings are small and arrive in batches: a PutMany is one synced LevelDB
 // batch, where flatfs costs several file-system calls and an fsync per
@@ -25,11 +25,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/ipfs/boxo/blockservice"
 	"github.com/ipfs/boxo/blockstore"
-	"github.com/ipfs/boxo/ipld/merkledag"
-	pin "github.com/ipfs/boxo/pinning/pinner"
-	"github.com/ipfs/boxo/pinning/pinner/dspinner"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	leveldb "github.com/ipfs/go-ds-leveldb"
@@ -50,9 +46,8 @@ type Config struct {
 // Store is the embedded [ipfs.Store]. It is safe for concurrent use.
 type Store struct {
 	blocksDS *leveldb.Datastore
-	pinsDS   *leveldb.Datastore
+	pins     pinSet
 	bs       blockstore.Blockstore
-	pinner   pin.Pinner
 }
 
 var (
@@ -76,24 +71,17 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded: open blocks: %w", err)
 	}
-	pinsDS, err := leveldb.NewDatastore(filepath.Join(cfg.Dir, "pins"), nil)
+	pins, err := openPinSet(filepath.Join(cfg.Dir, "pins"))
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("embedded: open pins: %w", err), blocksDS.Close())
+		return nil, errors.Join(fmt.Errorf("embedded: %w", err), blocksDS.Close())
 	}
 	bs := blockstore.NewBlockstoreNoPrefix(blocksDS)
-	dag := merkledag.NewDAGService(blockservice.New(bs, nil))
-	pinner, err := dspinner.New(ctx, pinStore{pinsDS}, dag)
-	if err != nil {
-		return nil, errors.Join(fmt.Errorf("embedded: pinner: %w", err), pinsDS.Close(), blocksDS.Close())
-	}
-	// Sync pins once per operation, in Flush, not once per pin.
-	pinner.SetAutosync(false)
-	return &Store{blocksDS: blocksDS, pinsDS: pinsDS, bs: bs, pinner: pinner}, nil
+	return &Store{blocksDS: blocksDS, pins: pins, bs: bs}, nil
 }
 
 // Close closes the store's datastores.
 func (s *Store) Close() error {
-	return errors.Join(s.pinner.Close(), s.pinsDS.Close(), s.blocksDS.Close())
+	return errors.Join(s.pins.close(), s.blocksDS.Close())
 }
 
 // Put stores data, pins it and returns its CID.
@@ -124,16 +112,13 @@ func (s *Store) PutMany(ctx context.Context, data [][]byte) ([]string, error) {
 	if err := s.bs.PutMany(ctx, all); err != nil {
 		return nil, fmt.Errorf("embedded: write blocks: %w", err)
 	}
+	// All blocks were just written, so the pins need no DAG walk.
+	if err := s.pins.add(roots...); err != nil {
+		return nil, fmt.Errorf("embedded: %w", err)
+	}
 	out := make([]string, len(roots))
 	for i, root := range roots {
-		// All blocks were just written, so the pin needs no DAG walk.
-		if err := s.pinner.PinWithMode(ctx, root, pin.Recursive, ""); err != nil {
-			return nil, fmt.Errorf("embedded: pin %s: %w", root, err)
-		}
 		out[i] = root.String()
-	}
-	if err := s.pinner.Flush(ctx); err != nil {
-		return nil, fmt.Errorf("embedded: flush pins: %w", err)
 	}
 	return out, nil
 }
@@ -170,15 +155,12 @@ func (s *Store) Pin(ctx context.Context, c string) error {
 	if err != nil {
 		return err
 	}
-	nd, err := s.getNode(ctx, root)
-	if err != nil {
+	// A pin promises the whole DAG: check every block is here first.
+	if err := s.walk(ctx, root); err != nil {
 		return fmt.Errorf("embedded: pin %s: %w", c, err)
 	}
-	if err := s.pinner.Pin(ctx, nd, true, ""); err != nil {
-		return fmt.Errorf("embedded: pin %s: %w", c, notFound(err))
-	}
-	if err := s.pinner.Flush(ctx); err != nil {
-		return fmt.Errorf("embedded: flush pins: %w", err)
+	if err := s.pins.add(root); err != nil {
+		return fmt.Errorf("embedded: %w", err)
 	}
 	return nil
 }
@@ -189,23 +171,21 @@ func (s *Store) Unpin(ctx context.Context, c string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.pinner.Unpin(ctx, root, true); err != nil && !errors.Is(err, pin.ErrNotPinned) {
+	if err := s.pins.remove(root); err != nil {
 		return fmt.Errorf("embedded: unpin %s: %w", c, err)
-	}
-	if err := s.pinner.Flush(ctx); err != nil {
-		return fmt.Errorf("embedded: flush pins: %w", err)
 	}
 	return nil
 }
 
 // Pins returns the recursively pinned CIDs.
 func (s *Store) Pins(ctx context.Context) ([]string, error) {
-	var out []string
-	for p := range s.pinner.RecursiveKeys(ctx, false) {
-		if p.Err != nil {
-			return nil, fmt.Errorf("embedded: list pins: %w", p.Err)
-		}
-		out = append(out, p.Pin.Key.String())
+	roots, err := s.pins.list(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("embedded: %w", err)
+	}
+	out := make([]string, len(roots))
+	for i, r := range roots {
+		out[i] = r.String()
 	}
 	return out, nil
 }
@@ -344,4 +324,25 @@ func parseCID(s string) (cid.Cid, error) {
 		return cid.Undef, fmt.Errorf("%w %q: %w", ipfs.ErrInvalidCID, s, err)
 	}
 	return c, nil
+}
+
+// walk checks that every block of the DAG under root is stored and intact.
+func (s *Store) walk(ctx context.Context, root cid.Cid) error {
+	stack := []cid.Cid{root}
+	seen := cid.NewSet()
+	for len(stack) > 0 {
+		c := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if !seen.Visit(c) {
+			continue
+		}
+		nd, err := s.getNode(ctx, c)
+		if err != nil {
+			return err
+		}
+		for _, l := range nd.Links() {
+			stack = append(stack, l.Cid)
+		}
+	}
+	return nil
 }
