@@ -369,6 +369,12 @@ func (d *decoder) bytes() []byte {
 
 func (d *decoder) string() string { return string(d.take(d.uvarint(), "string")) }
 
+// raw returns a length-prefixed byte string without copying it.
+func (d *decoder) raw() []byte { return d.take(d.uvarint(), "bytes") }
+
+// skip passes over a length-prefixed byte string.
+func (d *decoder) skip() { d.take(d.uvarint(), "bytes") }
+
 func (d *decoder) finish() error {
 	if d.err != nil {
 		return d.err

@@ -8,9 +8,7 @@ import (
 	"time"
 
 	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
-	"github.com/hyperledger/fabric-protos-go-apiv2/ledger/queryresult"
 	"github.com/syndtr/goleveldb/leveldb/opt"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/medprov/medprov/ledger"
 )
@@ -246,10 +244,8 @@ func (pb *pendingBlock) apply(p *proposal, ts time.Time, sim *simulation) error 
 		if err := pb.state.Put(k, sv); err != nil {
 			return fmt.Errorf("write %q: %w", w.Key, err)
 		}
-		pb.batch.Put(historyKey(w.Key, ver), historyValue(p.txID, ts, w))
-		pb.history[w.Key] = append(pb.history[w.Key], &queryresult.KeyModification{
-			TxId: p.txID, Value: w.Value, Timestamp: timestamppb.New(ts), IsDelete: w.Delete,
-		})
+		pb.batch.Put(historyKey(w.Key, ver), historyPointer(w.Delete))
+		pb.history[w.Key] = append(pb.history[w.Key], pendingModification{txID: p.txID, ts: ts, isDelete: w.Delete, value: w.Value})
 	}
 	pb.batch.Put(txKey(p.txID), txLocation(pb.num, txNum, ts, true))
 	if ev := sim.event; ev != nil {
@@ -292,24 +288,6 @@ func splitStateValue(b []byte) (Version, []byte) {
 		return Version{}, nil
 	}
 	return Version{Block: binary.BigEndian.Uint64(b), Tx: binary.BigEndian.Uint32(b[8:])}, b[versionLen:]
-}
-
-func historyValue(txID string, ts time.Time, w KeyWrite) []byte {
-	e := encoder{buf: make([]byte, 0, len(txID)+len(w.Value)+24)}
-	e.string(txID)
-	e.uint64(uint64(ts.UnixNano()))
-	e.bool(w.Delete)
-	e.bytes(w.Value)
-	return e.buf
-}
-
-func decodeHistoryValue(b []byte) (*queryresult.KeyModification, error) {
-	d := decoder{buf: b}
-	m := &queryresult.KeyModification{TxId: d.string()}
-	m.Timestamp = timestamppb.New(time.Unix(0, int64(d.uint64())))
-	m.IsDelete = d.bool()
-	m.Value = d.bytes()
-	return m, d.finish()
 }
 
 type txLoc struct {

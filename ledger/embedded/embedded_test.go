@@ -590,3 +590,12 @@ func (c *testContract) GetAsset(ctx contractapi.TransactionContextInterface, own
 	v, err := ctx.GetStub().GetState(k)
 	return string(v), err
 }
+
+// BulkHistory returns the history of bulk key (prefix, index).
+func (c *testContract) BulkHistory(ctx contractapi.TransactionContextInterface, prefix, index string) ([]Mod, error) {
+	k, err := ctx.GetStub().CreateCompositeKey("bulk", []string{prefix, index})
+	if err != nil {
+		return nil, err
+	}
+	return c.History(ctx, k)
+}

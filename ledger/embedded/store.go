@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/hyperledger/fabric-protos-go-apiv2/ledger/queryresult"
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/comparer"
 	"github.com/syndtr/goleveldb/leveldb/filter"
@@ -161,7 +160,7 @@ type pendingBlock struct {
 	// a deletion.
 	state *memdb.DB
 	// history holds the block's modifications per key, oldest first.
-	history map[string][]*queryresult.KeyModification
+	history map[string][]pendingModification
 	// txs are the encoded transactions taken so far.
 	txs   [][]byte
 	batch *leveldb.Batch
@@ -171,7 +170,7 @@ func newPendingBlock(num uint64) *pendingBlock {
 	return &pendingBlock{
 		num:     num,
 		state:   memdb.New(comparer.DefaultComparer, 0),
-		history: make(map[string][]*queryresult.KeyModification),
+		history: make(map[string][]pendingModification),
 		batch:   new(leveldb.Batch),
 	}
 }

@@ -2,12 +2,17 @@ package embedded
 
 import (
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
+	"github.com/hyperledger/fabric-protos-go-apiv2/peer"
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/opt"
+
+	"github.com/medprov/medprov/ledger"
 )
 
 // TestViewSeesThePendingBlock checks what a transaction executed inside
@@ -91,5 +96,66 @@ func TestViewSeesThePendingBlock(t *testing.T) {
 				t.Errorf("getState(%q) = %q, want %q", p.key, got, p.want)
 			}
 		})
+	}
+}
+
+// putChaincode writes its two arguments as key and value.
+type putChaincode struct{}
+
+func (putChaincode) Init(shim.ChaincodeStubInterface) *peer.Response { return shim.Success(nil) }
+
+func (putChaincode) Invoke(stub shim.ChaincodeStubInterface) *peer.Response {
+	_, args := stub.GetFunctionAndParameters()
+	if err := stub.PutState(args[0], []byte(args[1])); err != nil {
+		return shim.Error(err.Error())
+	}
+	return shim.Success(nil)
+}
+
+// TestHistoryInsideTheCommitter checks GetHistoryForKey for a transaction
+// the committer executes itself: modifications by earlier transactions of
+// the block being built come first, then the committed ones.
+func TestHistoryInsideTheCommitter(t *testing.T) {
+	l, err := New(t.Context(), Config{Dir: t.TempDir(), Chaincode: putChaincode{}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	committed, err := l.Submit(t.Context(), ledger.Proposal{Function: "put", Args: []string{"k", "v1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, release, err := l.snapshot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	pb := newPendingBlock(l.Height())
+	pendingTime := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
+	if err := pb.apply(&proposal{txID: "pending-tx"}, pendingTime, &simulation{writes: []KeyWrite{{Key: "k", Value: []byte("v2")}}}); err != nil {
+		t.Fatal(err)
+	}
+	st := newStub(t.Context(), "ch", &proposal{txID: "query"}, &view{snap: snap, block: pb})
+	it, err := st.GetHistoryForKey("k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for it.HasNext() {
+		m, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s=%s@%s", m.GetTxId(), m.GetValue(), m.GetTimestamp().AsTime().UTC().Format(time.RFC3339)))
+	}
+	want := fmt.Sprintf("[pending-tx=v2@2026-05-06T07:08:09Z %s=v1@%s]", committed.TxID, committed.Timestamp.UTC().Format(time.RFC3339))
+	if fmt.Sprint(got) != want {
+		t.Errorf("history = %v, want %s", got, want)
+	}
+	if err := st.finish(); err != nil {
+		t.Fatal(err)
+	}
+	if it.HasNext() {
+		t.Error("history iterator has entries after the simulation ended")
 	}
 }

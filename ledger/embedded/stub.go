@@ -15,7 +15,6 @@ import (
 	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
 	"github.com/hyperledger/fabric-protos-go-apiv2/ledger/queryresult"
 	"github.com/hyperledger/fabric-protos-go-apiv2/peer"
-	"github.com/syndtr/goleveldb/leveldb/util"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -89,8 +88,8 @@ type stub struct {
 	mu       sync.Mutex
 	v        *view
 	done     bool
-	iters    []*stateIterator // released when the simulation ends
-	failed   error            // a store read that failed where the shim has no error to return
+	releases []func() // of the store iterators, when the simulation ends
+	failed   error    // a store read that failed where the shim has no error to return
 	reads    map[string]KeyRead
 	ranges   []*rangeRecord
 	writes   map[string]KeyWrite
@@ -119,10 +118,10 @@ func (s *stub) finish() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.done = true
-	for _, it := range s.iters {
-		it.release()
+	for _, release := range s.releases {
+		release()
 	}
-	s.iters = nil
+	s.releases = nil
 	return s.failed
 }
 
@@ -319,7 +318,7 @@ func (s *stub) rangeQuery(start, end string) (shim.StateQueryIteratorInterface, 
 	rec := &rangeRecord{start: start, end: end}
 	s.ranges = append(s.ranges, rec)
 	it := &rangeIterator{s: s, rec: rec, iter: s.v.stateIterator(start, end), limit: totalQueryLimit}
-	s.iters = append(s.iters, it.iter)
+	s.releases = append(s.releases, it.iter.release)
 	it.advance()
 	return it, nil
 }
@@ -471,67 +470,6 @@ func (it *pageIterator) Next() (*queryresult.KV, error) {
 
 // Close implements shim.StateQueryIteratorInterface.
 func (it *pageIterator) Close() error { it.items = nil; return nil }
-
-// GetHistoryForKey implements shim.ChaincodeStubInterface: committed
-// modifications of key, newest first. As on Fabric, history reads are not
-// validated at commit.
-func (s *stub) GetHistoryForKey(key string) (shim.HistoryQueryIteratorInterface, error) {
-	if err := validKey(key); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.check(); err != nil {
-		return nil, err
-	}
-	var mods []*queryresult.KeyModification
-	if s.v.block != nil {
-		// Executed inside the committer: earlier transactions of the block
-		// being built come first.
-		pending := s.v.block.history[key]
-		for i := len(pending) - 1; i >= 0 && len(mods) < totalQueryLimit; i-- {
-			m := pending[i]
-			mods = append(mods, &queryresult.KeyModification{TxId: m.TxId, Value: bytes.Clone(m.Value), Timestamp: m.Timestamp, IsDelete: m.IsDelete})
-		}
-	}
-	prefix := historyPrefix(key)
-	it := s.v.snap.NewIterator(util.BytesPrefix(prefix), nil)
-	defer it.Release()
-	for ok := it.Last(); ok && len(mods) < totalQueryLimit; ok = it.Prev() {
-		if len(it.Key()) != len(prefix)+12 {
-			return nil, fmt.Errorf("history of %q: %w: key %x", key, errCorrupt, it.Key())
-		}
-		m, err := decodeHistoryValue(it.Value())
-		if err != nil {
-			return nil, fmt.Errorf("history of %q: %w", key, err)
-		}
-		mods = append(mods, m)
-	}
-	if err := it.Error(); err != nil {
-		return nil, fmt.Errorf("history of %q: %w", key, err)
-	}
-	return &historyIterator{items: mods}, nil
-}
-
-type historyIterator struct {
-	items []*queryresult.KeyModification
-}
-
-// HasNext implements shim.HistoryQueryIteratorInterface.
-func (it *historyIterator) HasNext() bool { return len(it.items) > 0 }
-
-// Next implements shim.HistoryQueryIteratorInterface.
-func (it *historyIterator) Next() (*queryresult.KeyModification, error) {
-	if len(it.items) == 0 {
-		return nil, errors.New("no such key")
-	}
-	m := it.items[0]
-	it.items = it.items[1:]
-	return m, nil
-}
-
-// Close implements shim.HistoryQueryIteratorInterface.
-func (it *historyIterator) Close() error { it.items = nil; return nil }
 
 // GetArgs implements shim.ChaincodeStubInterface.
 func (s *stub) GetArgs() [][]byte { return s.prop.args }
