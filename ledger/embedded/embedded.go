@@ -231,7 +231,9 @@ func readTip(r reader) (uint64, []byte, error) {
 }
 
 // Close stops the committer and closes the store. Submits in flight either
-// commit before Close returns or fail with ErrClosed.
+// commit before Close returns or fail with ErrClosed; reads in progress
+// (simulations, Tx, Block, Verify) finish before the store closes, and later
+// calls fail with ErrClosed.
 func (l *Ledger) Close() error {
 	var err error
 	l.closeOnce.Do(func() {

@@ -130,3 +130,48 @@ func TestRangeReadsAreValidated(t *testing.T) {
 		t.Errorf("Verify: %v", err)
 	}
 }
+
+func TestCloseDuringReads(t *testing.T) {
+	// Reads racing Close either finish or fail with ErrUnavailable; none
+	// touches the closed store.
+	l := openLedger(t, t.TempDir(), nil)
+	submit(t, l, "Put", "k", "v")
+	submit(t, l, "Emit", "e", "Happened")
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				_, err := l.Evaluate(context.Background(), ledger.Proposal{Function: "History", Args: []string{"k"}})
+				if err == nil {
+					err = l.Verify(context.Background())
+				}
+				if err == nil {
+					_, err = l.Block(context.Background(), 1)
+				}
+				if err != nil {
+					if !errors.Is(err, ledger.ErrUnavailable) {
+						errs <- err
+					}
+					return
+				}
+			}
+		}()
+	}
+	ch, err := l.Events(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("read racing Close: %v, want success or ErrUnavailable", err)
+	}
+	for range ch { // closed once the ledger is closed
+	}
+}
