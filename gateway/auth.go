@@ -4,7 +4,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -201,4 +200,3 @@ func (l *limiterSet) allowN(key string, n int) bool {
 	return e.l.AllowN(now, n)
 }
 
-var errNoActor = errors.New("no authenticated actor")
