@@ -199,4 +199,3 @@ func (l *limiterSet) allowN(key string, n int) bool {
 	e.last = now
 	return e.l.AllowN(now, n)
 }
-

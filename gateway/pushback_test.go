@@ -28,7 +28,8 @@ func TestAdmitPushesBackWhileTheLedgerIsBehind(t *testing.T) {
 	}
 	release()
 
-	s.batcher.Add([]ingest.Record{{ID: 1}}, false) // never cut: Run is not started
+	// Never cut (Run is not started): the backlog ages from its enqueue time.
+	s.batcher.Add([]ingest.Record{{ID: 1, EnqueuedAt: time.Now()}}, false)
 	time.Sleep(80 * time.Millisecond)
 	_, err = s.admit(t.Context())
 	var ae *apiError

@@ -170,6 +170,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.batcher = ingest.NewBatcher(q, recorder{s.chain}, bc)
 	if len(pending) > 0 {
+		// Pushback measures how far the ledger is behind this process; a
+		// backlog replayed after a restart starts the clock anew.
+		now := cfg.Now()
+		for i := range pending {
+			pending[i].EnqueuedAt = now
+		}
 		s.log.Info("replaying readings acknowledged before restart", "count", len(pending))
 		s.batcher.Add(pending, false)
 	}

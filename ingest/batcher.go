@@ -129,6 +129,12 @@ func (b *Batcher) Lag() time.Duration {
 	if len(b.buf) == 0 {
 		return 0
 	}
+	// The buffer is in queue order, so its head is the oldest record; a
+	// cut resets b.oldest, which therefore only bounds records without an
+	// enqueue time.
+	if t := b.buf[0].EnqueuedAt; !t.IsZero() {
+		return time.Since(t)
+	}
 	return time.Since(b.oldest)
 }
 

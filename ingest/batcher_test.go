@@ -209,3 +209,25 @@ func TestTransient(t *testing.T) {
 		})
 	}
 }
+
+func TestLagIsTheAgeOfTheOldestWaitingRecord(t *testing.T) {
+	q, _ := openTestQueue(t, filepath.Join(t.TempDir(), "q.db"), 100)
+	defer q.Close()
+	b := NewBatcher(q, &faultyLedger{committed: map[string]int{}}, BatcherConfig{MaxBatch: 1, MaxWait: time.Hour})
+	if got := b.Lag(); got != 0 {
+		t.Fatalf("empty batcher lag = %v, want 0", got)
+	}
+	old := time.Now().Add(-time.Minute)
+	b.Add([]Record{{ID: 1, EnqueuedAt: old}, {ID: 2, EnqueuedAt: time.Now()}}, false)
+	if batch, _ := b.cut(); len(batch) != 1 {
+		t.Fatalf("cut %d records, want 1", len(batch))
+	}
+	// Record 1 left with the cut; record 2 is fresh, whatever the cut did.
+	if got := b.Lag(); got > 10*time.Second {
+		t.Errorf("lag after the old record was cut = %v, want the fresh record's age", got)
+	}
+	b.Add([]Record{{ID: 3, EnqueuedAt: old}}, false)
+	if _, _ = b.cut(); b.Lag() < 50*time.Second {
+		t.Errorf("lag with a minute-old record waiting = %v, want about a minute", b.Lag())
+	}
+}
