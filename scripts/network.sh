@@ -25,7 +25,8 @@
 #
 # Other environment: MEDPROV_CACHE (Fabric binaries, see fabric.sh),
 # MEDPROV_FABRIC_LOGGING_SPEC (Fabric log spec, default
-# "grpc=warning:info").
+# "grpc=warning:info"), MEDPROV_NETWORK_PPROF=true (peers serve Go pprof on
+# B+34 / B+44, for profiling under load).
 #
 # Port layout from the base port B: orderer i listens on B+10i, its admin
 # (channel participation) API on B+10i+1 and its operations API on
@@ -119,6 +120,7 @@ orderer_ops_port() { echo $((base + 10 * $1 + 2)); }
 peer_port() { echo $((base + 30 + 10 * $(org_index "$1"))); }
 peer_cc_port() { echo $((base + 31 + 10 * $(org_index "$1"))); }
 peer_ops_port() { echo $((base + 32 + 10 * $(org_index "$1"))); }
+peer_pprof_port() { echo $((base + 34 + 10 * $(org_index "$1"))); }
 ccserver_port() { echo $((base + 33 + 10 * $(org_index "$1"))); }
 
 orderer_dir() { echo "$crypto/ordererOrganizations/orderer.medprov.test/orderers/orderer$1.orderer.medprov.test"; }
@@ -377,6 +379,8 @@ start_peer() {
 			CORE_LEDGER_SNAPSHOTS_ROOTDIR="$dir/$name/snapshots" \
 			CORE_OPERATIONS_LISTENADDRESS="127.0.0.1:$(peer_ops_port "$org")" \
 			CORE_METRICS_PROVIDER=prometheus \
+			CORE_PEER_PROFILE_ENABLED="${MEDPROV_NETWORK_PPROF:-false}" \
+			CORE_PEER_PROFILE_LISTENADDRESS="127.0.0.1:$(peer_pprof_port "$org")" \
 			-- "$bin/peer" node start
 	fi
 	wait_healthy "$name" "http://127.0.0.1:$(peer_ops_port "$org")/healthz"
