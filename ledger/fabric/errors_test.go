@@ -141,3 +141,23 @@ func TestClassifyCancelledCaller(t *testing.T) {
 		t.Errorf("classify = %v, want the caller's context.Canceled, not ErrUnavailable", got)
 	}
 }
+
+func TestRetryableConflict(t *testing.T) {
+	tests := []struct {
+		name string
+		code peer.TxValidationCode
+		want bool
+	}{
+		{"an MVCC read conflict is resubmitted", peer.TxValidationCode_MVCC_READ_CONFLICT, true},
+		{"a phantom read conflict is resubmitted", peer.TxValidationCode_PHANTOM_READ_CONFLICT, true},
+		{"an endorsement policy failure is final", peer.TxValidationCode_ENDORSEMENT_POLICY_FAILURE, false},
+		{"a valid transaction is not retried", peer.TxValidationCode_VALID, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := retryableConflict(tt.code); got != tt.want {
+				t.Errorf("retryableConflict(%s) = %v, want %v", tt.code, got, tt.want)
+			}
+		})
+	}
+}

@@ -27,6 +27,7 @@ import (
 	"github.com/hyperledger/fabric-gateway/pkg/identity"
 	"github.com/hyperledger/fabric-protos-go-apiv2/common"
 	"github.com/hyperledger/fabric-protos-go-apiv2/gateway"
+	"github.com/hyperledger/fabric-protos-go-apiv2/peer"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/proto"
@@ -221,10 +222,33 @@ func (t *Transactor) newProposal(p ledger.Proposal) (*client.Proposal, error) {
 // chaincode refusal or an invalidated transaction is a *ledger.ChaincodeError;
 // an unreachable network or an expired timeout wraps ledger.ErrUnavailable
 // (after endorsement the outcome is then unknown).
+//
+// A transaction invalidated by an MVCC or phantom read conflict (another
+// transaction in the same block changed what it read) wrote nothing, so it
+// is endorsed and submitted again, up to conflictRetries times: a signed
+// action's nonce was not consumed and the chaincode decides afresh.
 func (t *Transactor) Submit(ctx context.Context, p ledger.Proposal) (*ledger.Commit, error) {
+	for attempt := 0; ; attempt++ {
+		c, code, err := t.submitOnce(ctx, p)
+		if err == nil || attempt >= conflictRetries || !retryableConflict(code) {
+			return c, err
+		}
+	}
+}
+
+// conflictRetries bounds the resubmissions of a conflicted transaction.
+const conflictRetries = 3
+
+func retryableConflict(code peer.TxValidationCode) bool {
+	return code == peer.TxValidationCode_MVCC_READ_CONFLICT || code == peer.TxValidationCode_PHANTOM_READ_CONFLICT
+}
+
+// submitOnce is one endorse-submit-commit round; the validation code is set
+// when the transaction was ordered but invalidated.
+func (t *Transactor) submitOnce(ctx context.Context, p ledger.Proposal) (*ledger.Commit, peer.TxValidationCode, error) {
 	proposal, err := t.newProposal(p)
 	if err != nil {
-		return nil, err
+		return nil, peer.TxValidationCode_VALID, err
 	}
 	txID := proposal.TransactionID()
 
@@ -232,28 +256,28 @@ func (t *Transactor) Submit(ctx context.Context, p ledger.Proposal) (*ledger.Com
 	tx, err := proposal.EndorseWithContext(endorseCtx)
 	cancel()
 	if err != nil {
-		return nil, classify(ctx, "endorse "+p.Function, txID, err)
+		return nil, peer.TxValidationCode_VALID, classify(ctx, "endorse "+p.Function, txID, err)
 	}
 	timestamp, err := transactionTime(tx)
 	if err != nil {
-		return nil, err
+		return nil, peer.TxValidationCode_VALID, err
 	}
 
 	submitCtx, cancel := context.WithTimeout(ctx, t.cfg.SubmitTimeout)
 	commit, err := tx.SubmitWithContext(submitCtx)
 	cancel()
 	if err != nil {
-		return nil, classify(ctx, "submit "+p.Function, txID, err)
+		return nil, peer.TxValidationCode_VALID, classify(ctx, "submit "+p.Function, txID, err)
 	}
 
 	statusCtx, cancel := context.WithTimeout(ctx, t.cfg.CommitStatusTimeout)
 	status, err := commit.StatusWithContext(statusCtx)
 	cancel()
 	if err != nil {
-		return nil, classify(ctx, "commit status of "+p.Function, txID, err)
+		return nil, peer.TxValidationCode_VALID, classify(ctx, "commit status of "+p.Function, txID, err)
 	}
 	if !status.Successful {
-		return nil, &ledger.ChaincodeError{
+		return nil, status.Code, &ledger.ChaincodeError{
 			TxID:    txID,
 			Status:  int32(status.Code),
 			Message: fmt.Sprintf("transaction invalidated in block %d: %s", status.BlockNumber, status.Code),
@@ -264,7 +288,7 @@ func (t *Transactor) Submit(ctx context.Context, p ledger.Proposal) (*ledger.Com
 		Block:     status.BlockNumber,
 		Timestamp: timestamp,
 		Payload:   tx.Result(),
-	}, nil
+	}, peer.TxValidationCode_VALID, nil
 }
 
 // Evaluate runs a query on the organisation's peer without ordering it.
