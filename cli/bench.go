@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -434,54 +433,21 @@ func (b *Bench) scrape(ctx context.Context) (gatewayCounters, error) {
 // A missing counter reads as 0 (no reading finished yet); a missing queue
 // depth is an error, since the drain could not be observed.
 func parseCounters(r io.Reader) (gatewayCounters, error) {
-	var c gatewayCounters
-	seenDepth := false
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		name := line[:i]
-		if name == "process_cpu_seconds_total" {
-			v, err := strconv.ParseFloat(line[i+1:], 64)
-			if err != nil {
-				return gatewayCounters{}, fmt.Errorf("metrics: %s: %w", name, err)
-			}
-			c.cpuSeconds = v
-			continue
-		}
-		var dst *int64
-		switch name {
-		case `medprov_readings_committed_total{outcome="recorded"}`:
-			dst = &c.recorded
-		case `medprov_readings_committed_total{outcome="rejected"}`:
-			dst = &c.rejected
-		case "medprov_readings_ingested_total":
-			dst = &c.ingested
-		case "medprov_ingest_queue_depth":
-			dst, seenDepth = &c.depth, true
-		default:
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			return gatewayCounters{}, fmt.Errorf("metrics: %s: %w", name, err)
-		}
-		*dst = int64(v)
+	m, err := client.ParseMetrics(r)
+	if err != nil {
+		return gatewayCounters{}, err
 	}
-	if err := sc.Err(); err != nil {
-		return gatewayCounters{}, fmt.Errorf("metrics: %w", err)
-	}
-	if !seenDepth {
+	depth, ok := m["medprov_ingest_queue_depth"]
+	if !ok {
 		return gatewayCounters{}, errors.New("metrics: no medprov_ingest_queue_depth series (is this a medprov gateway?)")
 	}
-	return c, nil
+	return gatewayCounters{
+		recorded:   int64(m[`medprov_readings_committed_total{outcome="recorded"}`]),
+		rejected:   int64(m[`medprov_readings_committed_total{outcome="rejected"}`]),
+		ingested:   int64(m["medprov_readings_ingested_total"]),
+		depth:      int64(depth),
+		cpuSeconds: m["process_cpu_seconds_total"],
+	}, nil
 }
 
 // loadStats is what the workers share during the load phase.

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -76,21 +75,16 @@ func openServer(t testing.TB, dir string) (*gateway.Server, func()) {
 	}
 }
 
-// metric returns the value of the Prometheus sample line starting with name.
+// metric returns the value of one series of /metrics, 0 when absent.
 func metric(t *testing.T, s *gateway.Server, name string) float64 {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	for _, line := range strings.Split(rec.Body.String(), "\n") {
-		if rest, ok := strings.CutPrefix(line, name+" "); ok {
-			var v float64
-			if _, err := fmt.Sscan(rest, &v); err != nil {
-				t.Fatal(err)
-			}
-			return v
-		}
+	m, err := client.ParseMetrics(rec.Body)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return 0
+	return m[name]
 }
 
 // waitMetric polls until the metric reaches want (10s at most).

@@ -5,10 +5,6 @@ import (
 	"crypto/ecdsa"
 	"encoding/json"
 	"errors"
-	"io"
-	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -68,29 +64,22 @@ func (s *sender) run(ctx context.Context, t *testing.T) {
 	}
 }
 
-// gaugeValue reads one unlabelled sample from the gateway's /metrics.
+// gaugeValue reads one sample from the gateway's /metrics.
 func gaugeValue(t *testing.T, baseURL, name string) float64 {
 	t.Helper()
-	resp, err := http.Get(baseURL + "/metrics")
+	c, err := client.New(baseURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	m, err := c.Metrics(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(body), "\n") {
-		if rest, ok := strings.CutPrefix(line, name+" "); ok {
-			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return v
-		}
+	v, ok := m[name]
+	if !ok {
+		t.Fatalf("no %s in /metrics", name)
 	}
-	t.Fatalf("no %s in /metrics", name)
-	return 0
+	return v
 }
 
 // recordedOnChain reads every ReadingsRecorded event from block 0 and

@@ -1,7 +1,6 @@
 package load
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -217,27 +216,19 @@ func (l *crashLoad) ackedCount() int {
 
 // queueDepth reads medprov_ingest_queue_depth from the gateway's /metrics.
 func queueDepth(ctx context.Context, base string) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	c, err := client.New(base)
 	if err != nil {
 		return 0, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	m, err := c.Metrics(ctx)
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "medprov_ingest_queue_depth "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			return int64(f), err
-		}
+	v, ok := m["medprov_ingest_queue_depth"]
+	if !ok {
+		return 0, errors.New("no medprov_ingest_queue_depth in /metrics")
 	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, errors.New("no medprov_ingest_queue_depth in /metrics")
+	return int64(v), nil
 }
 
 // waitDrained waits (at most d) until the gateway's queue depth is 0.
