@@ -35,12 +35,6 @@ type Verifier interface {
 	VerifyDigest(pub *ecdsa.PublicKey, digest, sig []byte) error
 }
 
-type verifyFunc func(pub *ecdsa.PublicKey, digest, sig []byte) error
-
-func (f verifyFunc) VerifyDigest(pub *ecdsa.PublicKey, digest, sig []byte) error {
-	return f(pub, digest, sig)
-}
-
 // Option configures NewChaincode.
 type Option func(*Contract)
 
@@ -54,7 +48,7 @@ func WithVerifier(v Verifier) Option { return func(c *Contract) { c.verifier = v
 // contract, so transactions are called by their plain names
 // ("RecordReadings").
 func NewChaincode(opts ...Option) (*contractapi.ContractChaincode, error) {
-	c := &Contract{verifier: verifyFunc(envelope.VerifyDigest)}
+	c := &Contract{verifier: envelope.VerifierFunc(envelope.VerifyDigest)}
 	for _, o := range opts {
 		o(c)
 	}

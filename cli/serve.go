@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -126,14 +125,15 @@ func (a *app) openStack(ctx context.Context, o *serveOptions, adminToken string,
 	fail := func(err error) (*stack, error) { return nil, errors.Join(err, st.close()) }
 
 	var tr ledger.Transactor
-	var verifier *envelope.VerifyMemo
+	var verifier gateway.Verifier // nil: the gateway verifies with plain ECDSA
 	switch o.ledger {
 	case "embedded":
 		// Gateway and chaincode share one process here, so the chaincode
 		// may reuse the gateway's verification of the identical (key,
 		// digest, signature) triple. On Fabric every peer verifies alone.
-		verifier = envelope.NewVerifyMemo(1 << 18)
-		cc, err := chaincode.NewChaincode(chaincode.WithVerifier(verifier))
+		memo := envelope.NewVerifyMemo(1 << 18)
+		verifier = memo
+		cc, err := chaincode.NewChaincode(chaincode.WithVerifier(memo))
 		if err != nil {
 			return fail(fmt.Errorf("chaincode: %w", err))
 		}
@@ -184,7 +184,7 @@ func (a *app) openStack(ctx context.Context, o *serveOptions, adminToken string,
 	st.closers = append(st.closers, kr.Close)
 
 	gw, err := gateway.New(ctx, gateway.Config{
-		Ledger: tr, Blobs: blobs, Sealer: kr, AdminToken: adminToken, Verifier: verifierOrNil(verifier),
+		Ledger: tr, Blobs: blobs, Sealer: kr, AdminToken: adminToken, Verifier: verifier,
 		QueuePath:           filepath.Join(o.dataDir, "ingest.db"),
 		EventCheckpointPath: filepath.Join(o.dataDir, "events.checkpoint"),
 		Queue:               ingest.QueueConfig{MaxPending: o.queueMax},
@@ -366,15 +366,4 @@ func startEmbeddedGateway(ctx context.Context, dataDir string) (baseURL, adminTo
 		return errors.Join(srv.Shutdown(sctx), st.close())
 	}
 	return "http://" + ln.Addr().String(), token, stop, nil
-}
-
-// verifierOrNil keeps a nil memo from becoming a non-nil interface holding
-// a nil pointer.
-func verifierOrNil(m *envelope.VerifyMemo) interface {
-	VerifyDigest(pub *ecdsa.PublicKey, digest, sig []byte) error
-} {
-	if m == nil {
-		return nil
-	}
-	return m
 }

@@ -6,6 +6,16 @@ import (
 	"sync"
 )
 
+// VerifierFunc gives a verification function the VerifyDigest method of
+// VerifyMemo, so callers can take either; VerifierFunc(VerifyDigest)
+// verifies every signature with ECDSA.
+type VerifierFunc func(pub *ecdsa.PublicKey, digest, sig []byte) error
+
+// VerifyDigest calls f.
+func (f VerifierFunc) VerifyDigest(pub *ecdsa.PublicKey, digest, sig []byte) error {
+	return f(pub, digest, sig)
+}
+
 // VerifyMemo verifies signatures over digests and remembers the triples
 // (public key, digest, signature) that verified, so that a second check of
 // the identical triple in the same process costs a hash instead of an ECDSA

@@ -46,6 +46,12 @@ type Sealer interface {
 	Open(ctx context.Context, patientID, readingID string, sealed []byte) ([]byte, error)
 }
 
+// Verifier checks a DER ECDSA signature over a SHA-256 digest and returns
+// an error if it does not verify.
+type Verifier interface {
+	VerifyDigest(pub *ecdsa.PublicKey, digest, sig []byte) error
+}
+
 // Limits bound what one request and one client may ask of the gateway.
 type Limits struct {
 	// MaxReadingBytes bounds a single reading request body. Default 64 KiB.
@@ -94,9 +100,7 @@ type Config struct {
 	// Verifier checks device signatures at ingest; default
 	// envelope.VerifyDigest. With the embedded ledger, serve passes the
 	// same envelope.VerifyMemo to the in-process chaincode.
-	Verifier interface {
-		VerifyDigest(pub *ecdsa.PublicKey, digest, sig []byte) error
-	}
+	Verifier Verifier
 	// SignatureWindow bounds |issuedAt - now| for signed GETs. Default 5m.
 	SignatureWindow time.Duration
 	// Now is the gateway's clock. Default time.Now.
@@ -225,7 +229,7 @@ func setDefaults(cfg *Config) {
 		cfg.Now = time.Now
 	}
 	if cfg.Verifier == nil {
-		cfg.Verifier = plainVerifier{}
+		cfg.Verifier = envelope.VerifierFunc(envelope.VerifyDigest)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -340,11 +344,4 @@ func pageArgs(c *gin.Context) (string, string, error) {
 		return "", "", badRequest("pageSize must be an integer in 1..1000")
 	}
 	return strconv.Itoa(n), c.Query("bookmark"), nil
-}
-
-// plainVerifier verifies every signature with ECDSA.
-type plainVerifier struct{}
-
-func (plainVerifier) VerifyDigest(pub *ecdsa.PublicKey, digest, sig []byte) error {
-	return envelope.VerifyDigest(pub, digest, sig)
 }
