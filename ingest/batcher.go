@@ -262,7 +262,6 @@ func (b *Batcher) refused(ctx context.Context, batch []Record, err error) {
 
 func (b *Batcher) finish(ctx context.Context, batch []Record, res *BatchResult) {
 	outs := make([]Outcome, len(batch))
-	items := make(map[uint64]Item, len(batch))
 	for i, r := range batch {
 		ir := res.Results[i]
 		o := Outcome{RecordID: r.ID, TxID: res.TxID, Block: res.Block}
@@ -278,13 +277,12 @@ func (b *Batcher) finish(ctx context.Context, batch []Record, res *BatchResult) 
 			o.State, o.Code, o.Message = StateRejected, string(ir.Code), ir.Error
 		}
 		outs[i] = o
-		items[r.ID] = r.Item
 	}
 	// Marking done must not be lost to shutdown: the ledger already holds
 	// the outcome, so use a context that outlives ctx briefly.
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := b.q.Done(dctx, outs, items); err != nil {
+	if err := b.q.Done(dctx, batch, outs); err != nil {
 		// The records stay pending and are replayed after a restart; the
 		// chaincode answers "exists" for them, so nothing is doubled.
 		b.cfg.Logger.Error("marking readings done failed", "size", len(outs), "err", err)

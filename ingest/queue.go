@@ -340,17 +340,21 @@ func (q *Queue) commitGroup(group []*appendReq) {
 }
 
 // Done records the outcomes of finished records and removes them from the
-// pending set. Outcomes for unknown record IDs are ignored.
-func (q *Queue) Done(ctx context.Context, outs []Outcome, items map[uint64]Item) error {
+// pending set: outs[i] is the outcome of recs[i]. Records no longer pending
+// are ignored.
+func (q *Queue) Done(ctx context.Context, recs []Record, outs []Outcome) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if len(recs) != len(outs) {
+		return fmt.Errorf("queue done: %d outcomes for %d records", len(outs), len(recs))
 	}
 	removed := 0
 	err := q.db.Update(func(tx *bolt.Tx) error {
 		pend, seen := tx.Bucket(bucketPending), tx.Bucket(bucketSeen)
 		removed = 0
-		for _, o := range outs {
-			k := idKey(o.RecordID)
+		for i, o := range outs {
+			k := idKey(recs[i].ID)
 			if pend.Get(k) == nil {
 				continue
 			}
@@ -358,10 +362,7 @@ func (q *Queue) Done(ctx context.Context, outs []Outcome, items map[uint64]Item)
 				return err
 			}
 			removed++
-			it, ok := items[o.RecordID]
-			if !ok {
-				continue
-			}
+			it := recs[i].Item
 			sk := seenKey(it.DeviceID, it.Seq)
 			if o.State != StateRecorded {
 				// A refused reading never reached the ledger: its seq is

@@ -62,7 +62,7 @@ func TestQueueSurvivesReopen(t *testing.T) {
 	if _, err := q.Append(t.Context(), recs); err != nil {
 		t.Fatal(err)
 	}
-	if err := q.Done(t.Context(), []Outcome{{RecordID: recs[1].ID, State: StateRecorded}}, map[uint64]Item{recs[1].ID: recs[1].Item}); err != nil {
+	if err := q.Done(t.Context(), recs[1:2], []Outcome{{RecordID: recs[1].ID, State: StateRecorded}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := q.Close(); err != nil {
@@ -97,7 +97,7 @@ func TestQueueRejectedSeqIsFreed(t *testing.T) {
 	if _, err := q.Append(t.Context(), recs); err != nil {
 		t.Fatal(err)
 	}
-	if err := q.Done(t.Context(), []Outcome{{RecordID: recs[0].ID, State: StateRejected, Code: "forbidden"}}, map[uint64]Item{recs[0].ID: recs[0].Item}); err != nil {
+	if err := q.Done(t.Context(), recs[:1], []Outcome{{RecordID: recs[0].ID, State: StateRejected, Code: "forbidden"}}); err != nil {
 		t.Fatal(err)
 	}
 	errs, err := q.Append(t.Context(), []Record{{Item: item("d1", 1, "other")}})
