@@ -52,12 +52,8 @@ func (s *Server) requestAccess(c *gin.Context) {
 	}
 	s.m.accesses.WithLabelValues(ev.Decision).Inc()
 	if ev.Decision != chaincode.DecisionGranted {
-		var body errorBody
-		body.Error.Code = CodeForbidden
-		body.Error.Message = "access denied: " + ev.Reason
-		body.AccessID = ev.ID
-		c.JSON(http.StatusForbidden, gin.H{"error": body.Error, "accessId": ev.ID, "decision": ev.Decision,
-			"reason": ev.Reason, "txId": cm.TxID})
+		c.JSON(http.StatusForbidden, gin.H{"error": errField{CodeForbidden, "access denied: " + ev.Reason},
+			"accessId": ev.ID, "decision": ev.Decision, "reason": ev.Reason, "txId": cm.TxID})
 		return
 	}
 	out := make([]releasedReading, 0, len(ev.ReadingIDs))

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -111,7 +112,7 @@ func (s *Server) auditVerify(c *gin.Context) {
 		}
 		add("transaction_committed", false, "transaction not found on the ledger")
 	} else {
-		add("transaction_committed", tx.Valid, "block "+itoa(tx.Block))
+		add("transaction_committed", tx.Valid, "block "+strconv.FormatUint(tx.Block, 10))
 	}
 	if cv, ok := s.cfg.Ledger.(chainVerifier); ok {
 		if err := cv.Verify(c); err != nil {
@@ -161,12 +162,4 @@ func (s *Server) auditVerify(c *gin.Context) {
 		ok = ok && ch.OK
 	}
 	c.JSON(http.StatusOK, gin.H{"readingId": rec.ID, "ok": ok, "checks": checks})
-}
-
-func itoa(n uint64) string {
-	b, err := json.Marshal(n)
-	if err != nil {
-		return "?"
-	}
-	return string(b)
 }

@@ -102,13 +102,11 @@ func toAPIError(err error) *apiError {
 	return &apiError{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", cause: err}
 }
 
-// errorBody is the wire form of an error.
-type errorBody struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-	AccessID string `json:"accessId,omitempty"`
+// errField is the wire form of an error: {"code","message"}, the value of
+// "error" in every error response and in per-item results.
+type errField struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
 }
 
 // fail writes err as the response and logs its cause.
@@ -122,9 +120,7 @@ func fail(c *gin.Context, err error) {
 	} else if ae.cause != nil {
 		c.Error(ae.cause) //nolint:errcheck
 	}
-	var body errorBody
-	body.Error.Code, body.Error.Message = ae.Code, ae.Message
-	c.AbortWithStatusJSON(ae.Status, body)
+	c.AbortWithStatusJSON(ae.Status, gin.H{"error": errField{ae.Code, ae.Message}})
 }
 
 // ledgerRefusal is a per-item refusal reported inside a committed batch.

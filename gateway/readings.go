@@ -168,12 +168,6 @@ type readingResult struct {
 	Error     *errField `json:"error,omitempty"`
 
 	status int
-	recID  uint64
-}
-
-type errField struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
 }
 
 // ingestPrepared seals, stores and durably queues readings, filling res,
@@ -230,7 +224,7 @@ func (s *Server) ingestPrepared(ctx context.Context, prs []*prepared, res []*rea
 		var dup *ingest.DuplicateError
 		switch {
 		case errs[j] == nil:
-			res[i].Status, res[i].status, res[i].recID = "queued", http.StatusAccepted, recs[j].ID
+			res[i].Status, res[i].status = "queued", http.StatusAccepted
 			queued = append(queued, recs[j])
 			idx = append(idx, i)
 		case errors.As(errs[j], &dup):

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -125,12 +126,13 @@ type Server struct {
 	m       *metrics
 	slots   chan struct{}
 	engine  *gin.Engine
-	routes  []route
+	routes  []Route
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
 
-type route struct{ Method, Path string }
+// Route is a method and Gin path pattern the gateway serves.
+type Route struct{ Method, Path string }
 
 // New opens the ingest queue, replays readings acknowledged before a crash,
 // starts the batcher and builds the router.
@@ -239,14 +241,8 @@ func setDefaults(cfg *Config) {
 // Handler returns the HTTP handler serving every route.
 func (s *Server) Handler() http.Handler { return s.engine }
 
-// Routes returns the method and Gin path of every registered route.
-func (s *Server) Routes() []struct{ Method, Path string } {
-	out := make([]struct{ Method, Path string }, len(s.routes))
-	for i, r := range s.routes {
-		out[i] = struct{ Method, Path string }{r.Method, r.Path}
-	}
-	return out
-}
+// Routes returns every route the gateway serves.
+func (s *Server) Routes() []Route { return slices.Clone(s.routes) }
 
 // Close stops the batcher (transactions in flight finish or stay queued for
 // replay) and closes the queue. It does not close the backends.
@@ -267,7 +263,7 @@ func (s *Server) router() *gin.Engine {
 		fail(c, errf(http.StatusMethodNotAllowed, CodeMethod, "method not allowed on this route"))
 	})
 	add := func(method, path string, h ...gin.HandlerFunc) {
-		s.routes = append(s.routes, route{method, path})
+		s.routes = append(s.routes, Route{method, path})
 		r.Handle(method, path, h...)
 	}
 	add(http.MethodGet, "/healthz", s.healthz)
