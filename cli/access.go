@@ -278,26 +278,14 @@ follows bookmarks to the end.`,
 			if err != nil {
 				return err
 			}
-			var events []client.AccessEvent
-			pr := client.PageRequest{PageSize: pageSize, Bookmark: bookmark}
-			for {
-				p, err := c.AccessLog(cmd.Context(), patient, pr)
-				if err != nil {
-					return fmt.Errorf("access log of %s: %w", patient, err)
-				}
-				events = append(events, p.Items...)
-				pr.Bookmark = p.Bookmark
-				if !all || p.Bookmark == "" || len(p.Items) == 0 {
-					break
-				}
+			page, err := collectPages(cmd.Context(), client.PageRequest{PageSize: pageSize, Bookmark: bookmark}, all,
+				func(ctx context.Context, pr client.PageRequest) (*client.Page[client.AccessEvent], error) {
+					return c.AccessLog(ctx, patient, pr)
+				})
+			if err != nil {
+				return fmt.Errorf("access log of %s: %w", patient, err)
 			}
-			page := client.Page[client.AccessEvent]{Items: events, Bookmark: pr.Bookmark, Count: len(events)}
-			return a.emit(page, func(w io.Writer) {
-				printAccessEvents(w, events)
-				if pr.Bookmark != "" {
-					fmt.Fprintf(w, "more: --bookmark %s\n", pr.Bookmark)
-				}
-			})
+			return emitPage(a, page, printAccessEvents)
 		},
 	}
 	f := cmd.Flags()

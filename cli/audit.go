@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -52,26 +53,14 @@ subject and transaction. Filter with --patient, --by (the acting actor),
 				return err
 			}
 			filter := client.EventFilter{PatientID: patient, ActorID: by, Type: typ, From: f, To: t}
-			var events []client.AuditEvent
-			pr := client.PageRequest{PageSize: pageSize, Bookmark: bookmark}
-			for {
-				p, err := c.AuditEvents(cmd.Context(), filter, pr)
-				if err != nil {
-					return fmt.Errorf("audit events: %w", err)
-				}
-				events = append(events, p.Items...)
-				pr.Bookmark = p.Bookmark
-				if !all || p.Bookmark == "" || len(p.Items) == 0 {
-					break
-				}
+			page, err := collectPages(cmd.Context(), client.PageRequest{PageSize: pageSize, Bookmark: bookmark}, all,
+				func(ctx context.Context, pr client.PageRequest) (*client.Page[client.AuditEvent], error) {
+					return c.AuditEvents(ctx, filter, pr)
+				})
+			if err != nil {
+				return fmt.Errorf("audit events: %w", err)
 			}
-			page := client.Page[client.AuditEvent]{Items: events, Bookmark: pr.Bookmark, Count: len(events)}
-			return a.emit(page, func(w io.Writer) {
-				printAuditEvents(w, events)
-				if pr.Bookmark != "" {
-					fmt.Fprintf(w, "more: --bookmark %s\n", pr.Bookmark)
-				}
-			})
+			return emitPage(a, page, printAuditEvents)
 		},
 	}
 	fl := cmd.Flags()
