@@ -25,6 +25,10 @@ import (
 //go:embed openapi.yaml
 var openAPISpec []byte
 
+// OpenAPI returns the OpenAPI 3 document the gateway serves at
+// /openapi.yaml: the contract of every route, request and response.
+func OpenAPI() []byte { return slices.Clone(openAPISpec) }
+
 // Blobs stores ciphertext by content address.
 //
 // Put and PutMany MUST return only after the bytes are durable, and MUST
