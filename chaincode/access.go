@@ -5,20 +5,11 @@ import (
 	"slices"
 	"time"
 
+	"github.com/medprov/medprov/wire"
+
 	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
 )
-
-type accessRequestPayload struct {
-	actionHeader
-	PatientID string   `json:"patientId"`
-	Purpose   string   `json:"purpose"`
-	DataTypes []string `json:"dataTypes"`
-	From      string   `json:"from"`
-	To        string   `json:"to"`
-	Cursor    string   `json:"cursor,omitempty"`
-	Limit     int      `json:"limit,omitempty"`
-}
 
 // RequestAccess decides a signed access.request of a researcher at the
 // transaction timestamp and commits the decision as an AccessEvent, granted
@@ -37,20 +28,20 @@ type accessRequestPayload struct {
 // after cursor; nextCursor is set when more follow. Malformed requests, bad
 // signatures, stale issuedAt and replayed nonces are errors and write
 // nothing.
-func (c *Contract) RequestAccess(ctx contractapi.TransactionContextInterface, envelopeJSON string) (*AccessEvent, error) {
+func (c *Contract) RequestAccess(ctx contractapi.TransactionContextInterface, envelopeJSON string) (*wire.AccessEvent, error) {
 	t, err := newTx(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var p accessRequestPayload
-	researcher, err := t.authenticate(envelopeJSON, ActionAccessRequest, RoleResearcher, &p)
+	var p wire.AccessRequestAction
+	researcher, err := t.authenticate(envelopeJSON, wire.ActionAccessRequest, wire.RoleResearcher, &p)
 	if err != nil {
 		return nil, err
 	}
-	if !validID(p.PatientID) {
+	if !wire.ValidID(p.PatientID) {
 		return nil, invalid("patientId is malformed")
 	}
-	if !validToken(p.Purpose) {
+	if !wire.ValidToken(p.Purpose) {
 		return nil, invalid("purpose must match ^[a-z0-9._-]{1,64}$")
 	}
 	if err := checkDataTypes(p.DataTypes); err != nil {
@@ -69,10 +60,10 @@ func (c *Contract) RequestAccess(ctx contractapi.TransactionContextInterface, en
 	}
 	limit := p.Limit
 	if limit == 0 {
-		limit = DefaultAccessLimit
+		limit = wire.DefaultAccessLimit
 	}
-	if limit < 1 || limit > MaxAccessLimit {
-		return nil, invalid("limit must be in 1..%d", MaxAccessLimit)
+	if limit < 1 || limit > wire.MaxAccessLimit {
+		return nil, invalid("limit must be in 1..%d", wire.MaxAccessLimit)
 	}
 	cursor, err := decodeBookmark(t.stub, p.Cursor, objReadingByPatient, []string{p.PatientID})
 	if err != nil {
@@ -82,7 +73,7 @@ func (c *Contract) RequestAccess(ctx contractapi.TransactionContextInterface, en
 		return nil, fmt.Errorf("transaction id %q too short for an access id", t.id)
 	}
 
-	ev := &AccessEvent{
+	ev := &wire.AccessEvent{
 		DocType: "access", ID: "acc-" + t.id[:24], ActorID: researcher.ID, PatientID: p.PatientID,
 		Purpose: p.Purpose, DataTypes: p.DataTypes, From: p.From, To: p.To,
 		TxID: t.id, TxTime: t.at,
@@ -94,7 +85,7 @@ func (c *Contract) RequestAccess(ctx contractapi.TransactionContextInterface, en
 	grant, reason, consentID := decide(consents, p.Purpose, p.DataTypes, from, to, t.time)
 	ev.ConsentID = consentID
 	if grant {
-		ev.Decision = DecisionGranted
+		ev.Decision = wire.DecisionGranted
 		ids, last, more, err := grantedReadings(t.stub, p.PatientID, p.DataTypes, formatTime(from), formatTime(to), cursor, limit)
 		if err != nil {
 			return nil, err
@@ -104,28 +95,28 @@ func (c *Contract) RequestAccess(ctx contractapi.TransactionContextInterface, en
 			ev.NextCursor = encodeBookmark(last)
 		}
 	} else {
-		ev.Decision, ev.Reason = DecisionDenied, reason
+		ev.Decision, ev.Reason = wire.DecisionDenied, reason
 	}
 
 	if err := t.writeAccess(ev); err != nil {
 		return nil, err
 	}
-	typ := AuditAccessDenied
+	typ := wire.AuditAccessDenied
 	if grant {
-		typ = AuditAccessGranted
+		typ = wire.AuditAccessGranted
 	}
 	if err := t.writeAudit(typ, researcher.ID, []string{p.PatientID}, ev.ID, ev.Decision); err != nil {
 		return nil, err
 	}
-	if err := setEvent(t.stub, EventAccessDecided, ev); err != nil {
+	if err := setEvent(t.stub, wire.EventAccessDecided, ev); err != nil {
 		return nil, err
 	}
 	return ev, nil
 }
 
 // decide applies the consent rules; see RequestAccess.
-func decide(consents []Consent, purpose string, types []string, from, to, now time.Time) (granted bool, reason, consentID string) {
-	best, bestRank := ReasonNoConsent, 0
+func decide(consents []wire.Consent, purpose string, types []string, from, to, now time.Time) (granted bool, reason, consentID string) {
+	best, bestRank := wire.ReasonNoConsent, 0
 	for _, cn := range consents {
 		r, rank := judge(cn, purpose, types, from, to, now)
 		if r == "" {
@@ -140,31 +131,31 @@ func decide(consents []Consent, purpose string, types []string, from, to, now ti
 
 // judge returns "" if the consent grants the request, else the reason and
 // how specific it is (higher: the consent came closer to granting).
-func judge(cn Consent, purpose string, types []string, from, to, now time.Time) (string, int) {
+func judge(cn wire.Consent, purpose string, types []string, from, to, now time.Time) (string, int) {
 	if cn.Purpose != purpose {
-		return ReasonPurposeMismatch, 1
+		return wire.ReasonPurposeMismatch, 1
 	}
 	for _, dt := range types {
 		if !slices.Contains(cn.DataTypes, dt) {
-			return ReasonDataTypeNotConsented, 2
+			return wire.ReasonDataTypeNotConsented, 2
 		}
 	}
-	if cn.Status != StatusActive {
-		return ReasonConsentRevoked, 3
+	if cn.Status != wire.StatusActive {
+		return wire.ReasonConsentRevoked, 3
 	}
 	nb, err1 := time.Parse(time.RFC3339, cn.NotBefore)
 	na, err2 := time.Parse(time.RFC3339, cn.NotAfter)
 	if err1 != nil || err2 != nil {
-		return ReasonConsentNotYetValid, 0 // unreachable: validated when granted
+		return wire.ReasonConsentNotYetValid, 0 // unreachable: validated when granted
 	}
 	if now.Before(nb) {
-		return ReasonConsentNotYetValid, 4
+		return wire.ReasonConsentNotYetValid, 4
 	}
 	if now.After(na) {
-		return ReasonConsentExpired, 4
+		return wire.ReasonConsentExpired, 4
 	}
 	if from.Before(nb) || to.After(na) {
-		return ReasonRangeOutsideConsent, 5
+		return wire.ReasonRangeOutsideConsent, 5
 	}
 	return "", 0
 }
@@ -200,7 +191,7 @@ func grantedReadings(stub shim.ChaincodeStubInterface, patientID string, types [
 
 // writeAccess stores the access event with its patient (by time) and
 // reading indexes.
-func (t *tx) writeAccess(ev *AccessEvent) error {
+func (t *tx) writeAccess(ev *wire.AccessEvent) error {
 	k, err := key(t.stub, objAccess, ev.ID)
 	if err != nil {
 		return fmt.Errorf("access key: %w", err)
@@ -225,26 +216,26 @@ func (t *tx) writeAccess(ev *AccessEvent) error {
 
 // GetAccessEvent returns the access event with that id, or a not_found
 // refusal.
-func (c *Contract) GetAccessEvent(ctx contractapi.TransactionContextInterface, id string) (*AccessEvent, error) {
+func (c *Contract) GetAccessEvent(ctx contractapi.TransactionContextInterface, id string) (*wire.AccessEvent, error) {
 	ev, found, err := getAccess(ctx.GetStub(), id)
 	if err != nil {
 		return nil, err
 	}
 	if !found {
-		return nil, refuse(CodeNotFound, "access event %s not found", id)
+		return nil, refuse(wire.CodeNotFound, "access event %s not found", id)
 	}
 	return ev, nil
 }
 
-func getAccess(stub shim.ChaincodeStubInterface, id string) (*AccessEvent, bool, error) {
-	if !validID(id) {
+func getAccess(stub shim.ChaincodeStubInterface, id string) (*wire.AccessEvent, bool, error) {
+	if !wire.ValidID(id) {
 		return nil, false, invalid("access id is malformed")
 	}
 	k, err := key(stub, objAccess, id)
 	if err != nil {
 		return nil, false, fmt.Errorf("access key: %w", err)
 	}
-	var ev AccessEvent
+	var ev wire.AccessEvent
 	found, err := getJSON(stub, k, &ev)
 	if err != nil || !found {
 		return nil, false, err
@@ -255,9 +246,9 @@ func getAccess(stub shim.ChaincodeStubInterface, id string) (*AccessEvent, bool,
 // GetAccessLog pages through the access decisions (granted and denied) on a
 // patient's data, oldest first. pageSize and bookmark work as in
 // ListReadings.
-func (c *Contract) GetAccessLog(ctx contractapi.TransactionContextInterface, patientID, pageSizeArg, bookmark string) (*AccessEventPage, error) {
+func (c *Contract) GetAccessLog(ctx contractapi.TransactionContextInterface, patientID, pageSizeArg, bookmark string) (*wire.AccessEventPage, error) {
 	stub := ctx.GetStub()
-	if !validID(patientID) {
+	if !wire.ValidID(patientID) {
 		return nil, invalid("patientId is malformed")
 	}
 	n, err := pageSize(pageSizeArg)
@@ -269,20 +260,20 @@ func (c *Contract) GetAccessLog(ctx contractapi.TransactionContextInterface, pat
 	if q.after, err = decodeBookmark(stub, bookmark, objAccessByPatient, prefix); err != nil {
 		return nil, err
 	}
-	items, last, more, err := scanMonths(stub, q, n, func(attrs []string) (AccessEvent, bool, error) {
+	items, last, more, err := scanMonths(stub, q, n, func(attrs []string) (wire.AccessEvent, bool, error) {
 		ev, found, err := getAccess(stub, attrs[3])
 		if err != nil {
-			return AccessEvent{}, false, err
+			return wire.AccessEvent{}, false, err
 		}
 		if !found {
-			return AccessEvent{}, false, fmt.Errorf("index names missing access event %s", attrs[3])
+			return wire.AccessEvent{}, false, fmt.Errorf("index names missing access event %s", attrs[3])
 		}
 		return *ev, true, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	page := &AccessEventPage{Items: items, Count: len(items)}
+	page := &wire.AccessEventPage{Items: items, Count: len(items)}
 	if more {
 		page.Bookmark = encodeBookmark(last)
 	}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/medprov/medprov/chaincode"
+	"github.com/medprov/medprov/wire"
 )
 
 func TestRequestAccess(t *testing.T) {
@@ -17,7 +17,7 @@ func TestRequestAccess(t *testing.T) {
 	day := 24 * time.Hour
 
 	// Readings: spo2 in February and on 10 March, heart-rate on 10 March.
-	items := []chaincode.ReadingInput{
+	items := []wire.ReadingInput{
 		reading(t, dev, 1, "spo2", t0.Add(-20*day)),
 		reading(t, dev, 2, "spo2", t0.Add(-3*time.Hour)),
 		reading(t, dev, 3, "heart-rate", t0.Add(-150*time.Minute)),
@@ -64,23 +64,23 @@ func TestRequestAccess(t *testing.T) {
 		{"time range narrows the grant", []consent{base}, time.Time{},
 			with(request, action{"dataTypes": []string{"spo2"}, "from": t0.Add(-150 * time.Minute).Format(time.RFC3339)}), "",
 			[]string{rid(4), rid(5)}},
-		{"no consent is denied", nil, time.Time{}, request, chaincode.ReasonNoConsent, nil},
+		{"no consent is denied", nil, time.Time{}, request, wire.ReasonNoConsent, nil},
 		{"consent not yet valid is denied", []consent{{base.purpose, base.types, t0.Add(day), t0.Add(30 * day), false}}, time.Time{},
-			request, chaincode.ReasonConsentNotYetValid, nil},
+			request, wire.ReasonConsentNotYetValid, nil},
 		{"expired consent is denied", []consent{{base.purpose, base.types, t0.Add(-30 * day), t0.Add(time.Hour), false}}, t0.Add(2 * time.Hour),
-			request, chaincode.ReasonConsentExpired, nil},
+			request, wire.ReasonConsentExpired, nil},
 		{"revoked consent is denied", []consent{{base.purpose, base.types, base.nb, base.na, true}}, time.Time{},
-			request, chaincode.ReasonConsentRevoked, nil},
+			request, wire.ReasonConsentRevoked, nil},
 		{"wrong purpose is denied", []consent{base}, time.Time{},
-			with(request, action{"purpose": "marketing"}), chaincode.ReasonPurposeMismatch, nil},
+			with(request, action{"purpose": "marketing"}), wire.ReasonPurposeMismatch, nil},
 		{"wrong data type is denied", []consent{base}, time.Time{},
-			with(request, action{"dataTypes": []string{"spo2", "temperature"}}), chaincode.ReasonDataTypeNotConsented, nil},
+			with(request, action{"dataTypes": []string{"spo2", "temperature"}}), wire.ReasonDataTypeNotConsented, nil},
 		{"range outside the consent window is denied", []consent{base}, time.Time{},
-			with(request, action{"from": t0.Add(-40 * day).Format(time.RFC3339)}), chaincode.ReasonRangeOutsideConsent, nil},
+			with(request, action{"from": t0.Add(-40 * day).Format(time.RFC3339)}), wire.ReasonRangeOutsideConsent, nil},
 		{"most specific reason among consents is reported", []consent{
 			{"other-study", base.types, base.nb, base.na, false},
 			{base.purpose, base.types, base.nb, base.na, true},
-		}, time.Time{}, request, chaincode.ReasonConsentRevoked, nil},
+		}, time.Time{}, request, wire.ReasonConsentRevoked, nil},
 		{"one valid consent among failing ones grants", []consent{
 			{base.purpose, base.types, base.nb, base.na, true}, base,
 		}, time.Time{}, request, "", []string{rid(3), rid(1), rid(2), rid(4), rid(5)}},
@@ -93,18 +93,18 @@ func TestRequestAccess(t *testing.T) {
 			for _, c := range tt.consents {
 				cn := e.grant(patient, researcher, c.purpose, c.types, c.nb, c.na)
 				if c.revoke {
-					e.mustSubmit(nil, "RevokeConsent", e.sign(patient, chaincode.ActionConsentRevoke, action{"consentId": cn.ID}))
+					e.mustSubmit(nil, "RevokeConsent", e.sign(patient, wire.ActionConsentRevoke, action{"consentId": cn.ID}))
 				}
 			}
 			if !tt.at.IsZero() {
 				e.clock.Set(tt.at)
 			}
-			var got chaincode.AccessEvent
-			commit := e.mustSubmit(&got, "RequestAccess", e.sign(researcher, chaincode.ActionAccessRequest, tt.req))
+			var got wire.AccessEvent
+			commit := e.mustSubmit(&got, "RequestAccess", e.sign(researcher, wire.ActionAccessRequest, tt.req))
 
-			wantDecision := chaincode.DecisionGranted
+			wantDecision := wire.DecisionGranted
 			if tt.reason != "" {
-				wantDecision = chaincode.DecisionDenied
+				wantDecision = wire.DecisionDenied
 			}
 			if got.Decision != wantDecision || got.Reason != tt.reason {
 				t.Fatalf("decision %s (%s), want %s (%s)", got.Decision, got.Reason, wantDecision, tt.reason)
@@ -117,18 +117,18 @@ func TestRequestAccess(t *testing.T) {
 			}
 
 			// The decision is committed either way.
-			var stored chaincode.AccessEvent
+			var stored wire.AccessEvent
 			e.mustEvaluate(&stored, "GetAccessEvent", got.ID)
 			if stored.Decision != got.Decision || stored.Reason != got.Reason || !slices.Equal(stored.ReadingIDs, got.ReadingIDs) {
 				t.Errorf("stored %+v, returned %+v", stored, got)
 			}
-			var log chaincode.AccessEventPage
+			var log wire.AccessEventPage
 			e.mustEvaluate(&log, "GetAccessLog", patient.id, "1000", "")
-			if !slices.ContainsFunc(log.Items, func(a chaincode.AccessEvent) bool { return a.ID == got.ID }) {
+			if !slices.ContainsFunc(log.Items, func(a wire.AccessEvent) bool { return a.ID == got.ID }) {
 				t.Errorf("access log lacks %s", got.ID)
 			}
-			var audit chaincode.AuditEventPage
-			e.mustEvaluate(&audit, "ListEvents", mustJSON(t, chaincode.EventFilter{PatientID: patient.id, ActorID: researcher.id}), "", "")
+			var audit wire.AuditEventPage
+			e.mustEvaluate(&audit, "ListEvents", mustJSON(t, wire.EventFilter{PatientID: patient.id, ActorID: researcher.id}), "", "")
 			wantType := "access." + wantDecision
 			if audit.Count != 1 || audit.Items[0].Type != wantType || audit.Items[0].SubjectID != got.ID || audit.Items[0].Decision != wantDecision {
 				t.Errorf("audit events of the researcher = %+v, want one %s of %s", audit.Items, wantType, got.ID)
@@ -146,8 +146,8 @@ func TestRequestAccess(t *testing.T) {
 			if cursor != "" {
 				req["cursor"] = cursor
 			}
-			var got chaincode.AccessEvent
-			e.mustSubmit(&got, "RequestAccess", e.sign(researcher, chaincode.ActionAccessRequest, req))
+			var got wire.AccessEvent
+			e.mustSubmit(&got, "RequestAccess", e.sign(researcher, wire.ActionAccessRequest, req))
 			all = append(all, got.ReadingIDs...)
 			cursor = got.NextCursor
 			if cursor == "" {
@@ -164,21 +164,21 @@ func TestRequestAccess(t *testing.T) {
 
 	t.Run("refused requests write nothing", func(t *testing.T) {
 		researcher := e.actor("researcher")
-		var before chaincode.AccessEventPage
+		var before wire.AccessEventPage
 		e.mustEvaluate(&before, "GetAccessLog", patient.id, "1000", "")
-		replayed := e.sign(researcher, chaincode.ActionAccessRequest, request)
+		replayed := e.sign(researcher, wire.ActionAccessRequest, request)
 		e.mustSubmit(nil, "RequestAccess", replayed)
 		cases := []struct {
 			name string
 			env  string
-			want chaincode.Code
+			want wire.Code
 		}{
-			{"replayed nonce", replayed, chaincode.CodeConflict},
-			{"stale issuedAt", e.sign(researcher, chaincode.ActionAccessRequest, with(request, action{"issuedAt": t0.Add(-10 * time.Minute).Format(time.RFC3339)})), chaincode.CodeUnauthenticated},
-			{"forged signature", e.sign(&principal{id: researcher.id, key: mustKey(t)}, chaincode.ActionAccessRequest, request), chaincode.CodeUnauthenticated},
-			{"from after to", e.sign(researcher, chaincode.ActionAccessRequest, with(request, action{"from": t0.Format(time.RFC3339), "to": t0.Add(-time.Hour).Format(time.RFC3339)})), chaincode.CodeInvalid},
-			{"limit too large", e.sign(researcher, chaincode.ActionAccessRequest, with(request, action{"limit": 1001})), chaincode.CodeInvalid},
-			{"patient cannot request access", e.sign(patient, chaincode.ActionAccessRequest, request), chaincode.CodeForbidden},
+			{"replayed nonce", replayed, wire.CodeConflict},
+			{"stale issuedAt", e.sign(researcher, wire.ActionAccessRequest, with(request, action{"issuedAt": t0.Add(-10 * time.Minute).Format(time.RFC3339)})), wire.CodeUnauthenticated},
+			{"forged signature", e.sign(&principal{id: researcher.id, key: mustKey(t)}, wire.ActionAccessRequest, request), wire.CodeUnauthenticated},
+			{"from after to", e.sign(researcher, wire.ActionAccessRequest, with(request, action{"from": t0.Format(time.RFC3339), "to": t0.Add(-time.Hour).Format(time.RFC3339)})), wire.CodeInvalid},
+			{"limit too large", e.sign(researcher, wire.ActionAccessRequest, with(request, action{"limit": 1001})), wire.CodeInvalid},
+			{"patient cannot request access", e.sign(patient, wire.ActionAccessRequest, request), wire.CodeForbidden},
 		}
 		for _, c := range cases {
 			_, err := e.submit("RequestAccess", c.env)
@@ -186,7 +186,7 @@ func TestRequestAccess(t *testing.T) {
 				t.Errorf("%s: code = %q, want %q", c.name, got, c.want)
 			}
 		}
-		var after chaincode.AccessEventPage
+		var after wire.AccessEventPage
 		e.mustEvaluate(&after, "GetAccessLog", patient.id, "1000", "")
 		if after.Count != before.Count+1 {
 			t.Errorf("access log grew from %d to %d, want only the first request logged", before.Count, after.Count)

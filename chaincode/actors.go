@@ -7,9 +7,12 @@ import (
 	"encoding/hex"
 	"fmt"
 
+	"github.com/medprov/medprov/wire"
+
 	"github.com/hyperledger/fabric-chaincode-go/v2/pkg/cid"
 	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
+
 	"github.com/medprov/medprov/envelope"
 )
 
@@ -18,31 +21,31 @@ import (
 // key must be a PEM ECDSA P-256 PKIX key not already registered to another
 // actor or device. A duplicate id is a conflict. The actor's org is the
 // creator's MSP ID.
-func (c *Contract) RegisterActor(ctx contractapi.TransactionContextInterface, actorJSON string) (*Actor, error) {
+func (c *Contract) RegisterActor(ctx contractapi.TransactionContextInterface, actorJSON string) (*wire.Actor, error) {
 	t, err := newTx(ctx)
 	if err != nil {
 		return nil, err
 	}
 	admin, err := cid.HasOUValue(t.stub, AdminOU)
 	if err != nil {
-		return nil, refuse(CodeForbidden, "creator identity carries no X.509 certificate")
+		return nil, refuse(wire.CodeForbidden, "creator identity carries no X.509 certificate")
 	}
 	if !admin {
-		return nil, refuse(CodeForbidden, "only an org admin may register actors")
+		return nil, refuse(wire.CodeForbidden, "only an org admin may register actors")
 	}
 	msp, err := cid.GetMSPID(t.stub)
 	if err != nil {
 		return nil, fmt.Errorf("read creator MSP ID: %w", err)
 	}
-	var in ActorInput
-	if err := decodeStrict([]byte(actorJSON), &in); err != nil {
-		return nil, invalid("malformed actor: %s", jsonProblem(err))
+	var in wire.ActorInput
+	if err := wire.DecodeStrict([]byte(actorJSON), &in); err != nil {
+		return nil, invalid("malformed actor: %s", wire.JSONProblem(err))
 	}
-	if !validID(in.ID) {
+	if !wire.ValidID(in.ID) {
 		return nil, invalid("actor id must match ^[A-Za-z0-9._-]{1,64}$")
 	}
 	switch in.Role {
-	case RolePatient, RoleOperator, RoleResearcher, RoleRegulator:
+	case wire.RolePatient, wire.RoleOperator, wire.RoleResearcher, wire.RoleRegulator:
 	default:
 		return nil, invalid("role must be patient, operator, researcher or regulator")
 	}
@@ -54,41 +57,41 @@ func (c *Contract) RegisterActor(ctx contractapi.TransactionContextInterface, ac
 	if err != nil {
 		return nil, fmt.Errorf("actor key: %w", err)
 	}
-	var existing Actor
+	var existing wire.Actor
 	found, err := getJSON(t.stub, k, &existing)
 	if err != nil {
 		return nil, err
 	}
 	if found {
-		return nil, refuse(CodeConflict, "actor %s already registered", in.ID)
+		return nil, refuse(wire.CodeConflict, "actor %s already registered", in.ID)
 	}
 	pemKey, err := claimPublicKey(t.stub, pub, "actor:"+in.ID)
 	if err != nil {
 		return nil, err
 	}
-	a := &Actor{
+	a := &wire.Actor{
 		DocType: "actor", ID: in.ID, Role: in.Role, PublicKey: pemKey, Org: msp,
-		Status: StatusActive, RegisteredTx: t.id, RegisteredAt: t.at,
+		Status: wire.StatusActive, RegisteredTx: t.id, RegisteredAt: t.at,
 	}
 	if err := putJSON(t.stub, k, a); err != nil {
 		return nil, err
 	}
 	var patients []string
-	if a.Role == RolePatient {
+	if a.Role == wire.RolePatient {
 		patients = []string{a.ID}
 	}
-	if err := t.writeAudit(AuditActorRegistered, "org:"+msp, patients, a.ID, ""); err != nil {
+	if err := t.writeAudit(wire.AuditActorRegistered, "org:"+msp, patients, a.ID, ""); err != nil {
 		return nil, err
 	}
-	if err := setEvent(t.stub, EventActorRegistered, a); err != nil {
+	if err := setEvent(t.stub, wire.EventActorRegistered, a); err != nil {
 		return nil, err
 	}
 	return a, nil
 }
 
 // GetActor returns the actor with that id, or a not_found refusal.
-func (c *Contract) GetActor(ctx contractapi.TransactionContextInterface, id string) (*Actor, error) {
-	if !validID(id) {
+func (c *Contract) GetActor(ctx contractapi.TransactionContextInterface, id string) (*wire.Actor, error) {
+	if !wire.ValidID(id) {
 		return nil, invalid("actor id is malformed")
 	}
 	a, found, err := getActor(ctx.GetStub(), id)
@@ -96,17 +99,17 @@ func (c *Contract) GetActor(ctx contractapi.TransactionContextInterface, id stri
 		return nil, err
 	}
 	if !found {
-		return nil, refuse(CodeNotFound, "actor %s not found", id)
+		return nil, refuse(wire.CodeNotFound, "actor %s not found", id)
 	}
 	return a, nil
 }
 
-func getActor(stub shim.ChaincodeStubInterface, id string) (*Actor, bool, error) {
+func getActor(stub shim.ChaincodeStubInterface, id string) (*wire.Actor, bool, error) {
 	k, err := key(stub, objActor, id)
 	if err != nil {
 		return nil, false, fmt.Errorf("actor key: %w", err)
 	}
-	var a Actor
+	var a wire.Actor
 	found, err := getJSON(stub, k, &a)
 	if err != nil || !found {
 		return nil, false, err
@@ -132,7 +135,7 @@ func claimPublicKey(stub shim.ChaincodeStubInterface, pub *ecdsa.PublicKey, owne
 		return "", fmt.Errorf("read public key index: %w", err)
 	}
 	if len(holder) != 0 {
-		return "", refuse(CodeConflict, "public key already registered")
+		return "", refuse(wire.CodeConflict, "public key already registered")
 	}
 	if err := stub.PutState(k, []byte(owner)); err != nil {
 		return "", fmt.Errorf("write public key index: %w", err)

@@ -10,13 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/medprov/medprov/chaincode"
+	"github.com/medprov/medprov/wire"
 )
 
 func TestRegisterActor(t *testing.T) {
 	e := newEnv(t)
 	_, taken := newKey(t)
-	if _, err := e.submitAdmin("RegisterActor", mustJSON(t, chaincode.ActorInput{ID: "taken", Role: "patient", PublicKey: taken})); err != nil {
+	if _, err := e.submitAdmin("RegisterActor", mustJSON(t, wire.ActorInput{ID: "taken", Role: "patient", PublicKey: taken})); err != nil {
 		t.Fatalf("register first actor: %v", err)
 	}
 	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
@@ -34,19 +34,19 @@ func TestRegisterActor(t *testing.T) {
 		name  string
 		admin bool
 		arg   string
-		want  chaincode.Code
+		want  wire.Code
 	}{
-		{"admin registers a patient", true, mustJSON(t, chaincode.ActorInput{ID: "pat-1", Role: "patient", PublicKey: fresh()}), ""},
-		{"admin registers a regulator", true, mustJSON(t, chaincode.ActorInput{ID: "reg-1", Role: "regulator", PublicKey: fresh()}), ""},
-		{"non-admin registration is refused", false, mustJSON(t, chaincode.ActorInput{ID: "pat-2", Role: "patient", PublicKey: fresh()}), chaincode.CodeForbidden},
-		{"duplicate actor is a conflict", true, mustJSON(t, chaincode.ActorInput{ID: "taken", Role: "patient", PublicKey: fresh()}), chaincode.CodeConflict},
-		{"key already registered to another actor is a conflict", true, mustJSON(t, chaincode.ActorInput{ID: "pat-3", Role: "patient", PublicKey: taken}), chaincode.CodeConflict},
-		{"malformed key is refused", true, mustJSON(t, chaincode.ActorInput{ID: "pat-4", Role: "patient", PublicKey: "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"}), chaincode.CodeInvalid},
-		{"P-384 key is refused", true, mustJSON(t, chaincode.ActorInput{ID: "pat-5", Role: "patient", PublicKey: p384PEM}), chaincode.CodeInvalid},
-		{"unknown role is refused", true, mustJSON(t, chaincode.ActorInput{ID: "pat-6", Role: "doctor", PublicKey: fresh()}), chaincode.CodeInvalid},
-		{"id with a colon is refused", true, mustJSON(t, chaincode.ActorInput{ID: "pat:7", Role: "patient", PublicKey: fresh()}), chaincode.CodeInvalid},
-		{"unknown field is refused", true, `{"id":"pat-8","role":"patient","publicKey":"x","admin":true}`, chaincode.CodeInvalid},
-		{"malformed JSON is refused", true, `{"id":`, chaincode.CodeInvalid},
+		{"admin registers a patient", true, mustJSON(t, wire.ActorInput{ID: "pat-1", Role: "patient", PublicKey: fresh()}), ""},
+		{"admin registers a regulator", true, mustJSON(t, wire.ActorInput{ID: "reg-1", Role: "regulator", PublicKey: fresh()}), ""},
+		{"non-admin registration is refused", false, mustJSON(t, wire.ActorInput{ID: "pat-2", Role: "patient", PublicKey: fresh()}), wire.CodeForbidden},
+		{"duplicate actor is a conflict", true, mustJSON(t, wire.ActorInput{ID: "taken", Role: "patient", PublicKey: fresh()}), wire.CodeConflict},
+		{"key already registered to another actor is a conflict", true, mustJSON(t, wire.ActorInput{ID: "pat-3", Role: "patient", PublicKey: taken}), wire.CodeConflict},
+		{"malformed key is refused", true, mustJSON(t, wire.ActorInput{ID: "pat-4", Role: "patient", PublicKey: "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"}), wire.CodeInvalid},
+		{"P-384 key is refused", true, mustJSON(t, wire.ActorInput{ID: "pat-5", Role: "patient", PublicKey: p384PEM}), wire.CodeInvalid},
+		{"unknown role is refused", true, mustJSON(t, wire.ActorInput{ID: "pat-6", Role: "doctor", PublicKey: fresh()}), wire.CodeInvalid},
+		{"id with a colon is refused", true, mustJSON(t, wire.ActorInput{ID: "pat:7", Role: "patient", PublicKey: fresh()}), wire.CodeInvalid},
+		{"unknown field is refused", true, `{"id":"pat-8","role":"patient","publicKey":"x","admin":true}`, wire.CodeInvalid},
+		{"malformed JSON is refused", true, `{"id":`, wire.CodeInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -61,13 +61,13 @@ func TestRegisterActor(t *testing.T) {
 			if tt.want != "" {
 				return
 			}
-			var in chaincode.ActorInput
+			var in wire.ActorInput
 			if err := json.Unmarshal([]byte(tt.arg), &in); err != nil {
 				t.Fatal(err)
 			}
-			var got chaincode.Actor
+			var got wire.Actor
 			e.mustEvaluate(&got, "GetActor", in.ID)
-			want := chaincode.Actor{
+			want := wire.Actor{
 				DocType: "actor", ID: in.ID, Role: in.Role, PublicKey: in.PublicKey, Org: "HospitalMSP",
 				Status: "active", RegisteredTx: c.TxID, RegisteredAt: t0.Format("2006-01-02T15:04:05.000000000Z"),
 			}
@@ -79,13 +79,13 @@ func TestRegisterActor(t *testing.T) {
 
 	t.Run("unknown actor is not found", func(t *testing.T) {
 		_, err := e.evaluate("GetActor", "nobody")
-		if got := refusalCode(t, err); got != chaincode.CodeNotFound {
+		if got := refusalCode(t, err); got != wire.CodeNotFound {
 			t.Errorf("code = %q, want not_found", got)
 		}
 	})
 	t.Run("refused registration writes nothing", func(t *testing.T) {
 		_, err := e.evaluate("GetActor", "pat-2")
-		if got := refusalCode(t, err); got != chaincode.CodeNotFound {
+		if got := refusalCode(t, err); got != wire.CodeNotFound {
 			t.Errorf("code = %q, want not_found", got)
 		}
 	})
@@ -105,7 +105,7 @@ func TestSignedActionRules(t *testing.T) {
 		for key, v := range over {
 			a[key] = v
 		}
-		return e.sign(signer, chaincode.ActionDeviceRegister, a)
+		return e.sign(signer, wire.ActionDeviceRegister, a)
 	}
 	replayed := register(op, nil)
 	if _, err := e.submit("RegisterDevice", replayed); err != nil {
@@ -115,21 +115,21 @@ func TestSignedActionRules(t *testing.T) {
 	tests := []struct {
 		name string
 		env  string
-		want chaincode.Code
+		want wire.Code
 	}{
 		{"valid action is accepted", register(op, nil), ""},
 		{"issuedAt four minutes old is accepted", register(op, action{"issuedAt": t0.Add(-4 * time.Minute).Format(time.RFC3339)}), ""},
-		{"forged signature is refused", register(&principal{id: op.id, key: otherKey}, nil), chaincode.CodeUnauthenticated},
-		{"unknown actor is refused", register(&principal{id: "ghost", key: otherKey}, nil), chaincode.CodeUnauthenticated},
-		{"stale issuedAt is refused", register(op, action{"issuedAt": t0.Add(-6 * time.Minute).Format(time.RFC3339)}), chaincode.CodeUnauthenticated},
-		{"issuedAt too far ahead is refused", register(op, action{"issuedAt": t0.Add(6 * time.Minute).Format(time.RFC3339)}), chaincode.CodeUnauthenticated},
-		{"replayed nonce is refused", replayed, chaincode.CodeConflict},
-		{"short nonce is refused", register(op, action{"nonce": "abc"}), chaincode.CodeInvalid},
-		{"wrong action name is refused", register(op, action{"action": "device.revoke"}), chaincode.CodeInvalid},
-		{"unknown payload field is refused", register(op, action{"admin": true}), chaincode.CodeInvalid},
-		{"missing issuedAt is refused", register(op, action{"issuedAt": nil}), chaincode.CodeInvalid},
-		{"signer without the role is refused", register(researcher, nil), chaincode.CodeForbidden},
-		{"malformed envelope is refused", `{"payload":"","signature":""}`, chaincode.CodeInvalid},
+		{"forged signature is refused", register(&principal{id: op.id, key: otherKey}, nil), wire.CodeUnauthenticated},
+		{"unknown actor is refused", register(&principal{id: "ghost", key: otherKey}, nil), wire.CodeUnauthenticated},
+		{"stale issuedAt is refused", register(op, action{"issuedAt": t0.Add(-6 * time.Minute).Format(time.RFC3339)}), wire.CodeUnauthenticated},
+		{"issuedAt too far ahead is refused", register(op, action{"issuedAt": t0.Add(6 * time.Minute).Format(time.RFC3339)}), wire.CodeUnauthenticated},
+		{"replayed nonce is refused", replayed, wire.CodeConflict},
+		{"short nonce is refused", register(op, action{"nonce": "abc"}), wire.CodeInvalid},
+		{"wrong action name is refused", register(op, action{"action": "device.revoke"}), wire.CodeInvalid},
+		{"unknown payload field is refused", register(op, action{"admin": true}), wire.CodeInvalid},
+		{"missing issuedAt is refused", register(op, action{"issuedAt": nil}), wire.CodeInvalid},
+		{"signer without the role is refused", register(researcher, nil), wire.CodeForbidden},
+		{"malformed envelope is refused", `{"payload":"","signature":""}`, wire.CodeInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/medprov/medprov/wire"
+
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
 
 	"github.com/medprov/medprov/chaincode"
@@ -20,7 +22,7 @@ type typedContract struct {
 }
 
 // RecordReadingsTyped is RecordReadings with a typed batch and result.
-func (c *typedContract) RecordReadingsTyped(ctx contractapi.TransactionContextInterface, in chaincode.BatchInput) (*chaincode.BatchResult, error) {
+func (c *typedContract) RecordReadingsTyped(ctx contractapi.TransactionContextInterface, in wire.BatchInput) (*wire.BatchResult, error) {
 	arg, err := json.Marshal(in)
 	if err != nil {
 		return nil, err
@@ -29,7 +31,7 @@ func (c *typedContract) RecordReadingsTyped(ctx contractapi.TransactionContextIn
 	if err != nil {
 		return nil, err
 	}
-	var res chaincode.BatchResult
+	var res wire.BatchResult
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		return nil, err
 	}
@@ -71,13 +73,13 @@ func benchRecord(b *testing.B, e *env, fn string) {
 	batches := make([]string, b.N)
 	seq := uint64(0)
 	for i := range batches {
-		items := make([]chaincode.ReadingInput, batchSize)
+		items := make([]wire.ReadingInput, batchSize)
 		for j := range items {
 			seq++
 			d := devices[int(seq)%len(devices)]
 			items[j] = reading(b, d, seq, "spo2", t0.Add(-time.Duration(seq)*time.Second))
 		}
-		batches[i] = mustJSON(b, chaincode.BatchInput{Readings: items})
+		batches[i] = mustJSON(b, wire.BatchInput{Readings: items})
 	}
 	var next atomic.Int64
 	b.SetParallelism(4)
@@ -91,7 +93,7 @@ func benchRecord(b *testing.B, e *env, fn string) {
 				b.Error(err)
 				return
 			}
-			var res chaincode.BatchResult
+			var res wire.BatchResult
 			if err := json.Unmarshal(c.Payload, &res); err != nil || res.Recorded != batchSize {
 				b.Errorf("batch %d recorded %d of %d (%v)", i, res.Recorded, batchSize, err)
 				return

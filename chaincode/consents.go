@@ -6,25 +6,11 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/medprov/medprov/wire"
+
 	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
 )
-
-type consentGrantPayload struct {
-	actionHeader
-	// PatientID is optional; if present it must be the signer.
-	PatientID string   `json:"patientId,omitempty"`
-	GranteeID string   `json:"granteeId"`
-	Purpose   string   `json:"purpose"`
-	DataTypes []string `json:"dataTypes"`
-	NotBefore string   `json:"notBefore"`
-	NotAfter  string   `json:"notAfter"`
-}
-
-type consentRevokePayload struct {
-	actionHeader
-	ConsentID string `json:"consentId"`
-}
 
 // GrantConsent records a consent from a signed consent.grant action. The
 // signer is the patient: a signer in any other role is forbidden, and a
@@ -33,23 +19,23 @@ type consentRevokePayload struct {
 // match ^[a-z0-9._-]{1,64}$; notBefore < notAfter and notAfter is after the
 // transaction time. The consent id is "cns-" + the first 24 hex digits of the
 // transaction id.
-func (c *Contract) GrantConsent(ctx contractapi.TransactionContextInterface, envelopeJSON string) (*Consent, error) {
+func (c *Contract) GrantConsent(ctx contractapi.TransactionContextInterface, envelopeJSON string) (*wire.Consent, error) {
 	t, err := newTx(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var p consentGrantPayload
-	patient, err := t.authenticate(envelopeJSON, ActionConsentGrant, RolePatient, &p)
+	var p wire.ConsentGrantAction
+	patient, err := t.authenticate(envelopeJSON, wire.ActionConsentGrant, wire.RolePatient, &p)
 	if err != nil {
 		return nil, err
 	}
 	if p.PatientID != "" && p.PatientID != patient.ID {
-		return nil, refuse(CodeForbidden, "consent may only be granted by the patient themself")
+		return nil, refuse(wire.CodeForbidden, "consent may only be granted by the patient themself")
 	}
-	if !validID(p.GranteeID) {
+	if !wire.ValidID(p.GranteeID) {
 		return nil, invalid("granteeId is malformed")
 	}
-	if !validToken(p.Purpose) {
+	if !wire.ValidToken(p.Purpose) {
 		return nil, invalid("purpose must match ^[a-z0-9._-]{1,64}$")
 	}
 	if err := checkDataTypes(p.DataTypes); err != nil {
@@ -74,18 +60,18 @@ func (c *Contract) GrantConsent(ctx contractapi.TransactionContextInterface, env
 		return nil, err
 	}
 	if !found {
-		return nil, refuse(CodeNotFound, "grantee %s not found", p.GranteeID)
+		return nil, refuse(wire.CodeNotFound, "grantee %s not found", p.GranteeID)
 	}
-	if grantee.Role != RoleResearcher || grantee.Status != StatusActive {
+	if grantee.Role != wire.RoleResearcher || grantee.Status != wire.StatusActive {
 		return nil, invalid("grantee %s is not an active researcher", p.GranteeID)
 	}
 	if len(t.id) < 24 {
 		return nil, fmt.Errorf("transaction id %q too short for a consent id", t.id)
 	}
-	cn := &Consent{
+	cn := &wire.Consent{
 		DocType: "consent", ID: "cns-" + t.id[:24], PatientID: patient.ID, GranteeID: grantee.ID,
 		Purpose: p.Purpose, DataTypes: p.DataTypes, NotBefore: p.NotBefore, NotAfter: p.NotAfter,
-		Status: StatusActive, GrantedTx: t.id, GrantedAt: t.at,
+		Status: wire.StatusActive, GrantedTx: t.id, GrantedAt: t.at,
 	}
 	k, err := key(t.stub, objConsent, cn.ID)
 	if err != nil {
@@ -97,10 +83,10 @@ func (c *Contract) GrantConsent(ctx contractapi.TransactionContextInterface, env
 	if err := putIndex(t.stub, objConsentByPatient, cn.PatientID, cn.GranteeID, cn.ID); err != nil {
 		return nil, err
 	}
-	if err := t.writeAudit(AuditConsentGranted, patient.ID, []string{patient.ID}, cn.ID, ""); err != nil {
+	if err := t.writeAudit(wire.AuditConsentGranted, patient.ID, []string{patient.ID}, cn.ID, ""); err != nil {
 		return nil, err
 	}
-	if err := setEvent(t.stub, EventConsentGranted, cn); err != nil {
+	if err := setEvent(t.stub, wire.EventConsentGranted, cn); err != nil {
 		return nil, err
 	}
 	return cn, nil
@@ -108,12 +94,12 @@ func (c *Contract) GrantConsent(ctx contractapi.TransactionContextInterface, env
 
 // checkDataTypes requires 1..MaxDataTypes distinct tokens.
 func checkDataTypes(types []string) error {
-	if len(types) == 0 || len(types) > MaxDataTypes {
-		return invalid("dataTypes must hold 1..%d entries", MaxDataTypes)
+	if len(types) == 0 || len(types) > wire.MaxDataTypes {
+		return invalid("dataTypes must hold 1..%d entries", wire.MaxDataTypes)
 	}
 	seen := make(map[string]bool, len(types))
 	for _, dt := range types {
-		if !validToken(dt) {
+		if !wire.ValidToken(dt) {
 			return invalid("each data type must match ^[a-z0-9._-]{1,64}$")
 		}
 		if seen[dt] {
@@ -127,13 +113,13 @@ func checkDataTypes(types []string) error {
 // RevokeConsent revokes a consent from a signed consent.revoke action of its
 // patient. Revoking twice is a conflict. Access requests decided after the
 // revocation are denied; earlier decisions stand.
-func (c *Contract) RevokeConsent(ctx contractapi.TransactionContextInterface, envelopeJSON string) (*Consent, error) {
+func (c *Contract) RevokeConsent(ctx contractapi.TransactionContextInterface, envelopeJSON string) (*wire.Consent, error) {
 	t, err := newTx(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var p consentRevokePayload
-	patient, err := t.authenticate(envelopeJSON, ActionConsentRevoke, RolePatient, &p)
+	var p wire.ConsentRevokeAction
+	patient, err := t.authenticate(envelopeJSON, wire.ActionConsentRevoke, wire.RolePatient, &p)
 	if err != nil {
 		return nil, err
 	}
@@ -142,15 +128,15 @@ func (c *Contract) RevokeConsent(ctx contractapi.TransactionContextInterface, en
 		return nil, err
 	}
 	if !found {
-		return nil, refuse(CodeNotFound, "consent %s not found", p.ConsentID)
+		return nil, refuse(wire.CodeNotFound, "consent %s not found", p.ConsentID)
 	}
 	if cn.PatientID != patient.ID {
-		return nil, refuse(CodeForbidden, "only the patient of consent %s may revoke it", cn.ID)
+		return nil, refuse(wire.CodeForbidden, "only the patient of consent %s may revoke it", cn.ID)
 	}
-	if cn.Status == StatusRevoked {
-		return nil, refuse(CodeConflict, "consent %s already revoked", cn.ID)
+	if cn.Status == wire.StatusRevoked {
+		return nil, refuse(wire.CodeConflict, "consent %s already revoked", cn.ID)
 	}
-	cn.Status, cn.RevokedTx, cn.RevokedAt = StatusRevoked, t.id, t.at
+	cn.Status, cn.RevokedTx, cn.RevokedAt = wire.StatusRevoked, t.id, t.at
 	k, err := key(t.stub, objConsent, cn.ID)
 	if err != nil {
 		return nil, fmt.Errorf("consent key: %w", err)
@@ -158,10 +144,10 @@ func (c *Contract) RevokeConsent(ctx contractapi.TransactionContextInterface, en
 	if err := putJSON(t.stub, k, cn); err != nil {
 		return nil, err
 	}
-	if err := t.writeAudit(AuditConsentRevoked, patient.ID, []string{patient.ID}, cn.ID, ""); err != nil {
+	if err := t.writeAudit(wire.AuditConsentRevoked, patient.ID, []string{patient.ID}, cn.ID, ""); err != nil {
 		return nil, err
 	}
-	if err := setEvent(t.stub, EventConsentRevoked, cn); err != nil {
+	if err := setEvent(t.stub, wire.EventConsentRevoked, cn); err != nil {
 		return nil, err
 	}
 	return cn, nil
@@ -169,26 +155,26 @@ func (c *Contract) RevokeConsent(ctx contractapi.TransactionContextInterface, en
 
 // GetConsent returns the consent with that id (without history), or a
 // not_found refusal.
-func (c *Contract) GetConsent(ctx contractapi.TransactionContextInterface, id string) (*Consent, error) {
+func (c *Contract) GetConsent(ctx contractapi.TransactionContextInterface, id string) (*wire.Consent, error) {
 	cn, found, err := getConsent(ctx.GetStub(), id)
 	if err != nil {
 		return nil, err
 	}
 	if !found {
-		return nil, refuse(CodeNotFound, "consent %s not found", id)
+		return nil, refuse(wire.CodeNotFound, "consent %s not found", id)
 	}
 	return cn, nil
 }
 
-func getConsent(stub shim.ChaincodeStubInterface, id string) (*Consent, bool, error) {
-	if !validID(id) {
+func getConsent(stub shim.ChaincodeStubInterface, id string) (*wire.Consent, bool, error) {
+	if !wire.ValidID(id) {
 		return nil, false, invalid("consent id is malformed")
 	}
 	k, err := key(stub, objConsent, id)
 	if err != nil {
 		return nil, false, fmt.Errorf("consent key: %w", err)
 	}
-	var cn Consent
+	var cn wire.Consent
 	found, err := getJSON(stub, k, &cn)
 	if err != nil || !found {
 		return nil, false, err
@@ -198,7 +184,7 @@ func getConsent(stub shim.ChaincodeStubInterface, id string) (*Consent, bool, er
 
 // patientConsents returns the patient's consents (granteeID "" = all
 // grantees), oldest grant first.
-func patientConsents(stub shim.ChaincodeStubInterface, patientID, granteeID string) ([]Consent, error) {
+func patientConsents(stub shim.ChaincodeStubInterface, patientID, granteeID string) ([]wire.Consent, error) {
 	prefix := []string{patientID}
 	if granteeID != "" {
 		prefix = append(prefix, granteeID)
@@ -207,7 +193,7 @@ func patientConsents(stub shim.ChaincodeStubInterface, patientID, granteeID stri
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Consent, 0, len(keys))
+	out := make([]wire.Consent, 0, len(keys))
 	for _, attrs := range keys {
 		cn, found, err := getConsent(stub, attrs[2])
 		if err != nil {
@@ -218,7 +204,7 @@ func patientConsents(stub shim.ChaincodeStubInterface, patientID, granteeID stri
 		}
 		out = append(out, *cn)
 	}
-	slices.SortStableFunc(out, func(a, b Consent) int {
+	slices.SortStableFunc(out, func(a, b wire.Consent) int {
 		return cmp.Or(cmp.Compare(a.GrantedAt, b.GrantedAt), cmp.Compare(a.ID, b.ID))
 	})
 	return out, nil
@@ -226,9 +212,9 @@ func patientConsents(stub shim.ChaincodeStubInterface, patientID, granteeID stri
 
 // ListConsents returns every consent of the patient, oldest grant first,
 // each with its full history (every committed version, oldest first).
-func (c *Contract) ListConsents(ctx contractapi.TransactionContextInterface, patientID string) ([]Consent, error) {
+func (c *Contract) ListConsents(ctx contractapi.TransactionContextInterface, patientID string) ([]wire.Consent, error) {
 	stub := ctx.GetStub()
-	if !validID(patientID) {
+	if !wire.ValidID(patientID) {
 		return nil, invalid("patientId is malformed")
 	}
 	consents, err := patientConsents(stub, patientID, "")
@@ -245,7 +231,7 @@ func (c *Contract) ListConsents(ctx contractapi.TransactionContextInterface, pat
 	return consents, nil
 }
 
-func consentHistory(stub shim.ChaincodeStubInterface, id string) ([]ConsentChange, error) {
+func consentHistory(stub shim.ChaincodeStubInterface, id string) ([]wire.ConsentChange, error) {
 	k, err := key(stub, objConsent, id)
 	if err != nil {
 		return nil, fmt.Errorf("consent key: %w", err)
@@ -255,13 +241,13 @@ func consentHistory(stub shim.ChaincodeStubInterface, id string) ([]ConsentChang
 		return nil, fmt.Errorf("consent history: %w", err)
 	}
 	defer it.Close()
-	out := []ConsentChange{}
+	out := []wire.ConsentChange{}
 	for it.HasNext() {
 		m, err := it.Next()
 		if err != nil {
 			return nil, fmt.Errorf("iterate consent history: %w", err)
 		}
-		ch := ConsentChange{TxID: m.TxId, IsDelete: m.IsDelete}
+		ch := wire.ConsentChange{TxID: m.TxId, IsDelete: m.IsDelete}
 		if m.Timestamp != nil {
 			ch.Timestamp = formatTime(m.Timestamp.AsTime())
 		}
@@ -278,13 +264,13 @@ func consentHistory(stub shim.ChaincodeStubInterface, id string) ([]ConsentChang
 	}
 	// Fabric returns history newest first. Order oldest first by timestamp;
 	// a consent only moves from active to revoked, which breaks ties.
-	rank := func(c ConsentChange) int {
-		if c.Status == StatusActive {
+	rank := func(c wire.ConsentChange) int {
+		if c.Status == wire.StatusActive {
 			return 0
 		}
 		return 1
 	}
-	slices.SortStableFunc(out, func(a, b ConsentChange) int {
+	slices.SortStableFunc(out, func(a, b wire.ConsentChange) int {
 		return cmp.Or(cmp.Compare(a.Timestamp, b.Timestamp), cmp.Compare(rank(a), rank(b)))
 	})
 	return out, nil

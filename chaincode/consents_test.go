@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/medprov/medprov/chaincode"
+	"github.com/medprov/medprov/wire"
 )
 
 func TestConsents(t *testing.T) {
@@ -28,31 +28,31 @@ func TestConsents(t *testing.T) {
 		name   string
 		signer *principal
 		fields action
-		want   chaincode.Code
+		want   wire.Code
 	}{
 		{"patient grants consent", patient, valid(nil), ""},
 		{"patient naming themself grants consent", patient, valid(action{"patientId": patient.id}), ""},
-		{"consent signed by an operator is refused", op, valid(nil), chaincode.CodeForbidden},
-		{"consent signed by the researcher is refused", researcher, valid(nil), chaincode.CodeForbidden},
-		{"consent for another patient is refused", patient, valid(action{"patientId": otherPatient.id}), chaincode.CodeForbidden},
-		{"grantee that is not a researcher is refused", patient, valid(action{"granteeId": op.id}), chaincode.CodeInvalid},
-		{"unknown grantee is not found", patient, valid(action{"granteeId": "nobody"}), chaincode.CodeNotFound},
-		{"notAfter before notBefore is refused", patient, valid(action{"notBefore": t0.Add(2 * day).Format(time.RFC3339), "notAfter": t0.Add(day).Format(time.RFC3339)}), chaincode.CodeInvalid},
-		{"consent already expired is refused", patient, valid(action{"notBefore": t0.Add(-2 * day).Format(time.RFC3339), "notAfter": t0.Add(-day).Format(time.RFC3339)}), chaincode.CodeInvalid},
-		{"duplicate data types are refused", patient, valid(action{"dataTypes": []string{"spo2", "spo2"}}), chaincode.CodeInvalid},
-		{"no data types is refused", patient, valid(action{"dataTypes": []string{}}), chaincode.CodeInvalid},
-		{"upper-case purpose is refused", patient, valid(action{"purpose": "Study"}), chaincode.CodeInvalid},
+		{"consent signed by an operator is refused", op, valid(nil), wire.CodeForbidden},
+		{"consent signed by the researcher is refused", researcher, valid(nil), wire.CodeForbidden},
+		{"consent for another patient is refused", patient, valid(action{"patientId": otherPatient.id}), wire.CodeForbidden},
+		{"grantee that is not a researcher is refused", patient, valid(action{"granteeId": op.id}), wire.CodeInvalid},
+		{"unknown grantee is not found", patient, valid(action{"granteeId": "nobody"}), wire.CodeNotFound},
+		{"notAfter before notBefore is refused", patient, valid(action{"notBefore": t0.Add(2 * day).Format(time.RFC3339), "notAfter": t0.Add(day).Format(time.RFC3339)}), wire.CodeInvalid},
+		{"consent already expired is refused", patient, valid(action{"notBefore": t0.Add(-2 * day).Format(time.RFC3339), "notAfter": t0.Add(-day).Format(time.RFC3339)}), wire.CodeInvalid},
+		{"duplicate data types are refused", patient, valid(action{"dataTypes": []string{"spo2", "spo2"}}), wire.CodeInvalid},
+		{"no data types is refused", patient, valid(action{"dataTypes": []string{}}), wire.CodeInvalid},
+		{"upper-case purpose is refused", patient, valid(action{"purpose": "Study"}), wire.CodeInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := e.submit("GrantConsent", e.sign(tt.signer, chaincode.ActionConsentGrant, tt.fields))
+			c, err := e.submit("GrantConsent", e.sign(tt.signer, wire.ActionConsentGrant, tt.fields))
 			if got := refusalCode(t, err); got != tt.want {
 				t.Fatalf("code = %q, want %q (err %v)", got, tt.want, err)
 			}
 			if tt.want != "" {
 				return
 			}
-			var cn chaincode.Consent
+			var cn wire.Consent
 			e.mustEvaluate(&cn, "GetConsent", "cns-"+c.TxID[:24])
 			if cn.PatientID != patient.id || cn.GranteeID != researcher.id || cn.Status != "active" || cn.GrantedTx != c.TxID {
 				t.Errorf("consent = %+v", cn)
@@ -62,18 +62,18 @@ func TestConsents(t *testing.T) {
 
 	cn := e.grant(patient, researcher, "cardio-study", []string{"spo2"}, t0.Add(-day), t0.Add(day))
 	revoke := func(signer *principal) error {
-		_, err := e.submit("RevokeConsent", e.sign(signer, chaincode.ActionConsentRevoke, action{"consentId": cn.ID}))
+		_, err := e.submit("RevokeConsent", e.sign(signer, wire.ActionConsentRevoke, action{"consentId": cn.ID}))
 		return err
 	}
 	revokes := []struct {
 		name   string
 		signer *principal
-		want   chaincode.Code
+		want   wire.Code
 	}{
-		{"another patient cannot revoke the consent", otherPatient, chaincode.CodeForbidden},
-		{"the researcher cannot revoke the consent", researcher, chaincode.CodeForbidden},
+		{"another patient cannot revoke the consent", otherPatient, wire.CodeForbidden},
+		{"the researcher cannot revoke the consent", researcher, wire.CodeForbidden},
 		{"the patient revokes the consent", patient, ""},
-		{"revoking twice is a conflict", patient, chaincode.CodeConflict},
+		{"revoking twice is a conflict", patient, wire.CodeConflict},
 	}
 	for _, tt := range revokes {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,12 +84,12 @@ func TestConsents(t *testing.T) {
 	}
 
 	t.Run("consent list carries the full history", func(t *testing.T) {
-		var list []chaincode.Consent
+		var list []wire.Consent
 		e.mustEvaluate(&list, "ListConsents", patient.id)
 		if len(list) != 3 {
 			t.Fatalf("got %d consents, want 3", len(list))
 		}
-		var got *chaincode.Consent
+		var got *wire.Consent
 		for i := range list {
 			if list[i].ID == cn.ID {
 				got = &list[i]
@@ -105,8 +105,8 @@ func TestConsents(t *testing.T) {
 		}
 	})
 	t.Run("unknown consent cannot be revoked", func(t *testing.T) {
-		_, err := e.submit("RevokeConsent", e.sign(patient, chaincode.ActionConsentRevoke, action{"consentId": "cns-000000000000000000000000"}))
-		if got := refusalCode(t, err); got != chaincode.CodeNotFound {
+		_, err := e.submit("RevokeConsent", e.sign(patient, wire.ActionConsentRevoke, action{"consentId": "cns-000000000000000000000000"}))
+		if got := refusalCode(t, err); got != wire.CodeNotFound {
 			t.Errorf("code = %q, want not_found", got)
 		}
 	})

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/medprov/medprov/wire"
+
 	"github.com/hyperledger/fabric-chaincode-go/v2/pkg/cid"
 	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
@@ -64,10 +66,7 @@ func NewChaincode(opts ...Option) (*contractapi.ContractChaincode, error) {
 // GetEvaluateTransactions lists the read-only queries, so the contract
 // metadata tags them as evaluate transactions.
 func (c *Contract) GetEvaluateTransactions() []string {
-	return []string{
-		"GetActor", "GetDevice", "GetReading", "GetConsent", "GetAccessEvent",
-		"ListReadings", "ListConsents", "GetAccessLog", "ListEvents", "GetProvenance",
-	}
+	return wire.EvaluateFunctions()
 }
 
 // tx holds what every transaction reads once from the stub.
@@ -149,7 +148,7 @@ func (t *tx) writeAudit(typ, actorID string, patientIDs []string, subjectID, dec
 	if pids == nil {
 		pids = []string{}
 	}
-	ev := &AuditEvent{
+	ev := &wire.AuditEvent{
 		DocType: "audit", ID: t.id, Type: typ, ActorID: actorID, PatientIDs: pids,
 		SubjectID: subjectID, Decision: decision, TxID: t.id, TxTime: t.at,
 	}

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/medprov/medprov/wire"
+
 	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
 
 	"github.com/medprov/medprov/chaincode"
@@ -140,7 +142,7 @@ func (e *env) mustEvaluate(out any, fn string, args ...string) {
 
 // refusalCode returns the chaincode refusal code carried by err, or "" if
 // err is nil, and fails the test if err is not a chaincode refusal.
-func refusalCode(tb testing.TB, err error) chaincode.Code {
+func refusalCode(tb testing.TB, err error) wire.Code {
 	tb.Helper()
 	if err == nil {
 		return ""
@@ -149,7 +151,7 @@ func refusalCode(tb testing.TB, err error) chaincode.Code {
 	if !errors.As(err, &ce) {
 		tb.Fatalf("error is not a chaincode refusal: %v", err)
 	}
-	r, ok := chaincode.ParseError(ce.Message)
+	r, ok := wire.ParseError(ce.Message)
 	if !ok {
 		tb.Fatalf("refusal carries no medprov code: %q", ce.Message)
 	}
@@ -206,7 +208,7 @@ func (e *env) actor(role string) *principal {
 	e.tb.Helper()
 	k, pemKey := newKey(e.tb)
 	p := &principal{id: e.uid(role), role: role, key: k, pem: pemKey}
-	in := chaincode.ActorInput{ID: p.id, Role: role, PublicKey: pemKey}
+	in := wire.ActorInput{ID: p.id, Role: role, PublicKey: pemKey}
 	if _, err := e.submitAdmin("RegisterActor", mustJSON(e.tb, in)); err != nil {
 		e.tb.Fatalf("register %s: %v", role, err)
 	}
@@ -248,7 +250,7 @@ func (e *env) device(op, patient *principal) *principal {
 	e.tb.Helper()
 	k, pemKey := newKey(e.tb)
 	d := &principal{id: e.uid("dev"), role: "device", key: k, pem: pemKey}
-	_, err := e.submit("RegisterDevice", e.sign(op, chaincode.ActionDeviceRegister, action{
+	_, err := e.submit("RegisterDevice", e.sign(op, wire.ActionDeviceRegister, action{
 		"deviceId": d.id, "patientId": patient.id, "deviceType": "pulse-oximeter", "publicKey": pemKey,
 	}))
 	if err != nil {
@@ -260,7 +262,7 @@ func (e *env) device(op, patient *principal) *principal {
 // reading builds a batch item for a reading the device signs: the payload
 // follows the wire format, dataHash is its SHA-256 and cid/cipherHash stand
 // for the gateway's ciphertext.
-func reading(tb testing.TB, dev *principal, seq uint64, typ string, measuredAt time.Time) chaincode.ReadingInput {
+func reading(tb testing.TB, dev *principal, seq uint64, typ string, measuredAt time.Time) wire.ReadingInput {
 	tb.Helper()
 	payload := mustJSON(tb, map[string]any{
 		"deviceId": dev.id, "seq": seq, "type": typ, "unit": "%", "value": 97,
@@ -272,7 +274,7 @@ func reading(tb testing.TB, dev *principal, seq uint64, typ string, measuredAt t
 		tb.Fatal(err)
 	}
 	cipher := sha256.Sum256(append([]byte("ciphertext:"), payload...))
-	return chaincode.ReadingInput{
+	return wire.ReadingInput{
 		DeviceID: dev.id, Seq: seq, Type: typ, Unit: "%",
 		MeasuredAt: measuredAt.Format(time.RFC3339Nano),
 		DataHash:   hex.EncodeToString(sum[:]),
@@ -284,18 +286,18 @@ func reading(tb testing.TB, dev *principal, seq uint64, typ string, measuredAt t
 }
 
 // record submits a batch and returns its result.
-func (e *env) record(items ...chaincode.ReadingInput) (chaincode.BatchResult, *ledger.Commit) {
+func (e *env) record(items ...wire.ReadingInput) (wire.BatchResult, *ledger.Commit) {
 	e.tb.Helper()
-	var res chaincode.BatchResult
-	c := e.mustSubmit(&res, "RecordReadings", mustJSON(e.tb, chaincode.BatchInput{Readings: items}))
+	var res wire.BatchResult
+	c := e.mustSubmit(&res, "RecordReadings", mustJSON(e.tb, wire.BatchInput{Readings: items}))
 	return res, c
 }
 
 // grant records a consent of patient for researcher and returns it.
-func (e *env) grant(patient, researcher *principal, purpose string, types []string, notBefore, notAfter time.Time) chaincode.Consent {
+func (e *env) grant(patient, researcher *principal, purpose string, types []string, notBefore, notAfter time.Time) wire.Consent {
 	e.tb.Helper()
-	var cn chaincode.Consent
-	e.mustSubmit(&cn, "GrantConsent", e.sign(patient, chaincode.ActionConsentGrant, action{
+	var cn wire.Consent
+	e.mustSubmit(&cn, "GrantConsent", e.sign(patient, wire.ActionConsentGrant, action{
 		"granteeId": researcher.id, "purpose": purpose, "dataTypes": types,
 		"notBefore": notBefore.Format(time.RFC3339), "notAfter": notAfter.Format(time.RFC3339),
 	}))

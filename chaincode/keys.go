@@ -4,7 +4,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
 )
@@ -67,109 +66,4 @@ func key(stub shim.ChaincodeStubInterface, obj string, attrs ...string) (string,
 func seqString(seq uint64) string {
 	s := strconv.FormatUint(seq, 10)
 	return strings.Repeat("0", 20-len(s)) + s
-}
-
-func readingID(deviceID string, seq uint64) string {
-	return deviceID + ":" + strconv.FormatUint(seq, 10)
-}
-
-// splitReadingID splits "<deviceId>:<seq>"; device ids never hold ':'.
-func splitReadingID(id string) (string, uint64, bool) {
-	dev, s, ok := strings.Cut(id, ":")
-	if !ok || !validID(dev) || s == "" || (len(s) > 1 && s[0] == '0') {
-		return "", 0, false
-	}
-	seq, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return "", 0, false
-	}
-	return dev, seq, true
-}
-
-// validID reports whether s matches ^[A-Za-z0-9._-]{1,64}$ (actor and device
-// ids).
-func validID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-// validToken reports whether s matches ^[a-z0-9._-]{1,64}$ (purposes, data
-// types, reading types, device types, audit types).
-func validToken(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-// validHash reports whether s is a lower-case hex SHA-256 digest; one
-// spelling per digest keeps the dataHash uniqueness check sound.
-func validHash(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// validNonce reports whether s is 16..128 characters of base64, base64url or
-// hex alphabets (plus '-' for UUIDs).
-func validNonce(s string) bool {
-	if len(s) < 16 || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-// validCID reports whether s looks like an IPFS CID (base58 or base32 text).
-func validCID(s string) bool {
-	if len(s) == 0 || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
-
-// validUnit reports whether s is 1..32 bytes of UTF-8 without control
-// characters (units such as "°C" or "mg/dL").
-func validUnit(s string) bool {
-	if len(s) == 0 || len(s) > 32 || !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == utf8.RuneError {
-			return false
-		}
-	}
-	return true
 }

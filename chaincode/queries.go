@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/medprov/medprov/wire"
+
 	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
 )
@@ -16,21 +18,21 @@ import (
 // pageSize and bookmark work as in ListReadings. The most selective filter
 // field (patient, then actor, then type) picks the index; the others are
 // applied to each event.
-func (c *Contract) ListEvents(ctx contractapi.TransactionContextInterface, filterJSON, pageSizeArg, bookmark string) (*AuditEventPage, error) {
+func (c *Contract) ListEvents(ctx contractapi.TransactionContextInterface, filterJSON, pageSizeArg, bookmark string) (*wire.AuditEventPage, error) {
 	stub := ctx.GetStub()
-	var f EventFilter
+	var f wire.EventFilter
 	if strings.TrimSpace(filterJSON) != "" {
-		if err := decodeStrict([]byte(filterJSON), &f); err != nil {
-			return nil, invalid("malformed filter: %s", jsonProblem(err))
+		if err := wire.DecodeStrict([]byte(filterJSON), &f); err != nil {
+			return nil, invalid("malformed filter: %s", wire.JSONProblem(err))
 		}
 	}
-	if f.PatientID != "" && !validID(f.PatientID) {
+	if f.PatientID != "" && !wire.ValidID(f.PatientID) {
 		return nil, invalid("patientId is malformed")
 	}
 	if f.ActorID != "" && (len(f.ActorID) > 140 || !utf8.ValidString(f.ActorID) || strings.ContainsRune(f.ActorID, 0)) {
 		return nil, invalid("actorId is malformed")
 	}
-	if f.Type != "" && !validToken(f.Type) {
+	if f.Type != "" && !wire.ValidToken(f.Type) {
 		return nil, invalid("type is malformed")
 	}
 	n, err := pageSize(pageSizeArg)
@@ -58,8 +60,8 @@ func (c *Contract) ListEvents(ctx contractapi.TransactionContextInterface, filte
 	if q.after, err = decodeBookmark(stub, bookmark, objAuditBy, prefix); err != nil {
 		return nil, err
 	}
-	items, last, more, err := scanMonths(stub, q, n, func(attrs []string) (AuditEvent, bool, error) {
-		var ev AuditEvent
+	items, last, more, err := scanMonths(stub, q, n, func(attrs []string) (wire.AuditEvent, bool, error) {
+		var ev wire.AuditEvent
 		k, err := key(stub, objAudit, attrs[4])
 		if err != nil {
 			return ev, false, fmt.Errorf("audit key: %w", err)
@@ -79,7 +81,7 @@ func (c *Contract) ListEvents(ctx contractapi.TransactionContextInterface, filte
 	if err != nil {
 		return nil, err
 	}
-	page := &AuditEventPage{Items: items, Count: len(items)}
+	page := &wire.AuditEventPage{Items: items, Count: len(items)}
 	if more {
 		page.Bookmark = encodeBookmark(last)
 	}
@@ -89,14 +91,14 @@ func (c *Contract) ListEvents(ctx contractapi.TransactionContextInterface, filte
 // GetProvenance returns a reading with its device, the patient's consents
 // whose data types include the reading's type (any status and grantee,
 // oldest first) and the access events that released it (oldest first).
-func (c *Contract) GetProvenance(ctx contractapi.TransactionContextInterface, readingID string) (*Provenance, error) {
+func (c *Contract) GetProvenance(ctx contractapi.TransactionContextInterface, readingID string) (*wire.Provenance, error) {
 	stub := ctx.GetStub()
 	r, found, err := getReading(ctx, readingID)
 	if err != nil {
 		return nil, err
 	}
 	if !found {
-		return nil, refuse(CodeNotFound, "reading %s not found", readingID)
+		return nil, refuse(wire.CodeNotFound, "reading %s not found", readingID)
 	}
 	d, found, err := getDevice(stub, r.DeviceID)
 	if err != nil {
@@ -109,7 +111,7 @@ func (c *Contract) GetProvenance(ctx contractapi.TransactionContextInterface, re
 	if err != nil {
 		return nil, err
 	}
-	consents := []Consent{}
+	consents := []wire.Consent{}
 	for _, cn := range all {
 		if slices.Contains(cn.DataTypes, r.Type) {
 			consents = append(consents, cn)
@@ -119,15 +121,15 @@ func (c *Contract) GetProvenance(ctx contractapi.TransactionContextInterface, re
 	if err != nil {
 		return nil, err
 	}
-	return &Provenance{Reading: *r, Device: *d, Consents: consents, Accesses: accesses}, nil
+	return &wire.Provenance{Reading: *r, Device: *d, Consents: consents, Accesses: accesses}, nil
 }
 
-func readingAccesses(stub shim.ChaincodeStubInterface, readingID string) ([]AccessEvent, error) {
+func readingAccesses(stub shim.ChaincodeStubInterface, readingID string) ([]wire.AccessEvent, error) {
 	keys, err := partialKeys(stub, objAccessByReading, []string{readingID})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]AccessEvent, 0, len(keys))
+	out := make([]wire.AccessEvent, 0, len(keys))
 	for _, attrs := range keys {
 		ev, found, err := getAccess(stub, attrs[1])
 		if err != nil {
@@ -138,7 +140,7 @@ func readingAccesses(stub shim.ChaincodeStubInterface, readingID string) ([]Acce
 		}
 		out = append(out, *ev)
 	}
-	slices.SortStableFunc(out, func(a, b AccessEvent) int {
+	slices.SortStableFunc(out, func(a, b wire.AccessEvent) int {
 		return cmp.Or(cmp.Compare(a.TxTime, b.TxTime), cmp.Compare(a.ID, b.ID))
 	})
 	return out, nil

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/medprov/medprov/chaincode"
+	"github.com/medprov/medprov/wire"
 )
 
 func TestQueries(t *testing.T) {
@@ -21,7 +21,7 @@ func TestQueries(t *testing.T) {
 
 	// Seven spo2 readings over three months and two heart-rate readings,
 	// recorded out of time order; one reading of another patient.
-	var items []chaincode.ReadingInput
+	var items []wire.ReadingInput
 	offsets := []time.Duration{-5 * day, -40 * day, -1 * day, -70 * day, -2 * day, -39 * day, -3 * day}
 	for i, off := range offsets {
 		items = append(items, reading(t, dev, uint64(i+1), "spo2", t0.Add(off)))
@@ -40,7 +40,7 @@ func TestQueries(t *testing.T) {
 		var ids []string
 		bookmark := ""
 		for range 20 {
-			var page chaincode.ReadingPage
+			var page wire.ReadingPage
 			e.mustEvaluate(&page, "ListReadings", patient.id, typ, from, to, size, bookmark)
 			if page.Count != len(page.Items) {
 				t.Fatalf("count %d for %d items", page.Count, len(page.Items))
@@ -74,36 +74,36 @@ func TestQueries(t *testing.T) {
 		})
 	}
 	t.Run("bookmark of another patient is refused", func(t *testing.T) {
-		var page chaincode.ReadingPage
+		var page wire.ReadingPage
 		e.mustEvaluate(&page, "ListReadings", patient.id, "spo2", "", "", "1", "")
 		_, err := e.evaluate("ListReadings", other.id, "spo2", "", "", "1", page.Bookmark)
-		if got := refusalCode(t, err); got != chaincode.CodeInvalid {
+		if got := refusalCode(t, err); got != wire.CodeInvalid {
 			t.Errorf("code = %q, want invalid", got)
 		}
 	})
 	t.Run("page size out of range is refused", func(t *testing.T) {
 		_, err := e.evaluate("ListReadings", patient.id, "", "", "", "1001", "")
-		if got := refusalCode(t, err); got != chaincode.CodeInvalid {
+		if got := refusalCode(t, err); got != wire.CodeInvalid {
 			t.Errorf("code = %q, want invalid", got)
 		}
 	})
 
 	// A consent, a grant and a later revocation, a month after the batch.
 	cn := e.grant(patient, researcher, "cardio-study", []string{"spo2"}, t0.Add(-90*day), t0.Add(90*day))
-	var acc chaincode.AccessEvent
-	e.mustSubmit(&acc, "RequestAccess", e.sign(researcher, chaincode.ActionAccessRequest, action{
+	var acc wire.AccessEvent
+	e.mustSubmit(&acc, "RequestAccess", e.sign(researcher, wire.ActionAccessRequest, action{
 		"patientId": patient.id, "purpose": "cardio-study", "dataTypes": []string{"spo2"},
 		"from": t0.Add(-80 * day).Format(time.RFC3339), "to": t0.Format(time.RFC3339),
 	}))
-	if acc.Decision != chaincode.DecisionGranted || acc.Count != len(spo2ByTime) {
+	if acc.Decision != wire.DecisionGranted || acc.Count != len(spo2ByTime) {
 		t.Fatalf("access %+v, want granted with %d readings", acc, len(spo2ByTime))
 	}
 	e.clock.Set(t0.Add(31 * day))
 	defer e.clock.Set(t0)
-	e.mustSubmit(nil, "RevokeConsent", e.sign(patient, chaincode.ActionConsentRevoke, action{"consentId": cn.ID}))
+	e.mustSubmit(nil, "RevokeConsent", e.sign(patient, wire.ActionConsentRevoke, action{"consentId": cn.ID}))
 
 	t.Run("provenance links device, consent and access", func(t *testing.T) {
-		var p chaincode.Provenance
+		var p wire.Provenance
 		e.mustEvaluate(&p, "GetProvenance", dev.id+":1")
 		if p.Reading.ID != dev.id+":1" || p.Reading.TxID != batch.TxID || p.Device.ID != dev.id {
 			t.Errorf("provenance reading %+v device %+v", p.Reading, p.Device)
@@ -116,14 +116,14 @@ func TestQueries(t *testing.T) {
 		}
 	})
 	t.Run("provenance of a type without consent lists none", func(t *testing.T) {
-		var p chaincode.Provenance
+		var p wire.Provenance
 		e.mustEvaluate(&p, "GetProvenance", dev.id+":8")
 		if len(p.Consents) != 0 || len(p.Accesses) != 0 {
 			t.Errorf("consents %+v accesses %+v, want none", p.Consents, p.Accesses)
 		}
 	})
 
-	types := func(evs []chaincode.AuditEvent) []string {
+	types := func(evs []wire.AuditEvent) []string {
 		var out []string
 		for _, ev := range evs {
 			out = append(out, ev.Type)
@@ -132,25 +132,25 @@ func TestQueries(t *testing.T) {
 	}
 	eventTests := []struct {
 		name   string
-		filter chaincode.EventFilter
+		filter wire.EventFilter
 		want   []string
 	}{
-		{"events of a patient in time order", chaincode.EventFilter{PatientID: patient.id},
+		{"events of a patient in time order", wire.EventFilter{PatientID: patient.id},
 			[]string{"actor.registered", "device.registered", "readings.recorded", "consent.granted", "access.granted", "consent.revoked"}},
-		{"events of an actor", chaincode.EventFilter{ActorID: researcher.id}, []string{"access.granted"}},
-		{"events of a type", chaincode.EventFilter{Type: "actor.registered"},
+		{"events of an actor", wire.EventFilter{ActorID: researcher.id}, []string{"access.granted"}},
+		{"events of a type", wire.EventFilter{Type: "actor.registered"},
 			[]string{"actor.registered", "actor.registered", "actor.registered", "actor.registered"}},
-		{"events of a patient and type", chaincode.EventFilter{PatientID: other.id, Type: "readings.recorded"}, []string{"readings.recorded"}},
-		{"events in a time window", chaincode.EventFilter{From: t0.Add(day).Format(time.RFC3339)}, []string{"consent.revoked"}},
-		{"events before a time", chaincode.EventFilter{PatientID: patient.id, To: t0.Add(day).Format(time.RFC3339)},
+		{"events of a patient and type", wire.EventFilter{PatientID: other.id, Type: "readings.recorded"}, []string{"readings.recorded"}},
+		{"events in a time window", wire.EventFilter{From: t0.Add(day).Format(time.RFC3339)}, []string{"consent.revoked"}},
+		{"events before a time", wire.EventFilter{PatientID: patient.id, To: t0.Add(day).Format(time.RFC3339)},
 			[]string{"actor.registered", "device.registered", "readings.recorded", "consent.granted", "access.granted"}},
 	}
 	for _, tt := range eventTests {
 		t.Run(tt.name, func(t *testing.T) {
-			var got []chaincode.AuditEvent
+			var got []wire.AuditEvent
 			bookmark := ""
 			for range 20 {
-				var page chaincode.AuditEventPage
+				var page wire.AuditEventPage
 				e.mustEvaluate(&page, "ListEvents", mustJSON(t, tt.filter), "2", bookmark)
 				got = append(got, page.Items...)
 				if bookmark = page.Bookmark; bookmark == "" {
@@ -168,8 +168,8 @@ func TestQueries(t *testing.T) {
 		})
 	}
 	t.Run("batch audit event names the org and every patient", func(t *testing.T) {
-		var page chaincode.AuditEventPage
-		e.mustEvaluate(&page, "ListEvents", mustJSON(t, chaincode.EventFilter{Type: "readings.recorded"}), "", "")
+		var page wire.AuditEventPage
+		e.mustEvaluate(&page, "ListEvents", mustJSON(t, wire.EventFilter{Type: "readings.recorded"}), "", "")
 		if page.Count != 1 {
 			t.Fatalf("got %d batch events, want 1", page.Count)
 		}
@@ -182,7 +182,7 @@ func TestQueries(t *testing.T) {
 	})
 	t.Run("malformed filter is refused", func(t *testing.T) {
 		_, err := e.evaluate("ListEvents", `{"patient":"x"}`, "", "")
-		if got := refusalCode(t, err); got != chaincode.CodeInvalid {
+		if got := refusalCode(t, err); got != wire.CodeInvalid {
 			t.Errorf("code = %q, want invalid", got)
 		}
 	})
@@ -192,17 +192,17 @@ func TestParseError(t *testing.T) {
 	tests := []struct {
 		name string
 		msg  string
-		want *chaincode.Error
+		want *wire.Error
 	}{
-		{"bare refusal", "[medprov:forbidden] device revoked", &chaincode.Error{Code: chaincode.CodeForbidden, Message: "device revoked"}},
-		{"refusal wrapped by Fabric", "chaincode response 500, [medprov:conflict] replayed nonce", &chaincode.Error{Code: chaincode.CodeConflict, Message: "replayed nonce"}},
-		{"unknown code is skipped for a later marker", "[medprov:teapot] x [medprov:not_found] actor a not found", &chaincode.Error{Code: chaincode.CodeNotFound, Message: "actor a not found"}},
+		{"bare refusal", "[medprov:forbidden] device revoked", &wire.Error{Code: wire.CodeForbidden, Message: "device revoked"}},
+		{"refusal wrapped by Fabric", "chaincode response 500, [medprov:conflict] replayed nonce", &wire.Error{Code: wire.CodeConflict, Message: "replayed nonce"}},
+		{"unknown code is skipped for a later marker", "[medprov:teapot] x [medprov:not_found] actor a not found", &wire.Error{Code: wire.CodeNotFound, Message: "actor a not found"}},
 		{"message without marker", "chaincode response 500, boom", nil},
 		{"unterminated marker", "[medprov:invalid", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok := chaincode.ParseError(tt.msg)
+			got, ok := wire.ParseError(tt.msg)
 			if (tt.want == nil) != !ok {
 				t.Fatalf("ok = %v, want %v", ok, tt.want != nil)
 			}
@@ -212,8 +212,8 @@ func TestParseError(t *testing.T) {
 		})
 	}
 	t.Run("Error and ParseError round-trip", func(t *testing.T) {
-		e := &chaincode.Error{Code: chaincode.CodeUnauthenticated, Message: "bad signature"}
-		got, ok := chaincode.ParseError("wrapped: " + e.Error())
+		e := &wire.Error{Code: wire.CodeUnauthenticated, Message: "bad signature"}
+		got, ok := wire.ParseError("wrapped: " + e.Error())
 		if !ok || *got != *e || e.Status() != 401 {
 			t.Errorf("round trip %+v %v, status %d", got, ok, e.Status())
 		}

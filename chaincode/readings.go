@@ -5,32 +5,21 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/medprov/medprov/wire"
+
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
+
 	"github.com/medprov/medprov/envelope"
 )
 
-// readingItem decodes a ReadingInput strictly; Seq is a pointer so that a
-// missing seq is refused rather than read as 0.
-type readingItem struct {
-	DeviceID   string  `json:"deviceId"`
-	Seq        *uint64 `json:"seq"`
-	Type       string  `json:"type"`
-	Unit       string  `json:"unit"`
-	MeasuredAt string  `json:"measuredAt"`
-	DataHash   string  `json:"dataHash"`
-	Signature  string  `json:"signature"`
-	CID        string  `json:"cid"`
-	CipherHash string  `json:"cipherHash"`
-	Size       int64   `json:"size"`
-}
-
 type batchDevice struct {
-	dev *Device
+	dev *wire.Device
 	pub *ecdsa.PublicKey
 }
 
@@ -71,11 +60,11 @@ func (c *Contract) RecordReadings(ctx contractapi.TransactionContextInterface, b
 	var in struct {
 		Readings []json.RawMessage `json:"readings"`
 	}
-	if err := decodeStrict([]byte(batchJSON), &in); err != nil {
-		return "", invalid("malformed batch: %s", jsonProblem(err))
+	if err := wire.DecodeStrict([]byte(batchJSON), &in); err != nil {
+		return "", invalid("malformed batch: %s", wire.JSONProblem(err))
 	}
-	if len(in.Readings) == 0 || len(in.Readings) > MaxBatch {
-		return "", invalid("a batch holds 1..%d readings", MaxBatch)
+	if len(in.Readings) == 0 || len(in.Readings) > wire.MaxBatch {
+		return "", invalid("a batch holds 1..%d readings", wire.MaxBatch)
 	}
 	b := &batch{
 		verify:  c.verifier,
@@ -88,7 +77,7 @@ func (c *Contract) RecordReadings(ctx contractapi.TransactionContextInterface, b
 	// Writes go to the peer in one message at the end of the transaction
 	// (Fabric 3.1 write batching; a no-op elsewhere).
 	t.stub.StartWriteBatch()
-	res := BatchResult{TxID: t.id, Results: make([]ItemResult, len(in.Readings))}
+	res := wire.BatchResult{TxID: t.id, Results: make([]wire.ItemResult, len(in.Readings))}
 	checked := make([]*checkedItem, len(in.Readings))
 	var keys []string
 	for i, raw := range in.Readings {
@@ -114,7 +103,7 @@ func (c *Contract) RecordReadings(ctx contractapi.TransactionContextInterface, b
 		if err != nil {
 			return "", err
 		}
-		if r.Status == ItemRecorded {
+		if r.Status == wire.StatusRecorded {
 			res.Recorded++
 		}
 		res.Results[i] = r
@@ -129,15 +118,15 @@ func (c *Contract) RecordReadings(ctx contractapi.TransactionContextInterface, b
 	return string(out), nil
 }
 
-func rejected(r ItemResult, e *Error) ItemResult {
-	r.Status, r.Code, r.Error = ItemRejected, e.Code, e.Message
+func rejected(r wire.ItemResult, e *wire.Error) wire.ItemResult {
+	r.Status, r.Code, r.Error = wire.StatusRejected, e.Code, e.Message
 	return r
 }
 
 // checkedItem is an item whose shape, device and signature passed, with
 // the keys its duplicate checks read.
 type checkedItem struct {
-	it         readingItem
+	it         wire.ReadingInput
 	seq        uint64
 	measuredAt time.Time
 	dev        *batchDevice
@@ -147,21 +136,18 @@ type checkedItem struct {
 // check validates one item up to its device signature. A returned error is
 // a state failure that aborts the transaction; refusals are reported in the
 // ItemResult (and the *checkedItem is nil).
-func (b *batch) check(i int, raw json.RawMessage) (ItemResult, *checkedItem, error) {
-	r := ItemResult{Index: i}
-	var it readingItem
-	if err := decodeStrict(raw, &it); err != nil {
-		return rejected(r, invalid("malformed reading: %s", jsonProblem(err))), nil, nil
+func (b *batch) check(i int, raw json.RawMessage) (wire.ItemResult, *checkedItem, error) {
+	r := wire.ItemResult{Index: i}
+	it, measuredAt, err := wire.DecodeReadingInput(raw)
+	if it.DeviceID != "" {
+		r.ReadingID = it.ID()
 	}
-	if !validID(it.DeviceID) || it.Seq == nil {
-		return rejected(r, invalid("deviceId and seq are required; deviceId must match ^[A-Za-z0-9._-]{1,64}$")), nil, nil
-	}
-	seq := *it.Seq
-	r.ReadingID = readingID(it.DeviceID, seq)
-	measuredAt, e := checkShape(&it)
-	if e != nil {
+	if e := (*wire.Error)(nil); errors.As(err, &e) {
 		return rejected(r, e), nil, nil
+	} else if err != nil {
+		return r, nil, err
 	}
+	seq := it.Seq
 	sig, err := base64.StdEncoding.DecodeString(it.Signature)
 	if err != nil || len(sig) < 8 || len(sig) > 80 {
 		return rejected(r, invalid("signature must be base64 DER ECDSA")), nil, nil
@@ -172,17 +158,17 @@ func (b *batch) check(i int, raw json.RawMessage) (ItemResult, *checkedItem, err
 		return r, nil, err
 	}
 	if d == nil {
-		return rejected(r, refuse(CodeForbidden, "unknown device %s", it.DeviceID)), nil, nil
+		return rejected(r, refuse(wire.CodeForbidden, "unknown device %s", it.DeviceID)), nil, nil
 	}
-	if d.dev.Status != StatusActive {
-		return rejected(r, refuse(CodeForbidden, "device %s revoked", it.DeviceID)), nil, nil
+	if d.dev.Status != wire.StatusActive {
+		return rejected(r, refuse(wire.CodeForbidden, "device %s revoked", it.DeviceID)), nil, nil
 	}
 	digest, err := hex.DecodeString(it.DataHash)
 	if err != nil {
 		return rejected(r, invalid("dataHash must be lower-case hex SHA-256")), nil, nil
 	}
 	if b.verify.VerifyDigest(d.pub, digest, sig) != nil {
-		return rejected(r, refuse(CodeUnauthenticated, "bad signature for device %s", it.DeviceID)), nil, nil
+		return rejected(r, refuse(wire.CodeUnauthenticated, "bad signature for device %s", it.DeviceID)), nil, nil
 	}
 	rk, err := key(b.stub, objReading, it.DeviceID, seqString(seq))
 	if err != nil {
@@ -217,35 +203,35 @@ func (b *batch) prefetch(keys []string) error {
 
 // write settles duplicates of a checked item against the batch and the
 // prefetched state, then writes the reading and its indexes.
-func (b *batch) write(r ItemResult, ci *checkedItem) (ItemResult, error) {
+func (b *batch) write(r wire.ItemResult, ci *checkedItem) (wire.ItemResult, error) {
 	it, seq, measuredAt, d, rk, hk := ci.it, ci.seq, ci.measuredAt, ci.dev, ci.rk, ci.hk
 
 	if h, ok := b.byID[r.ReadingID]; ok {
 		if h == it.DataHash {
-			r.Status, r.TxID = ItemExists, b.id
+			r.Status, r.TxID = wire.StatusExists, b.id
 			return r, nil
 		}
-		return rejected(r, refuse(CodeConflict, "duplicate seq")), nil
+		return rejected(r, refuse(wire.CodeConflict, "duplicate seq")), nil
 	}
-	var old Reading
+	var old wire.Reading
 	if raw := b.state[rk]; len(raw) != 0 {
 		if err := json.Unmarshal(raw, &old); err != nil {
 			return r, fmt.Errorf("decode stored reading: %w", err)
 		}
 		if old.DataHash == it.DataHash {
-			r.Status, r.TxID = ItemExists, old.TxID
+			r.Status, r.TxID = wire.StatusExists, old.TxID
 			return r, nil
 		}
-		return rejected(r, refuse(CodeConflict, "duplicate seq")), nil
+		return rejected(r, refuse(wire.CodeConflict, "duplicate seq")), nil
 	}
 	if other, ok := b.byHash[it.DataHash]; ok {
-		return rejected(r, refuse(CodeConflict, "dataHash already recorded as %s", other)), nil
+		return rejected(r, refuse(wire.CodeConflict, "dataHash already recorded as %s", other)), nil
 	}
 	if other := b.state[hk]; len(other) != 0 {
-		return rejected(r, refuse(CodeConflict, "dataHash already recorded as %s", other)), nil
+		return rejected(r, refuse(wire.CodeConflict, "dataHash already recorded as %s", other)), nil
 	}
 
-	rec := &Reading{
+	rec := &wire.Reading{
 		DocType: "reading", ID: r.ReadingID, DeviceID: it.DeviceID, PatientID: d.dev.PatientID,
 		Seq: seq, Type: it.Type, Unit: it.Unit, MeasuredAt: it.MeasuredAt, DataHash: it.DataHash,
 		Signature: it.Signature, CID: it.CID, CipherHash: it.CipherHash, Size: it.Size,
@@ -266,34 +252,12 @@ func (b *batch) write(r ItemResult, ci *checkedItem) (ItemResult, error) {
 	b.byHash[rec.DataHash] = rec.ID
 	b.patients = append(b.patients, rec.PatientID)
 	b.ids = append(b.ids, rec.ID)
-	r.Status, r.TxID = ItemRecorded, b.id
+	r.Status, r.TxID = wire.StatusRecorded, b.id
 	return r, nil
 }
 
 // checkShape validates the fields of an item other than deviceId, seq and
 // signature, and returns measuredAt.
-func checkShape(it *readingItem) (time.Time, *Error) {
-	switch {
-	case !validToken(it.Type):
-		return time.Time{}, invalid("type must match ^[a-z0-9._-]{1,64}$")
-	case !validUnit(it.Unit):
-		return time.Time{}, invalid("unit must be 1..32 printable characters")
-	case !validHash(it.DataHash):
-		return time.Time{}, invalid("dataHash must be lower-case hex SHA-256")
-	case !validHash(it.CipherHash):
-		return time.Time{}, invalid("cipherHash must be lower-case hex SHA-256")
-	case !validCID(it.CID):
-		return time.Time{}, invalid("cid is malformed")
-	case it.Size <= 0:
-		return time.Time{}, invalid("size must be positive")
-	}
-	t, err := time.Parse(time.RFC3339, it.MeasuredAt)
-	if err != nil {
-		return time.Time{}, invalid("measuredAt is not an RFC 3339 time")
-	}
-	return t, nil
-}
-
 // device returns the device and its parsed key, reading each device once per
 // batch; nil if the device is not registered.
 func (b *batch) device(id string) (*batchDevice, error) {
@@ -336,7 +300,7 @@ func (b *batch) finish() error {
 		if err != nil {
 			return err
 		}
-		if err := b.writeAudit(AuditReadingsRecorded, actor, b.patients, b.id, ""); err != nil {
+		if err := b.writeAudit(wire.AuditReadingsRecorded, actor, b.patients, b.id, ""); err != nil {
 			return err
 		}
 	}
@@ -344,23 +308,23 @@ func (b *batch) finish() error {
 	if ids == nil {
 		ids = []string{}
 	}
-	return setEvent(b.stub, EventReadingsRecorded, ReadingsRecordedEvent{TxID: b.id, ReadingIDs: ids})
+	return setEvent(b.stub, wire.EventReadingsRecorded, wire.ReadingsRecordedEvent{TxID: b.id, ReadingIDs: ids})
 }
 
 // GetReading returns the reading "<deviceId>:<seq>", or a not_found refusal.
-func (c *Contract) GetReading(ctx contractapi.TransactionContextInterface, id string) (*Reading, error) {
+func (c *Contract) GetReading(ctx contractapi.TransactionContextInterface, id string) (*wire.Reading, error) {
 	r, found, err := getReading(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if !found {
-		return nil, refuse(CodeNotFound, "reading %s not found", id)
+		return nil, refuse(wire.CodeNotFound, "reading %s not found", id)
 	}
 	return r, nil
 }
 
-func getReading(ctx contractapi.TransactionContextInterface, id string) (*Reading, bool, error) {
-	dev, seq, ok := splitReadingID(id)
+func getReading(ctx contractapi.TransactionContextInterface, id string) (*wire.Reading, bool, error) {
+	dev, seq, ok := wire.SplitReadingID(id)
 	if !ok {
 		return nil, false, invalid("reading id must be <deviceId>:<seq>")
 	}
@@ -368,7 +332,7 @@ func getReading(ctx contractapi.TransactionContextInterface, id string) (*Readin
 	if err != nil {
 		return nil, false, fmt.Errorf("reading key: %w", err)
 	}
-	var r Reading
+	var r wire.Reading
 	found, err := getJSON(ctx.GetStub(), k, &r)
 	if err != nil || !found {
 		return nil, false, err
@@ -381,14 +345,14 @@ func getReading(ctx contractapi.TransactionContextInterface, id string) (*Readin
 // type, then measuredAt, then reading id. pageSize is 1..MaxPageSize
 // (default DefaultPageSize); bookmark is "" for the first page, then the
 // previous page's bookmark, which is "" after the last page.
-func (c *Contract) ListReadings(ctx contractapi.TransactionContextInterface, patientID, typ, from, to, pageSizeArg, bookmark string) (*ReadingPage, error) {
+func (c *Contract) ListReadings(ctx contractapi.TransactionContextInterface, patientID, typ, from, to, pageSizeArg, bookmark string) (*wire.ReadingPage, error) {
 	stub := ctx.GetStub()
-	if !validID(patientID) {
+	if !wire.ValidID(patientID) {
 		return nil, invalid("patientId is malformed")
 	}
 	prefix := []string{patientID}
 	if typ != "" {
-		if !validToken(typ) {
+		if !wire.ValidToken(typ) {
 			return nil, invalid("type must match ^[a-z0-9._-]{1,64}$")
 		}
 		prefix = append(prefix, typ)
@@ -407,20 +371,20 @@ func (c *Contract) ListReadings(ctx contractapi.TransactionContextInterface, pat
 	if q.after, err = decodeBookmark(stub, bookmark, objReadingByPatient, prefix); err != nil {
 		return nil, err
 	}
-	items, last, more, err := scanMonths(stub, q, n, func(attrs []string) (Reading, bool, error) {
+	items, last, more, err := scanMonths(stub, q, n, func(attrs []string) (wire.Reading, bool, error) {
 		r, found, err := getReading(ctx, attrs[4])
 		if err != nil {
-			return Reading{}, false, err
+			return wire.Reading{}, false, err
 		}
 		if !found {
-			return Reading{}, false, fmt.Errorf("index names missing reading %s", attrs[4])
+			return wire.Reading{}, false, fmt.Errorf("index names missing reading %s", attrs[4])
 		}
 		return *r, true, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	page := &ReadingPage{Items: items, Count: len(items)}
+	page := &wire.ReadingPage{Items: items, Count: len(items)}
 	if more {
 		page.Bookmark = encodeBookmark(last)
 	}

@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/medprov/medprov/chaincode"
+	"github.com/medprov/medprov/wire"
+
 	"github.com/medprov/medprov/ledger"
 )
 
@@ -30,21 +31,21 @@ func TestDevices(t *testing.T) {
 		signer *principal
 		action string
 		fields action
-		want   chaincode.Code
+		want   wire.Code
 	}{
-		{"operator registers a device", "RegisterDevice", op, chaincode.ActionDeviceRegister, registerArgs("dev-a", patient.id, fresh()), ""},
-		{"duplicate device is a conflict", "RegisterDevice", op, chaincode.ActionDeviceRegister, registerArgs(dev.id, patient.id, fresh()), chaincode.CodeConflict},
-		{"device key of another device is a conflict", "RegisterDevice", op, chaincode.ActionDeviceRegister, registerArgs("dev-b", patient.id, dev.pem), chaincode.CodeConflict},
-		{"device key of an actor is a conflict", "RegisterDevice", op, chaincode.ActionDeviceRegister, registerArgs("dev-c", patient.id, patient.pem), chaincode.CodeConflict},
-		{"unknown patient is not found", "RegisterDevice", op, chaincode.ActionDeviceRegister, registerArgs("dev-d", "nobody", fresh()), chaincode.CodeNotFound},
-		{"binding to a non-patient is refused", "RegisterDevice", op, chaincode.ActionDeviceRegister, registerArgs("dev-e", researcher.id, fresh()), chaincode.CodeInvalid},
-		{"malformed device key is refused", "RegisterDevice", op, chaincode.ActionDeviceRegister, registerArgs("dev-f", patient.id, "not a key"), chaincode.CodeInvalid},
-		{"device id with a colon is refused", "RegisterDevice", op, chaincode.ActionDeviceRegister, registerArgs("dev:g", patient.id, fresh()), chaincode.CodeInvalid},
-		{"patient cannot register a device", "RegisterDevice", patient, chaincode.ActionDeviceRegister, registerArgs("dev-h", patient.id, fresh()), chaincode.CodeForbidden},
-		{"another operator cannot revoke the device", "RevokeDevice", otherOp, chaincode.ActionDeviceRevoke, action{"deviceId": dev.id}, chaincode.CodeForbidden},
-		{"unknown device cannot be revoked", "RevokeDevice", op, chaincode.ActionDeviceRevoke, action{"deviceId": "nothing"}, chaincode.CodeNotFound},
-		{"its operator revokes the device", "RevokeDevice", op, chaincode.ActionDeviceRevoke, action{"deviceId": dev.id}, ""},
-		{"revoking twice is a conflict", "RevokeDevice", op, chaincode.ActionDeviceRevoke, action{"deviceId": dev.id}, chaincode.CodeConflict},
+		{"operator registers a device", "RegisterDevice", op, wire.ActionDeviceRegister, registerArgs("dev-a", patient.id, fresh()), ""},
+		{"duplicate device is a conflict", "RegisterDevice", op, wire.ActionDeviceRegister, registerArgs(dev.id, patient.id, fresh()), wire.CodeConflict},
+		{"device key of another device is a conflict", "RegisterDevice", op, wire.ActionDeviceRegister, registerArgs("dev-b", patient.id, dev.pem), wire.CodeConflict},
+		{"device key of an actor is a conflict", "RegisterDevice", op, wire.ActionDeviceRegister, registerArgs("dev-c", patient.id, patient.pem), wire.CodeConflict},
+		{"unknown patient is not found", "RegisterDevice", op, wire.ActionDeviceRegister, registerArgs("dev-d", "nobody", fresh()), wire.CodeNotFound},
+		{"binding to a non-patient is refused", "RegisterDevice", op, wire.ActionDeviceRegister, registerArgs("dev-e", researcher.id, fresh()), wire.CodeInvalid},
+		{"malformed device key is refused", "RegisterDevice", op, wire.ActionDeviceRegister, registerArgs("dev-f", patient.id, "not a key"), wire.CodeInvalid},
+		{"device id with a colon is refused", "RegisterDevice", op, wire.ActionDeviceRegister, registerArgs("dev:g", patient.id, fresh()), wire.CodeInvalid},
+		{"patient cannot register a device", "RegisterDevice", patient, wire.ActionDeviceRegister, registerArgs("dev-h", patient.id, fresh()), wire.CodeForbidden},
+		{"another operator cannot revoke the device", "RevokeDevice", otherOp, wire.ActionDeviceRevoke, action{"deviceId": dev.id}, wire.CodeForbidden},
+		{"unknown device cannot be revoked", "RevokeDevice", op, wire.ActionDeviceRevoke, action{"deviceId": "nothing"}, wire.CodeNotFound},
+		{"its operator revokes the device", "RevokeDevice", op, wire.ActionDeviceRevoke, action{"deviceId": dev.id}, ""},
+		{"revoking twice is a conflict", "RevokeDevice", op, wire.ActionDeviceRevoke, action{"deviceId": dev.id}, wire.CodeConflict},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -56,7 +57,7 @@ func TestDevices(t *testing.T) {
 			if tt.want != "" {
 				return
 			}
-			var d chaincode.Device
+			var d wire.Device
 			e.mustEvaluate(&d, "GetDevice", tt.fields["deviceId"].(string))
 			if d.OperatorID != op.id || d.PatientID != patient.id {
 				t.Errorf("device bound to operator %s, patient %s; want %s, %s", d.OperatorID, d.PatientID, op.id, patient.id)
@@ -72,8 +73,8 @@ func TestDevices(t *testing.T) {
 				t.Errorf("status = %q, want %q", d.Status, wantStatus)
 			}
 			evs := eventsOf(t, e, start, c.TxID)
-			wantEvent := map[string]string{"RegisterDevice": chaincode.EventDeviceRegistered, "RevokeDevice": chaincode.EventDeviceRevoked}[tt.fn]
-			var payload chaincode.Device
+			wantEvent := map[string]string{"RegisterDevice": wire.EventDeviceRegistered, "RevokeDevice": wire.EventDeviceRevoked}[tt.fn]
+			var payload wire.Device
 			if len(evs) != 1 || evs[0].Name != wantEvent || json.Unmarshal(evs[0].Payload, &payload) != nil || payload != d {
 				t.Errorf("events %+v, want one %s carrying the device %+v", evs, wantEvent, d)
 			}
@@ -88,7 +89,7 @@ func TestRecordReadings(t *testing.T) {
 	devA := e.device(op, patient)
 	devB := e.device(op, patient)
 	revoked := e.device(op, patient)
-	if _, err := e.submit("RevokeDevice", e.sign(op, chaincode.ActionDeviceRevoke, action{"deviceId": revoked.id})); err != nil {
+	if _, err := e.submit("RevokeDevice", e.sign(op, wire.ActionDeviceRevoke, action{"deviceId": revoked.id})); err != nil {
 		t.Fatalf("revoke: %v", err)
 	}
 	at := t0.Add(-time.Hour)
@@ -113,32 +114,32 @@ func TestRecordReadings(t *testing.T) {
 	inBatch := reading(t, devB, 20, "spo2", at)
 	inBatchOther := reading(t, devB, 20, "spo2", at.Add(time.Second))
 	twice := reading(t, devB, 30, "heart-rate", at)
-	good := func(seq uint64) chaincode.ReadingInput { return reading(t, devB, seq, "heart-rate", at) }
+	good := func(seq uint64) wire.ReadingInput { return reading(t, devB, seq, "heart-rate", at) }
 
 	type want struct {
 		status string
-		code   chaincode.Code
+		code   wire.Code
 	}
-	rec := want{chaincode.ItemRecorded, ""}
-	exists := want{chaincode.ItemExists, ""}
+	rec := want{wire.StatusRecorded, ""}
+	exists := want{wire.StatusExists, ""}
 	tests := []struct {
 		name  string
-		items []chaincode.ReadingInput
+		items []wire.ReadingInput
 		want  []want
 	}{
-		{"valid reading is recorded", []chaincode.ReadingInput{good(1)}, []want{rec}},
-		{"forged signature is rejected", []chaincode.ReadingInput{forged}, []want{{chaincode.ItemRejected, chaincode.CodeUnauthenticated}}},
-		{"another device's key is rejected", []chaincode.ReadingInput{otherDevKey}, []want{{chaincode.ItemRejected, chaincode.CodeUnauthenticated}}},
-		{"unknown device is rejected", []chaincode.ReadingInput{unknown}, []want{{chaincode.ItemRejected, chaincode.CodeForbidden}}},
-		{"revoked device is rejected", []chaincode.ReadingInput{reading(t, revoked, 1, "spo2", at)}, []want{{chaincode.ItemRejected, chaincode.CodeForbidden}}},
-		{"duplicate seq with another payload is a conflict", []chaincode.ReadingInput{dupSeq}, []want{{chaincode.ItemRejected, chaincode.CodeConflict}}},
-		{"identical retry is reported as existing", []chaincode.ReadingInput{first}, []want{exists}},
-		{"signed hash replayed under another seq is a conflict", []chaincode.ReadingInput{sameHash}, []want{{chaincode.ItemRejected, chaincode.CodeConflict}}},
-		{"upper-case dataHash is malformed", []chaincode.ReadingInput{badHash}, []want{{chaincode.ItemRejected, chaincode.CodeInvalid}}},
-		{"duplicate seq inside one batch is a conflict", []chaincode.ReadingInput{inBatch, inBatchOther}, []want{rec, {chaincode.ItemRejected, chaincode.CodeConflict}}},
-		{"identical item twice in one batch exists the second time", []chaincode.ReadingInput{twice, twice}, []want{rec, exists}},
-		{"mixed batch records the good items", []chaincode.ReadingInput{good(40), forged, good(41), unknown, good(42)},
-			[]want{rec, {chaincode.ItemRejected, chaincode.CodeUnauthenticated}, rec, {chaincode.ItemRejected, chaincode.CodeForbidden}, rec}},
+		{"valid reading is recorded", []wire.ReadingInput{good(1)}, []want{rec}},
+		{"forged signature is rejected", []wire.ReadingInput{forged}, []want{{wire.StatusRejected, wire.CodeUnauthenticated}}},
+		{"another device's key is rejected", []wire.ReadingInput{otherDevKey}, []want{{wire.StatusRejected, wire.CodeUnauthenticated}}},
+		{"unknown device is rejected", []wire.ReadingInput{unknown}, []want{{wire.StatusRejected, wire.CodeForbidden}}},
+		{"revoked device is rejected", []wire.ReadingInput{reading(t, revoked, 1, "spo2", at)}, []want{{wire.StatusRejected, wire.CodeForbidden}}},
+		{"duplicate seq with another payload is a conflict", []wire.ReadingInput{dupSeq}, []want{{wire.StatusRejected, wire.CodeConflict}}},
+		{"identical retry is reported as existing", []wire.ReadingInput{first}, []want{exists}},
+		{"signed hash replayed under another seq is a conflict", []wire.ReadingInput{sameHash}, []want{{wire.StatusRejected, wire.CodeConflict}}},
+		{"upper-case dataHash is malformed", []wire.ReadingInput{badHash}, []want{{wire.StatusRejected, wire.CodeInvalid}}},
+		{"duplicate seq inside one batch is a conflict", []wire.ReadingInput{inBatch, inBatchOther}, []want{rec, {wire.StatusRejected, wire.CodeConflict}}},
+		{"identical item twice in one batch exists the second time", []wire.ReadingInput{twice, twice}, []want{rec, exists}},
+		{"mixed batch records the good items", []wire.ReadingInput{good(40), forged, good(41), unknown, good(42)},
+			[]want{rec, {wire.StatusRejected, wire.CodeUnauthenticated}, rec, {wire.StatusRejected, wire.CodeForbidden}, rec}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -156,7 +157,7 @@ func TestRecordReadings(t *testing.T) {
 				if r.Index != i || r.Status != w.status || r.Code != w.code {
 					t.Errorf("item %d = %+v, want status %s code %q", i, r, w.status, w.code)
 				}
-				if r.Status == chaincode.ItemRecorded {
+				if r.Status == wire.StatusRecorded {
 					recorded = append(recorded, r.ReadingID)
 					if r.TxID != c.TxID {
 						t.Errorf("item %d txId = %q, want this transaction", i, r.TxID)
@@ -178,14 +179,14 @@ func TestRecordReadings(t *testing.T) {
 
 	t.Run("identical retry names the original transaction", func(t *testing.T) {
 		res, _ := e.record(first)
-		if got := res.Results[0]; got.Status != chaincode.ItemExists || got.TxID != firstCommit.TxID {
+		if got := res.Results[0]; got.Status != wire.StatusExists || got.TxID != firstCommit.TxID {
 			t.Errorf("retry = %+v, want exists with txId %s", got, firstCommit.TxID)
 		}
 	})
 	t.Run("recorded reading carries its patient and transaction", func(t *testing.T) {
-		var r chaincode.Reading
+		var r wire.Reading
 		e.mustEvaluate(&r, "GetReading", devA.id+":1")
-		want := chaincode.Reading{
+		want := wire.Reading{
 			DocType: "reading", ID: devA.id + ":1", DeviceID: devA.id, PatientID: patient.id, Seq: 1,
 			Type: "spo2", Unit: "%", MeasuredAt: first.MeasuredAt, DataHash: first.DataHash,
 			Signature: first.Signature, CID: first.CID, CipherHash: first.CipherHash, Size: first.Size,
@@ -197,7 +198,7 @@ func TestRecordReadings(t *testing.T) {
 	})
 	t.Run("rejected reading is not on the ledger", func(t *testing.T) {
 		_, err := e.evaluate("GetReading", devA.id+":10")
-		if got := refusalCode(t, err); got != chaincode.CodeNotFound {
+		if got := refusalCode(t, err); got != wire.CodeNotFound {
 			t.Errorf("code = %q, want not_found", got)
 		}
 	})
@@ -207,14 +208,14 @@ func TestRecordReadings(t *testing.T) {
 		arg  string
 	}{
 		{"empty batch is refused", `{"readings":[]}`},
-		{"batch over 1000 items is refused", mustJSON(t, chaincode.BatchInput{Readings: make([]chaincode.ReadingInput, 1001)})},
+		{"batch over 1000 items is refused", mustJSON(t, wire.BatchInput{Readings: make([]wire.ReadingInput, 1001)})},
 		{"malformed batch is refused", `{"readings":`},
 		{"unknown batch field is refused", `{"readings":[],"x":1}`},
 	}
 	for _, tt := range refusals {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := e.submit("RecordReadings", tt.arg)
-			if got := refusalCode(t, err); got != chaincode.CodeInvalid {
+			if got := refusalCode(t, err); got != wire.CodeInvalid {
 				t.Errorf("code = %q, want invalid", got)
 			}
 		})
@@ -225,9 +226,9 @@ func TestRecordReadings(t *testing.T) {
 			t.Fatal(err)
 		}
 		arg := `{"readings":[` + string(g) + `,{"deviceId":"x","seq":1,"extra":true}]}`
-		var res chaincode.BatchResult
+		var res wire.BatchResult
 		e.mustSubmit(&res, "RecordReadings", arg)
-		if res.Recorded != 1 || res.Results[1].Code != chaincode.CodeInvalid {
+		if res.Recorded != 1 || res.Results[1].Code != wire.CodeInvalid {
 			t.Errorf("result = %+v, want item 0 recorded and item 1 invalid", res)
 		}
 	})
@@ -235,13 +236,13 @@ func TestRecordReadings(t *testing.T) {
 
 // batchEvent returns the ReadingsRecorded event of txID, read from the
 // ledger's event stream from block start on.
-func batchEvent(t *testing.T, e *env, start uint64, txID string) chaincode.ReadingsRecordedEvent {
+func batchEvent(t *testing.T, e *env, start uint64, txID string) wire.ReadingsRecordedEvent {
 	t.Helper()
 	evs := eventsOf(t, e, start, txID)
-	if len(evs) != 1 || evs[0].Name != chaincode.EventReadingsRecorded {
+	if len(evs) != 1 || evs[0].Name != wire.EventReadingsRecorded {
 		t.Fatalf("transaction %s emitted %+v, want one ReadingsRecorded event", txID, evs)
 	}
-	var ev chaincode.ReadingsRecordedEvent
+	var ev wire.ReadingsRecordedEvent
 	if err := json.Unmarshal(evs[0].Payload, &ev); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/medprov/medprov/wire"
+
 	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
 )
 
@@ -159,11 +161,11 @@ func decodeBookmark(stub shim.ChaincodeStubInterface, bm, obj string, prefix []s
 // pageSize parses a page size argument: "" is DefaultPageSize.
 func pageSize(s string) (int, error) {
 	if s == "" {
-		return DefaultPageSize, nil
+		return wire.DefaultPageSize, nil
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > MaxPageSize {
-		return 0, invalid("pageSize must be an integer in 1..%d", MaxPageSize)
+	if err != nil || n < 1 || n > wire.MaxPageSize {
+		return 0, invalid("pageSize must be an integer in 1..%d", wire.MaxPageSize)
 	}
 	return n, nil
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/medprov/medprov/wire"
+
 	"github.com/spf13/cobra"
 
 	"github.com/medprov/medprov/client"
@@ -33,11 +35,11 @@ when and why with "access log".`,
 
 // accessManifest is what access request writes to DIR/access.json.
 type accessManifest struct {
-	AccessID string                `json:"accessId"`
-	Decision string                `json:"decision"`
-	Readings []manifestEntry       `json:"readings"`
-	Cursor   string                `json:"nextCursor,omitempty"`
-	Checks   []client.Verification `json:"verifications"`
+	AccessID string              `json:"accessId"`
+	Decision string              `json:"decision"`
+	Readings []manifestEntry     `json:"readings"`
+	Cursor   string              `json:"nextCursor,omitempty"`
+	Checks   []wire.Verification `json:"verifications"`
 }
 
 type manifestEntry struct {
@@ -154,8 +156,8 @@ func parseDeviceKeys(pairs []string) (map[string]*ecdsa.PublicKey, error) {
 // verifyReleased verifies every released reading; a device key missing
 // from keys is read from keyDir (if set), else looked up through the
 // reading's provenance.
-func verifyReleased(ctx context.Context, c *client.Client, rs []client.ReleasedReading, keys map[string]*ecdsa.PublicKey, keyDir string) []client.Verification {
-	out := make([]client.Verification, 0, len(rs))
+func verifyReleased(ctx context.Context, c *client.Client, rs []wire.ReleasedReading, keys map[string]*ecdsa.PublicKey, keyDir string) []wire.Verification {
+	out := make([]wire.Verification, 0, len(rs))
 	for _, r := range rs {
 		dev, _, _ := strings.Cut(r.ReadingID, ":")
 		pub, ok := keys[dev]
@@ -196,7 +198,7 @@ func deviceKeyFromProvenance(ctx context.Context, c *client.Client, readingID st
 }
 
 // writeReleased writes the readings and a manifest into dir.
-func writeReleased(dir string, g *client.AccessGrant, vs []client.Verification) (*accessManifest, error) {
+func writeReleased(dir string, g *wire.AccessGrant, vs []wire.Verification) (*accessManifest, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("output directory: %w", err)
 	}
@@ -232,7 +234,7 @@ func fileSafe(id string) string {
 	}, id)
 }
 
-func printGrant(w io.Writer, g *client.AccessGrant, vs []client.Verification, dir string) {
+func printGrant(w io.Writer, g *wire.AccessGrant, vs []wire.Verification, dir string) {
 	fmt.Fprintf(w, "access %s %s: %d readings written to %s\n", g.AccessID, g.Decision, len(g.Readings), dir)
 	for _, v := range vs {
 		printVerification(w, "  ", &v)
@@ -242,7 +244,7 @@ func printGrant(w io.Writer, g *client.AccessGrant, vs []client.Verification, di
 	}
 }
 
-func printVerification(w io.Writer, indent string, v *client.Verification) {
+func printVerification(w io.Writer, indent string, v *wire.Verification) {
 	verdict := "VERIFIED"
 	if !v.OK {
 		verdict = "FAILED"
@@ -278,14 +280,18 @@ follows bookmarks to the end.`,
 			if err != nil {
 				return err
 			}
-			page, err := collectPages(cmd.Context(), client.PageRequest{PageSize: pageSize, Bookmark: bookmark}, all,
-				func(ctx context.Context, pr client.PageRequest) (*client.Page[client.AccessEvent], error) {
-					return c.AccessLog(ctx, patient, pr)
+			items, next, err := collectPages(cmd.Context(), client.PageRequest{PageSize: pageSize, Bookmark: bookmark}, all,
+				func(ctx context.Context, pr client.PageRequest) ([]wire.AccessEvent, string, error) {
+					p, err := c.AccessLog(ctx, patient, pr)
+					if err != nil {
+						return nil, "", err
+					}
+					return p.Items, p.Bookmark, nil
 				})
 			if err != nil {
 				return fmt.Errorf("access log of %s: %w", patient, err)
 			}
-			return emitPage(a, page, printAccessEvents)
+			return emitPage(a, items, next, printAccessEvents)
 		},
 	}
 	f := cmd.Flags()
@@ -299,7 +305,7 @@ follows bookmarks to the end.`,
 	return cmd
 }
 
-func printAccessEvents(w io.Writer, es []client.AccessEvent) {
+func printAccessEvents(w io.Writer, es []wire.AccessEvent) {
 	if len(es) == 0 {
 		fmt.Fprintln(w, "no access events")
 	}

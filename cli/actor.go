@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/medprov/medprov/wire"
+
 	"github.com/spf13/cobra"
 
 	"github.com/medprov/medprov/client"
@@ -47,7 +49,7 @@ a conflict.`,
 			if err != nil {
 				return err
 			}
-			act, err := c.RegisterActor(cmd.Context(), client.ActorRegistration{ID: id, Role: role, PublicKey: pem})
+			act, err := c.RegisterActor(cmd.Context(), wire.ActorInput{ID: id, Role: role, PublicKey: pem})
 			if err != nil {
 				return fmt.Errorf("register actor %s: %w", id, err)
 			}
@@ -62,6 +64,6 @@ a conflict.`,
 	return cmd
 }
 
-func printActor(w io.Writer, act *client.Actor) {
+func printActor(w io.Writer, act *wire.Actor) {
 	fmt.Fprintf(w, "actor %s  role %s  org %s  status %s  tx %s\n", act.ID, act.Role, act.Org, act.Status, act.RegisteredTx)
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/medprov/medprov/wire"
+
 	"github.com/spf13/cobra"
 
 	"github.com/medprov/medprov/client"
@@ -53,14 +55,18 @@ subject and transaction. Filter with --patient, --by (the acting actor),
 				return err
 			}
 			filter := client.EventFilter{PatientID: patient, ActorID: by, Type: typ, From: f, To: t}
-			page, err := collectPages(cmd.Context(), client.PageRequest{PageSize: pageSize, Bookmark: bookmark}, all,
-				func(ctx context.Context, pr client.PageRequest) (*client.Page[client.AuditEvent], error) {
-					return c.AuditEvents(ctx, filter, pr)
+			items, next, err := collectPages(cmd.Context(), client.PageRequest{PageSize: pageSize, Bookmark: bookmark}, all,
+				func(ctx context.Context, pr client.PageRequest) ([]wire.AuditEvent, string, error) {
+					p, err := c.AuditEvents(ctx, filter, pr)
+					if err != nil {
+						return nil, "", err
+					}
+					return p.Items, p.Bookmark, nil
 				})
 			if err != nil {
 				return fmt.Errorf("audit events: %w", err)
 			}
-			return emitPage(a, page, printAuditEvents)
+			return emitPage(a, items, next, printAuditEvents)
 		},
 	}
 	fl := cmd.Flags()
@@ -78,7 +84,7 @@ subject and transaction. Filter with --patient, --by (the acting actor),
 	return cmd
 }
 
-func printAuditEvents(w io.Writer, es []client.AuditEvent) {
+func printAuditEvents(w io.Writer, es []wire.AuditEvent) {
 	if len(es) == 0 {
 		fmt.Fprintln(w, "no audit events")
 	}
@@ -144,7 +150,7 @@ that released it.`,
 	return cmd
 }
 
-func printProvenance(w io.Writer, p *client.Provenance) {
+func printProvenance(w io.Writer, p *wire.ProvenanceReport) {
 	r := p.Reading
 	fmt.Fprintf(w, "reading %s  patient %s  type %s (%s)  measured %s\n", r.ID, r.PatientID, r.Type, r.Unit, r.MeasuredAt)
 	fmt.Fprintf(w, "  dataHash %s\n  cid %s  size %d\n  recorded tx %s at %s\n", r.DataHash, r.CID, r.Size, r.TxID, r.TxTime)

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/medprov/medprov/wire"
+
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -313,7 +315,7 @@ func TestAccessRequestWritesAndVerifiesReadings(t *testing.T) {
 	}
 	sum := sha256.Sum256(env.Payload)
 	grant := func(hash string) string {
-		b, err := json.Marshal(client.AccessGrant{AccessID: "acc-1", Decision: "granted", Readings: []client.ReleasedReading{
+		b, err := json.Marshal(wire.AccessGrant{AccessID: "acc-1", Decision: "granted", Readings: []wire.ReleasedReading{
 			{ReadingID: "dev-1:4", Payload: env.Payload, Signature: env.Signature, DataHash: hash, CID: "bafy"},
 		}})
 		if err != nil {
@@ -358,7 +360,7 @@ func TestAccessRequestWritesAndVerifiesReadings(t *testing.T) {
 		if err := json.Unmarshal(sent.Payload, &action); err != nil {
 			t.Fatal(err)
 		}
-		if action["action"] != client.ActionAccessRequest || action["actorId"] != "res-1" || action["patientId"] != "pat-1" {
+		if action["action"] != wire.ActionAccessRequest || action["actorId"] != "res-1" || action["patientId"] != "pat-1" {
 			t.Errorf("signed action = %v", action)
 		}
 	})
@@ -411,7 +413,7 @@ func TestSignedGetCommandsSignTheRequest(t *testing.T) {
 		t.Errorf("output: %s", out)
 	}
 	r := f.reqs[0]
-	raw, err := base64.StdEncoding.DecodeString(r.Header.Get(client.SignatureHeader))
+	raw, err := base64.StdEncoding.DecodeString(r.Header.Get(wire.SignatureHeader))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -422,7 +424,7 @@ func TestSignedGetCommandsSignTheRequest(t *testing.T) {
 	if err := env.Verify(pub); err != nil {
 		t.Fatalf("signature: %v", err)
 	}
-	var a client.HTTPGetAction
+	var a wire.HTTPGetAction
 	if err := json.Unmarshal(env.Payload, &a); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/medprov/medprov/wire"
+
 	"github.com/spf13/cobra"
 
 	"github.com/medprov/medprov/client"
@@ -132,7 +134,7 @@ printed with its status and every committed change (transaction, time).`,
 	return cmd
 }
 
-func printConsents(w io.Writer, cs []client.Consent) {
+func printConsents(w io.Writer, cs []wire.Consent) {
 	if len(cs) == 0 {
 		fmt.Fprintln(w, "no consents")
 	}

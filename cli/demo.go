@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/medprov/medprov/wire"
+
 	"github.com/spf13/cobra"
 
 	"github.com/medprov/medprov/client"
@@ -125,9 +127,9 @@ type demo struct {
 	operator, patient, researcher, regulator *demoActor
 	deviceID                                 string
 	deviceKey                                *ecdsa.PrivateKey
-	readings                                 []*client.ReadingReceipt
+	readings                                 []*wire.ReadingReceipt
 	consentID                                string
-	grant                                    *client.AccessGrant
+	grant                                    *wire.AccessGrant
 	deniedID                                 string
 	start                                    time.Time
 }
@@ -190,7 +192,7 @@ func (d *demo) newActor(ctx context.Context, role, suffix string) (*demoActor, e
 		return nil, err
 	}
 	id := role + "-" + suffix
-	act, err := d.admin.RegisterActor(ctx, client.ActorRegistration{ID: id, Role: role, PublicKey: string(pem)})
+	act, err := d.admin.RegisterActor(ctx, wire.ActorInput{ID: id, Role: role, PublicKey: string(pem)})
 	if err != nil {
 		return nil, fmt.Errorf("register %s: %w", id, err)
 	}
@@ -216,7 +218,7 @@ func (d *demo) registerActors(ctx context.Context) error {
 	for _, r := range []struct {
 		p    **demoActor
 		role string
-	}{{&d.operator, client.RoleOperator}, {&d.patient, client.RolePatient}, {&d.researcher, client.RoleResearcher}, {&d.regulator, client.RoleRegulator}} {
+	}{{&d.operator, wire.RoleOperator}, {&d.patient, wire.RolePatient}, {&d.researcher, wire.RoleResearcher}, {&d.regulator, wire.RoleRegulator}} {
 		if *r.p, err = d.newActor(ctx, r.role, suffix); err != nil {
 			return err
 		}
@@ -262,7 +264,7 @@ func (d *demo) sendReadings(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("reading %s: %w", p.ReadingID(), err)
 		}
-		if err := expect(r.Status == client.StatusRecorded && r.TxID != "" && r.ReadingID == p.ReadingID(), "receipt %+v", r); err != nil {
+		if err := expect(r.Status == wire.StatusRecorded && r.TxID != "" && r.ReadingID == p.ReadingID(), "receipt %+v", r); err != nil {
 			return err
 		}
 		d.show("%s  %s  tx %s  block %d", r.ReadingID, r.Status, r.TxID, r.Block)
@@ -299,7 +301,7 @@ func (d *demo) requestGranted(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := expect(g.Decision == client.DecisionGranted && len(g.Readings) == demoReadings, "decision %q with %d readings, want granted with %d", g.Decision, len(g.Readings), demoReadings); err != nil {
+	if err := expect(g.Decision == wire.DecisionGranted && len(g.Readings) == demoReadings, "decision %q with %d readings, want granted with %d", g.Decision, len(g.Readings), demoReadings); err != nil {
 		return err
 	}
 	d.grant = g
@@ -324,8 +326,8 @@ func (d *demo) accessLog(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	found := slices.ContainsFunc(p.Items, func(e client.AccessEvent) bool {
-		return e.ID == d.grant.AccessID && e.Decision == client.DecisionGranted && e.ActorID == d.researcher.id
+	found := slices.ContainsFunc(p.Items, func(e wire.AccessEvent) bool {
+		return e.ID == d.grant.AccessID && e.Decision == wire.DecisionGranted && e.ActorID == d.researcher.id
 	})
 	for _, e := range p.Items {
 		d.show("%s  %s %s by %s  purpose %s  %d readings  tx %s", e.TxTime, e.ID, e.Decision, e.ActorID, e.Purpose, e.Count, e.TxID)
@@ -349,7 +351,7 @@ func (d *demo) listConsents(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	i := slices.IndexFunc(cs, func(c client.Consent) bool { return c.ID == d.consentID })
+	i := slices.IndexFunc(cs, func(c wire.Consent) bool { return c.ID == d.consentID })
 	if err := expect(i >= 0, "consent %s is not listed", d.consentID); err != nil {
 		return err
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/medprov/medprov/wire"
+
 	"github.com/spf13/cobra"
 
 	"github.com/medprov/medprov/client"
@@ -89,7 +91,7 @@ valid and verifiable.`,
 	return cmd
 }
 
-func printDevice(w io.Writer, d *client.Device) {
+func printDevice(w io.Writer, d *wire.Device) {
 	fmt.Fprintf(w, "device %s  patient %s  operator %s  type %s  status %s\n", d.ID, d.PatientID, d.OperatorID, d.DeviceType, d.Status)
 	fmt.Fprintf(w, "  registered tx %s", d.RegisteredTx)
 	if d.RevokedTx != "" {

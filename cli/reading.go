@@ -6,6 +6,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/medprov/medprov/wire"
+
 	"github.com/spf13/cobra"
 
 	"github.com/medprov/medprov/client"
@@ -89,7 +91,7 @@ and prints the transaction id and block number.`,
 	return cmd
 }
 
-func printReceipt(w io.Writer, r *client.ReadingReceipt) {
+func printReceipt(w io.Writer, r *wire.ReadingReceipt) {
 	fmt.Fprintf(w, "reading %s  status %s\n  dataHash %s\n  cid %s\n", r.ReadingID, r.Status, r.DataHash, r.CID)
 	if r.TxID != "" {
 		fmt.Fprintf(w, "  tx %s  block %d\n", r.TxID, r.Block)

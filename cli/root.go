@@ -258,32 +258,38 @@ func required(cmd *cobra.Command, names ...string) {
 }
 
 // collectPages fetches the page pr selects and, with all, follows bookmarks
-// to the last page. The result holds every item fetched and the bookmark
-// of the page after them ("" at the end).
+// to the last page. It returns every item fetched and the bookmark of the
+// page after them ("" at the end).
 func collectPages[T any](ctx context.Context, pr client.PageRequest, all bool,
-	fetch func(context.Context, client.PageRequest) (*client.Page[T], error)) (*client.Page[T], error) {
+	fetch func(context.Context, client.PageRequest) ([]T, string, error)) ([]T, string, error) {
 	var items []T
 	for {
-		p, err := fetch(ctx, pr)
+		got, bookmark, err := fetch(ctx, pr)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		items = append(items, p.Items...)
-		pr.Bookmark = p.Bookmark
-		if !all || p.Bookmark == "" || len(p.Items) == 0 {
+		items = append(items, got...)
+		pr.Bookmark = bookmark
+		if !all || bookmark == "" || len(got) == 0 {
 			break
 		}
 	}
-	return &client.Page[T]{Items: items, Bookmark: pr.Bookmark, Count: len(items)}, nil
+	return items, pr.Bookmark, nil
 }
 
-// emitPage prints a page as JSON with --json, else its items with print
-// and, when more remain, the bookmark to continue from.
-func emitPage[T any](a *app, page *client.Page[T], print func(io.Writer, []T)) error {
+// emitPage prints items as a JSON page {items, bookmark, count} with
+// --json, else with print and, when more remain, the bookmark to continue
+// from.
+func emitPage[T any](a *app, items []T, bookmark string, print func(io.Writer, []T)) error {
+	page := struct {
+		Items    []T    `json:"items"`
+		Bookmark string `json:"bookmark"`
+		Count    int    `json:"count"`
+	}{items, bookmark, len(items)}
 	return a.emit(page, func(w io.Writer) {
-		print(w, page.Items)
-		if page.Bookmark != "" {
-			fmt.Fprintf(w, "more: --bookmark %s\n", page.Bookmark)
+		print(w, items)
+		if bookmark != "" {
+			fmt.Fprintf(w, "more: --bookmark %s\n", bookmark)
 		}
 	})
 }

@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -19,13 +18,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/medprov/medprov/chaincode"
-	"github.com/medprov/medprov/envelope"
 	"github.com/medprov/medprov/gateway"
 	"github.com/medprov/medprov/ingest"
-	ipfsembedded "github.com/medprov/medprov/ipfs/embedded"
-	"github.com/medprov/medprov/ledger"
-	ledgerembedded "github.com/medprov/medprov/ledger/embedded"
+	"github.com/medprov/medprov/node"
 	"github.com/medprov/medprov/seal"
 )
 
@@ -99,104 +94,39 @@ start. The keyring master key is $MEDPROV_MASTER_KEY (64 hex digits), else
 	return cmd
 }
 
-// stack is a running gateway with its backends.
-type stack struct {
-	gw      *gateway.Server
-	closers []func() error
-}
-
-func (s *stack) close() error {
-	var errs []error
-	if s.gw != nil {
-		errs = append(errs, s.gw.Close())
-	}
-	for i := len(s.closers) - 1; i >= 0; i-- {
-		errs = append(errs, s.closers[i]())
-	}
-	return errors.Join(errs...)
-}
-
-// openStack opens the backends named by o and the gateway over them.
-func (a *app) openStack(ctx context.Context, o *serveOptions, adminToken string, log *slog.Logger) (*stack, error) {
-	st := &stack{}
-	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
-	}
-	fail := func(err error) (*stack, error) { return nil, errors.Join(err, st.close()) }
-
-	var tr ledger.Transactor
-	var verifier gateway.Verifier // nil: the gateway verifies with plain ECDSA
-	switch o.ledger {
-	case "embedded":
-		// Gateway and chaincode share one process here, so the chaincode
-		// may reuse the gateway's verification of the identical (key,
-		// digest, signature) triple. On Fabric every peer verifies alone.
-		memo := envelope.NewVerifyMemo(1 << 18)
-		verifier = memo
-		cc, err := chaincode.NewChaincode(chaincode.WithVerifier(memo))
-		if err != nil {
-			return fail(fmt.Errorf("chaincode: %w", err))
-		}
-		l, err := ledgerembedded.New(ctx, ledgerembedded.Config{Dir: filepath.Join(o.dataDir, "ledger"), Chaincode: cc, Logger: log})
-		if err != nil {
-			return fail(fmt.Errorf("embedded ledger: %w", err))
-		}
-		tr = l
-	case "fabric":
-		l, err := openFabric(ctx, o)
-		if err != nil {
-			return fail(err)
-		}
-		tr = l
-	default:
-		return fail(usagef("--ledger must be embedded or fabric"))
-	}
-	st.closers = append(st.closers, tr.Close)
-
-	var blobs gateway.Blobs
-	switch o.blobs {
-	case "embedded":
-		b, err := ipfsembedded.New(ctx, ipfsembedded.Config{Dir: filepath.Join(o.dataDir, "blobs")})
-		if err != nil {
-			return fail(fmt.Errorf("embedded blob store: %w", err))
-		}
-		st.closers = append(st.closers, b.Close)
-		blobs = b
-	case "kubo":
-		b, err := openKubo(ctx, o)
-		if err != nil {
-			return fail(err)
-		}
-		st.closers = append(st.closers, b.Close)
-		blobs = b
-	default:
-		return fail(usagef("--blobs must be embedded or kubo"))
-	}
-
+// nodeConfig is the node that o describes.
+func (a *app) nodeConfig(o *serveOptions, adminToken string, log *slog.Logger) (node.Config, error) {
 	mk, err := a.masterKey(o)
 	if err != nil {
-		return fail(err)
+		return node.Config{}, err
 	}
-	kr, err := seal.OpenKeyring(ctx, seal.KeyringConfig{Path: filepath.Join(o.dataDir, "keyring.db"), MasterKey: mk, Logger: log})
-	if err != nil {
-		return fail(fmt.Errorf("keyring: %w", err))
-	}
-	st.closers = append(st.closers, kr.Close)
+	return node.Config{
+		DataDir: o.dataDir, Ledger: o.ledger, FabricProfile: o.fabricProfile, FabricOrg: o.fabricOrg,
+		Blobs: o.blobs, KuboAPI: o.kuboAPI, MasterKey: mk, AdminToken: adminToken,
+		Queue:   ingest.QueueConfig{MaxPending: o.queueMax},
+		Batcher: ingest.BatcherConfig{MaxBatch: o.batchMax, MaxWait: o.batchWait, InFlight: o.inFlight},
+		Limits:  gateway.Limits{DeviceRate: o.deviceRate, DeviceBurst: max(int(o.deviceRate*5), 1), MaxLag: o.maxLag},
+		Logger:  log,
+	}, nil
+}
 
-	gw, err := gateway.New(ctx, gateway.Config{
-		Ledger: tr, Blobs: blobs, Sealer: kr, AdminToken: adminToken, Verifier: verifier,
-		QueuePath:           filepath.Join(o.dataDir, "ingest.db"),
-		EventCheckpointPath: filepath.Join(o.dataDir, "events.checkpoint"),
-		Queue:               ingest.QueueConfig{MaxPending: o.queueMax},
-		Batcher:             ingest.BatcherConfig{MaxBatch: o.batchMax, MaxWait: o.batchWait, InFlight: o.inFlight},
-		Limits:              gateway.Limits{DeviceRate: o.deviceRate, DeviceBurst: max(int(o.deviceRate*5), 1)},
-		Logger:              log,
-	})
-	if err != nil {
-		return fail(err)
+// openNode opens the node that o describes.
+func (a *app) openNode(ctx context.Context, o *serveOptions, adminToken string, log *slog.Logger) (*node.Node, error) {
+	switch o.ledger {
+	case node.Embedded, node.Fabric:
+	default:
+		return nil, usagef("--ledger must be embedded or fabric")
 	}
-	st.gw = gw
-	return st, nil
+	switch o.blobs {
+	case node.Embedded, node.Kubo:
+	default:
+		return nil, usagef("--blobs must be embedded or kubo")
+	}
+	cfg, err := a.nodeConfig(o, adminToken, log)
+	if err != nil {
+		return nil, err
+	}
+	return node.Open(ctx, cfg)
 }
 
 // masterKey reads the keyring master key from the environment or its file.
@@ -282,12 +212,12 @@ func (a *app) serve(ctx context.Context, o *serveOptions, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	st, err := a.openStack(ctx, o, token, log)
+	n, err := a.openNode(ctx, o, token, log)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if err := st.close(); err != nil {
+		if err := n.Close(); err != nil {
 			log.Error("shutdown", "err", err)
 		}
 	}()
@@ -304,7 +234,7 @@ func (a *app) serve(ctx context.Context, o *serveOptions, stderr io.Writer) erro
 		fmt.Fprintf(stderr, "medprov: new admin token (stored 0600 in %s): %s\n", filepath.Join(o.dataDir, "admin.token"), token)
 	}
 	log.Info("medprov gateway listening", "url", scheme+"://"+ln.Addr().String(), "ledger", o.ledger, "blobs", o.blobs, "dataDir", o.dataDir)
-	srv := newHTTPServer(st.gw.Handler(), log)
+	srv := node.NewHTTPServer(n.Handler(), log)
 	errc := make(chan error, 1)
 	go func() {
 		if o.tlsCert != "" {
@@ -327,18 +257,6 @@ func (a *app) serve(ctx context.Context, o *serveOptions, stderr io.Writer) erro
 	return nil
 }
 
-func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-}
-
 // startEmbeddedGateway runs a gateway on the embedded backends in dataDir,
 // on a free loopback port, with a fresh admin token. stop shuts it down.
 func startEmbeddedGateway(ctx context.Context, dataDir string) (baseURL, adminToken string, stop func() error, err error) {
@@ -350,20 +268,20 @@ func startEmbeddedGateway(ctx context.Context, dataDir string) (baseURL, adminTo
 		return "", "", nil, err
 	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	st, err := a.openStack(ctx, o, token, log)
+	n, err := a.openNode(ctx, o, token, log)
 	if err != nil {
 		return "", "", nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", "", nil, errors.Join(fmt.Errorf("listen: %w", err), st.close())
+		return "", "", nil, errors.Join(fmt.Errorf("listen: %w", err), n.Close())
 	}
-	srv := newHTTPServer(st.gw.Handler(), log)
+	srv := node.NewHTTPServer(n.Handler(), log)
 	go func() { _ = srv.Serve(ln) }() //nolint:errcheck // Serve returns ErrServerClosed after Shutdown
 	stop = func() error {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		return errors.Join(srv.Shutdown(sctx), st.close())
+		return errors.Join(srv.Shutdown(sctx), n.Close())
 	}
 	return "http://" + ln.Addr().String(), token, stop, nil
 }

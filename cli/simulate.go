@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/medprov/medprov/wire"
+
 	"github.com/spf13/cobra"
 
 	"github.com/medprov/medprov/client"
@@ -57,7 +59,7 @@ func (s *simStats) add(status string, err error) {
 	s.Sent++
 	var ae *client.APIError
 	switch {
-	case err == nil && status == client.StatusExists:
+	case err == nil && status == wire.StatusExists:
 		s.Existing++
 	case err == nil:
 		s.Accepted++
@@ -273,7 +275,7 @@ func runSimDevice(gen, ctx context.Context, c *client.Client, d simDevice, cfg s
 			r, err := c.SubmitReading(ctx, envs[0], opts...)
 			if err != nil {
 				st.add("", err)
-				pause = retryAfter(err)
+				pause = client.RetryAfter(err)
 			} else {
 				st.add(r.Status, nil)
 			}
@@ -283,7 +285,7 @@ func runSimDevice(gen, ctx context.Context, c *client.Client, d simDevice, cfg s
 				for range envs {
 					st.add("", err)
 				}
-				pause = retryAfter(err)
+				pause = client.RetryAfter(err)
 			} else {
 				for _, r := range b.Results {
 					if r.Error != nil {
@@ -307,18 +309,6 @@ func runSimDevice(gen, ctx context.Context, c *client.Client, d simDevice, cfg s
 		case <-t.C:
 		}
 	}
-}
-
-// retryAfter returns the pushback delay of err, or zero.
-func retryAfter(err error) time.Duration {
-	var ae *client.APIError
-	if errors.As(err, &ae) && (errors.Is(err, client.ErrRateLimited) || errors.Is(err, client.ErrUnavailable)) {
-		if ae.RetryAfter > 0 {
-			return ae.RetryAfter
-		}
-		return time.Second
-	}
-	return 0
 }
 
 func printSimStats(w io.Writer, st *simStats) {

@@ -29,6 +29,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/medprov/medprov/wire"
 )
 
 // MaxResponseBytes bounds the size of a response body the client reads.
@@ -108,7 +110,7 @@ type APIError struct {
 	Status int
 	// Code is the stable machine-readable code from the body, e.g.
 	// "forbidden" or "no_consent"; empty if the body had none.
-	Code string
+	Code wire.Code
 	// Message is the server's human-readable message.
 	Message string
 	// AccessID is set when an access request was denied: the denial was
@@ -122,7 +124,7 @@ type APIError struct {
 func (e *APIError) Error() string {
 	s := fmt.Sprintf("gateway: %d", e.Status)
 	if e.Code != "" {
-		s += " " + e.Code
+		s += " " + string(e.Code)
 	}
 	if e.Message != "" {
 		s += ": " + e.Message
@@ -161,8 +163,8 @@ func (e *APIError) Is(target error) bool {
 func parseAPIError(resp *http.Response, body []byte) *APIError {
 	e := &APIError{Status: resp.StatusCode}
 	var v struct {
-		Error    *ErrorBody `json:"error"`
-		AccessID string     `json:"accessId"`
+		Error    *wire.ErrorBody `json:"error"`
+		AccessID string          `json:"accessId"`
 	}
 	if err := json.Unmarshal(body, &v); err == nil && v.Error != nil {
 		e.Code, e.Message, e.AccessID = v.Error.Code, v.Error.Message, v.AccessID
@@ -247,7 +249,7 @@ func (c *Client) do(ctx context.Context, r request, out any) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		req.Header.Set(SignatureHeader, h)
+		req.Header.Set(wire.SignatureHeader, h)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -284,4 +286,18 @@ func pageQuery(p PageRequest) url.Values {
 		q.Set("bookmark", p.Bookmark)
 	}
 	return q
+}
+
+// RetryAfter returns how long to wait before retrying after err: the
+// server's Retry-After (at least a second) when err is a rate limit (429) or
+// pushback (503), else 0, meaning do not retry.
+func RetryAfter(err error) time.Duration {
+	var ae *APIError
+	if errors.As(err, &ae) && (errors.Is(err, ErrRateLimited) || errors.Is(err, ErrUnavailable)) {
+		if ae.RetryAfter > 0 {
+			return ae.RetryAfter
+		}
+		return time.Second
+	}
+	return 0
 }

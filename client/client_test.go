@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/medprov/medprov/wire"
+
 	"github.com/medprov/medprov/client"
 	"github.com/medprov/medprov/envelope"
 )
@@ -148,7 +150,7 @@ func TestSignedPosts(t *testing.T) {
 			},
 			respBody: `{"id":"dev-1","status":"active","registeredTx":"tx1"}`,
 			path:     "/v1/devices",
-			action:   client.ActionDeviceRegister,
+			action:   wire.ActionDeviceRegister,
 			fields:   map[string]any{"deviceId": "dev-1", "patientId": "pat-1", "deviceType": "ecg", "publicKey": "PEM"},
 		},
 		{
@@ -159,7 +161,7 @@ func TestSignedPosts(t *testing.T) {
 			},
 			respBody: `{"id":"dev-1","status":"revoked"}`,
 			path:     "/v1/devices/dev-1/revoke",
-			action:   client.ActionDeviceRevoke,
+			action:   wire.ActionDeviceRevoke,
 			fields:   map[string]any{"deviceId": "dev-1"},
 		},
 		{
@@ -173,21 +175,21 @@ func TestSignedPosts(t *testing.T) {
 			},
 			respBody: `{"consentId":"cns-1","txId":"tx2"}`,
 			path:     "/v1/consents",
-			action:   client.ActionConsentGrant,
+			action:   wire.ActionConsentGrant,
 			fields:   map[string]any{"granteeId": "res-1", "purpose": "study.x", "dataTypes": []any{"ecg", "spo2"}, "notBefore": "2026-03-01T12:00:00Z", "notAfter": "2026-03-02T12:00:00Z"},
 		},
 		{
-			name: "consent revocation accepts a full consent record as answer",
+			name: "consent revocation returns the revoked consent",
 			call: func(c *client.Client) error {
 				r, err := c.RevokeConsent(t.Context(), "cns-1")
-				if err == nil && (r.ConsentID != "cns-1" || r.TxID != "tx3" || r.Status != "revoked") {
+				if err == nil && (r.ConsentID != "cns-1" || r.TxID != "tx3" || r.Consent.Status != "revoked") {
 					t.Errorf("receipt = %+v, want cns-1/tx3/revoked", r)
 				}
 				return err
 			},
-			respBody: `{"id":"cns-1","status":"revoked","grantedTx":"tx2","revokedTx":"tx3"}`,
+			respBody: `{"consentId":"cns-1","txId":"tx3","block":4,"consent":{"id":"cns-1","status":"revoked","grantedTx":"tx2","revokedTx":"tx3"}}`,
 			path:     "/v1/consents/cns-1/revoke",
-			action:   client.ActionConsentRevoke,
+			action:   wire.ActionConsentRevoke,
 			fields:   map[string]any{"consentId": "cns-1"},
 		},
 		{
@@ -201,7 +203,7 @@ func TestSignedPosts(t *testing.T) {
 			},
 			respBody: `{"accessId":"acc-1","decision":"granted","readings":[{"readingId":"d:1","payload":"aGk=","signature":"AQ==","dataHash":"ab","cid":"Qm"}]}`,
 			path:     "/v1/access",
-			action:   client.ActionAccessRequest,
+			action:   wire.ActionAccessRequest,
 			fields:   map[string]any{"patientId": "pat-1", "purpose": "study.x", "dataTypes": []any{"ecg"}, "from": "2026-03-01T12:00:00Z", "to": "2026-03-01T13:00:00Z", "cursor": "cur"},
 		},
 	}
@@ -258,7 +260,7 @@ func TestSignedCallWithoutActorFailsBeforeSending(t *testing.T) {
 
 func TestRegisterActorSendsAdminToken(t *testing.T) {
 	f, c := newFake(t, http.StatusCreated, `{"id":"pat-1","role":"patient","status":"active","registeredTx":"tx0"}`, client.WithAdminToken("s3cret"))
-	a, err := c.RegisterActor(t.Context(), client.ActorRegistration{ID: "pat-1", Role: "patient", PublicKey: "PEM"})
+	a, err := c.RegisterActor(t.Context(), wire.ActorInput{ID: "pat-1", Role: "patient", PublicKey: "PEM"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +301,7 @@ func TestSubmitReading(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.TxID != "tx9" || r.Block != 12 || r.Status != client.StatusRecorded {
+		if r.TxID != "tx9" || r.Block != 12 || r.Status != wire.StatusRecorded {
 			t.Errorf("receipt = %+v", r)
 		}
 		got := f.last(t)
@@ -316,7 +318,7 @@ func TestSubmitReading(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := f.last(t); got.requestURI != "/v1/readings" || r.Status != client.StatusQueued {
+		if got := f.last(t); got.requestURI != "/v1/readings" || r.Status != wire.StatusQueued {
 			t.Errorf("request URI = %s, status %s", got.requestURI, r.Status)
 		}
 	})
@@ -368,7 +370,7 @@ func TestSubmitReadingsBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	failed := b.Failed()
-	if len(b.Results) != 2 || len(failed) != 1 || failed[0].Index != 1 || failed[0].Error.Code != "conflict" {
+	if len(b.Results) != 2 || len(failed) != 1 || failed[0].Index == nil || *failed[0].Index != 1 || failed[0].Error.Code != "conflict" {
 		t.Errorf("results = %+v, failed %+v", b.Results, failed)
 	}
 	var body struct {
@@ -475,12 +477,12 @@ func TestSignedGets(t *testing.T) {
 			if got.method != http.MethodGet || got.requestURI != tt.wantURI {
 				t.Errorf("request = %s %s, want GET %s", got.method, got.requestURI, tt.wantURI)
 			}
-			raw, err := base64.StdEncoding.DecodeString(got.header.Get(client.SignatureHeader))
+			raw, err := base64.StdEncoding.DecodeString(got.header.Get(wire.SignatureHeader))
 			if err != nil {
 				t.Fatalf("signature header is not base64: %v", err)
 			}
 			m := openEnvelope(t, raw, &actor.PublicKey)
-			checkHeader(t, m, client.ActionHTTPGet, "reg-1", fixedNow)
+			checkHeader(t, m, wire.ActionHTTPGet, "reg-1", fixedNow)
 			if m["method"] != "GET" || m["path"] != got.requestURI {
 				t.Errorf("signed method, path = %v %v; want GET %s", m["method"], m["path"], got.requestURI)
 			}

@@ -9,6 +9,8 @@ import (
 	"log"
 	"time"
 
+	"github.com/medprov/medprov/wire"
+
 	"github.com/medprov/medprov/client"
 	"github.com/medprov/medprov/envelope"
 )
@@ -126,7 +128,7 @@ func ExampleVerifyReleasedReading() {
 		log.Fatal(err)
 	}
 	sum := sha256.Sum256(env.Payload)
-	r := client.ReleasedReading{ReadingID: "ecg-0001:1", Payload: env.Payload, Signature: env.Signature, DataHash: hex.EncodeToString(sum[:])}
+	r := wire.ReleasedReading{ReadingID: "ecg-0001:1", Payload: env.Payload, Signature: env.Signature, DataHash: hex.EncodeToString(sum[:])}
 
 	v, err := client.VerifyReleasedReading(r, &deviceKey.PublicKey, nil)
 	fmt.Println(v.OK, err)
@@ -149,6 +151,6 @@ func ExampleSignedGetHeader() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(client.SignatureHeader, len(h) > 0)
+	fmt.Println(wire.SignatureHeader, len(h) > 0)
 	// Output: X-Medprov-Signature true
 }

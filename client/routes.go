@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/medprov/medprov/envelope"
+	"github.com/medprov/medprov/wire"
 )
 
 // Ping checks GET /healthz and returns nil if the gateway answers 2xx.
@@ -19,8 +20,8 @@ func (c *Client) Ping(ctx context.Context) error {
 }
 
 // RegisterActor registers an actor with the admin token (POST /v1/actors).
-func (c *Client) RegisterActor(ctx context.Context, a ActorRegistration) (*Actor, error) {
-	var out Actor
+func (c *Client) RegisterActor(ctx context.Context, a wire.ActorInput) (*wire.Actor, error) {
+	var out wire.Actor
 	if _, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/actors", body: a, admin: true}, &out); err != nil {
 		return nil, err
 	}
@@ -28,9 +29,9 @@ func (c *Client) RegisterActor(ctx context.Context, a ActorRegistration) (*Actor
 }
 
 // header returns a fresh action header signed as the client's actor.
-func (c *Client) header(action string) (ActionHeader, error) {
+func (c *Client) header(action string) (wire.ActionHeader, error) {
 	if c.actorKey == nil {
-		return ActionHeader{}, ErrNoActor
+		return wire.ActionHeader{}, ErrNoActor
 	}
 	return NewActionHeader(action, c.actorID, c.now())
 }
@@ -55,13 +56,13 @@ type DeviceRegistration struct {
 
 // RegisterDevice registers a device to a patient, signed by the client's
 // actor, which must be an operator (POST /v1/devices).
-func (c *Client) RegisterDevice(ctx context.Context, d DeviceRegistration) (*Device, error) {
-	h, err := c.header(ActionDeviceRegister)
+func (c *Client) RegisterDevice(ctx context.Context, d DeviceRegistration) (*wire.Device, error) {
+	h, err := c.header(wire.ActionDeviceRegister)
 	if err != nil {
 		return nil, err
 	}
-	var out Device
-	p := DeviceRegisterAction{ActionHeader: h, DeviceID: d.DeviceID, PatientID: d.PatientID, DeviceType: d.DeviceType, PublicKey: d.PublicKey}
+	var out wire.Device
+	p := wire.DeviceRegisterAction{ActionHeader: h, DeviceID: d.DeviceID, PatientID: d.PatientID, DeviceType: d.DeviceType, PublicKey: d.PublicKey}
 	if _, err := c.postSigned(ctx, "/v1/devices", p, &out); err != nil {
 		return nil, err
 	}
@@ -70,13 +71,13 @@ func (c *Client) RegisterDevice(ctx context.Context, d DeviceRegistration) (*Dev
 
 // RevokeDevice revokes a device's key, signed by the client's actor, which
 // must be the operator that registered it (POST /v1/devices/{id}/revoke).
-func (c *Client) RevokeDevice(ctx context.Context, deviceID string) (*Device, error) {
-	h, err := c.header(ActionDeviceRevoke)
+func (c *Client) RevokeDevice(ctx context.Context, deviceID string) (*wire.Device, error) {
+	h, err := c.header(wire.ActionDeviceRevoke)
 	if err != nil {
 		return nil, err
 	}
-	var out Device
-	p := DeviceRevokeAction{ActionHeader: h, DeviceID: deviceID}
+	var out wire.Device
+	p := wire.DeviceRevokeAction{ActionHeader: h, DeviceID: deviceID}
 	if _, err := c.postSigned(ctx, "/v1/devices/"+seg(deviceID)+"/revoke", p, &out); err != nil {
 		return nil, err
 	}
@@ -94,12 +95,12 @@ func WaitForCommit() SubmitOption { return func(q url.Values) { q.Set("wait", "c
 // SubmitReading sends one device-signed reading envelope (POST
 // /v1/readings). Resending the same envelope is safe: the receipt's status
 // is then "exists" or "queued".
-func (c *Client) SubmitReading(ctx context.Context, env envelope.Envelope, opts ...SubmitOption) (*ReadingReceipt, error) {
+func (c *Client) SubmitReading(ctx context.Context, env envelope.Envelope, opts ...SubmitOption) (*wire.ReadingReceipt, error) {
 	q := url.Values{}
 	for _, o := range opts {
 		o(q)
 	}
-	var out ReadingReceipt
+	var out wire.ReadingReceipt
 	if _, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/readings", query: q, body: env}, &out); err != nil {
 		return nil, err
 	}
@@ -111,7 +112,7 @@ func (c *Client) SubmitReading(ctx context.Context, env envelope.Envelope, opts 
 // per-item results (BatchReceipt.Failed). The error is non-nil only when
 // the whole request was refused. WaitForCommit makes it return once the
 // accepted readings are in blocks.
-func (c *Client) SubmitReadings(ctx context.Context, envs []envelope.Envelope, opts ...SubmitOption) (*BatchReceipt, error) {
+func (c *Client) SubmitReadings(ctx context.Context, envs []envelope.Envelope, opts ...SubmitOption) (*wire.BatchReceipt, error) {
 	q := url.Values{}
 	for _, o := range opts {
 		o(q)
@@ -119,7 +120,7 @@ func (c *Client) SubmitReadings(ctx context.Context, envs []envelope.Envelope, o
 	body := struct {
 		Readings []envelope.Envelope `json:"readings"`
 	}{envs}
-	var out BatchReceipt
+	var out wire.BatchReceipt
 	if _, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/readings/batch", query: q, body: body}, &out); err != nil {
 		return nil, err
 	}
@@ -128,16 +129,16 @@ func (c *Client) SubmitReadings(ctx context.Context, envs []envelope.Envelope, o
 
 // GrantConsent grants consent, signed by the client's actor, which must be
 // the patient (POST /v1/consents).
-func (c *Client) GrantConsent(ctx context.Context, g ConsentGrant) (*ConsentReceipt, error) {
-	h, err := c.header(ActionConsentGrant)
+func (c *Client) GrantConsent(ctx context.Context, g ConsentGrant) (*wire.ConsentReceipt, error) {
+	h, err := c.header(wire.ActionConsentGrant)
 	if err != nil {
 		return nil, err
 	}
-	p := ConsentGrantAction{
+	p := wire.ConsentGrantAction{
 		ActionHeader: h, GranteeID: g.GranteeID, Purpose: g.Purpose, DataTypes: g.DataTypes,
 		NotBefore: g.NotBefore.UTC().Format(time.RFC3339), NotAfter: g.NotAfter.UTC().Format(time.RFC3339),
 	}
-	var out ConsentReceipt
+	var out wire.ConsentReceipt
 	if _, err := c.postSigned(ctx, "/v1/consents", p, &out); err != nil {
 		return nil, err
 	}
@@ -146,13 +147,13 @@ func (c *Client) GrantConsent(ctx context.Context, g ConsentGrant) (*ConsentRece
 
 // RevokeConsent revokes a consent, signed by the client's actor, which must
 // be its patient (POST /v1/consents/{id}/revoke).
-func (c *Client) RevokeConsent(ctx context.Context, consentID string) (*ConsentReceipt, error) {
-	h, err := c.header(ActionConsentRevoke)
+func (c *Client) RevokeConsent(ctx context.Context, consentID string) (*wire.ConsentReceipt, error) {
+	h, err := c.header(wire.ActionConsentRevoke)
 	if err != nil {
 		return nil, err
 	}
-	var out ConsentReceipt
-	p := ConsentRevokeAction{ActionHeader: h, ConsentID: consentID}
+	var out wire.ConsentReceipt
+	p := wire.ConsentRevokeAction{ActionHeader: h, ConsentID: consentID}
 	if _, err := c.postSigned(ctx, "/v1/consents/"+seg(consentID)+"/revoke", p, &out); err != nil {
 		return nil, err
 	}
@@ -166,17 +167,17 @@ func (c *Client) RevokeConsent(ctx context.Context, consentID string) (*ConsentR
 // actor, which must be a researcher (POST /v1/access). A denial is
 // returned as an *APIError with Status 403 and the AccessID under which the
 // denial was recorded.
-func (c *Client) RequestAccess(ctx context.Context, r AccessRequest) (*AccessGrant, error) {
-	h, err := c.header(ActionAccessRequest)
+func (c *Client) RequestAccess(ctx context.Context, r AccessRequest) (*wire.AccessGrant, error) {
+	h, err := c.header(wire.ActionAccessRequest)
 	if err != nil {
 		return nil, err
 	}
-	p := AccessRequestAction{
+	p := wire.AccessRequestAction{
 		ActionHeader: h, PatientID: r.PatientID, Purpose: r.Purpose, DataTypes: r.DataTypes,
 		From: r.From.UTC().Format(time.RFC3339Nano), To: r.To.UTC().Format(time.RFC3339Nano),
 		Cursor: r.Cursor, Limit: r.Limit,
 	}
-	var out AccessGrant
+	var out wire.AccessGrant
 	if _, err := c.postSigned(ctx, "/v1/access", p, &out); err != nil {
 		return nil, err
 	}
@@ -192,12 +193,12 @@ func (c *Client) getSigned(ctx context.Context, path string, q url.Values, out a
 // Consents lists a patient's consents with their history (GET
 // /v1/patients/{id}/consents). Signed; the actor must be the patient or a
 // regulator.
-func (c *Client) Consents(ctx context.Context, patientID string) ([]Consent, error) {
+func (c *Client) Consents(ctx context.Context, patientID string) ([]wire.Consent, error) {
 	var raw json.RawMessage
 	if err := c.getSigned(ctx, "/v1/patients/"+seg(patientID)+"/consents", nil, &raw); err != nil {
 		return nil, err
 	}
-	return decodeList[Consent](raw)
+	return decodeList[wire.Consent](raw)
 }
 
 // decodeList accepts a bare JSON array or an object with "items".
@@ -206,7 +207,9 @@ func decodeList[T any](raw json.RawMessage) ([]T, error) {
 	if err := json.Unmarshal(raw, &items); err == nil {
 		return items, nil
 	}
-	var page Page[T]
+	var page struct {
+		Items []T `json:"items"`
+	}
 	if err := json.Unmarshal(raw, &page); err != nil {
 		return nil, fmt.Errorf("decode list: %w", err)
 	}
@@ -216,8 +219,8 @@ func decodeList[T any](raw json.RawMessage) ([]T, error) {
 // AccessLog returns one page of who accessed a patient's data, oldest first
 // (GET /v1/patients/{id}/access-log). Signed; the actor must be the patient
 // or a regulator.
-func (c *Client) AccessLog(ctx context.Context, patientID string, p PageRequest) (*Page[AccessEvent], error) {
-	var out Page[AccessEvent]
+func (c *Client) AccessLog(ctx context.Context, patientID string, p PageRequest) (*wire.AccessEventPage, error) {
+	var out wire.AccessEventPage
 	if err := c.getSigned(ctx, "/v1/patients/"+seg(patientID)+"/access-log", pageQuery(p), &out); err != nil {
 		return nil, err
 	}
@@ -227,8 +230,8 @@ func (c *Client) AccessLog(ctx context.Context, patientID string, p PageRequest)
 // Provenance returns a reading's record, device, covering consents and
 // accesses (GET /v1/readings/{id}/provenance). Signed; the actor must be a
 // regulator or the patient.
-func (c *Client) Provenance(ctx context.Context, readingID string) (*Provenance, error) {
-	var out Provenance
+func (c *Client) Provenance(ctx context.Context, readingID string) (*wire.ProvenanceReport, error) {
+	var out wire.ProvenanceReport
 	if err := c.getSigned(ctx, "/v1/readings/"+seg(readingID)+"/provenance", nil, &out); err != nil {
 		return nil, err
 	}
@@ -246,7 +249,7 @@ type EventFilter struct {
 
 // AuditEvents returns one page of audit events matching f (GET
 // /v1/audit/events). Signed; the actor must be a regulator.
-func (c *Client) AuditEvents(ctx context.Context, f EventFilter, p PageRequest) (*Page[AuditEvent], error) {
+func (c *Client) AuditEvents(ctx context.Context, f EventFilter, p PageRequest) (*wire.AuditEventPage, error) {
 	q := pageQuery(p)
 	for k, v := range map[string]string{"patientId": f.PatientID, "actorId": f.ActorID, "type": f.Type} {
 		if v != "" {
@@ -259,7 +262,7 @@ func (c *Client) AuditEvents(ctx context.Context, f EventFilter, p PageRequest) 
 	if !f.To.IsZero() {
 		q.Set("to", f.To.UTC().Format(time.RFC3339Nano))
 	}
-	var out Page[AuditEvent]
+	var out wire.AuditEventPage
 	if err := c.getSigned(ctx, "/v1/audit/events", q, &out); err != nil {
 		return nil, err
 	}
@@ -270,8 +273,8 @@ func (c *Client) AuditEvents(ctx context.Context, f EventFilter, p PageRequest) 
 // check hash, CID, signature and block (GET /v1/audit/verify/{id}).
 // Signed; the actor must be a regulator. A reading that fails verification
 // is not an error: Verification.OK is false and Checks say why.
-func (c *Client) VerifyReading(ctx context.Context, readingID string) (*Verification, error) {
-	var out Verification
+func (c *Client) VerifyReading(ctx context.Context, readingID string) (*wire.Verification, error) {
+	var out wire.Verification
 	if err := c.getSigned(ctx, "/v1/audit/verify/"+seg(readingID), nil, &out); err != nil {
 		return nil, err
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/medprov/medprov/wire"
+
 	"github.com/medprov/medprov/envelope"
 )
 
@@ -47,11 +49,11 @@ const (
 // iff all passed, else it wraps the first failure (ErrHashMismatch,
 // envelope.ErrBadSignature or ErrPayloadMismatch). A nil devicePub fails
 // the signature check.
-func VerifyReleasedReading(r ReleasedReading, devicePub *ecdsa.PublicKey, rec *Reading) (*Verification, error) {
-	v := &Verification{ReadingID: r.ReadingID, OK: true}
+func VerifyReleasedReading(r wire.ReleasedReading, devicePub *ecdsa.PublicKey, rec *wire.Reading) (*wire.Verification, error) {
+	v := &wire.Verification{ReadingID: r.ReadingID, OK: true}
 	var first error
 	add := func(name string, err error, okDetail string) {
-		c := Check{Name: name, OK: err == nil, Detail: okDetail}
+		c := wire.Check{Name: name, OK: err == nil, Detail: okDetail}
 		if err != nil {
 			c.Detail = err.Error()
 			v.OK = false
@@ -91,15 +93,15 @@ func VerifyReleasedReading(r ReleasedReading, devicePub *ecdsa.PublicKey, rec *R
 
 // parsePayload decodes a reading payload strictly: unknown fields and a
 // short nonce are refused.
-func parsePayload(b []byte) (ReadingPayload, error) {
-	var p ReadingPayload
+func parsePayload(b []byte) (wire.ReadingPayload, error) {
+	var p wire.ReadingPayload
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
 		return p, fmt.Errorf("%w: %w", ErrPayloadMismatch, err)
 	}
-	if n, err := decodeNonce(p.Nonce); err != nil || n < NonceBytes {
-		return p, fmt.Errorf("%w: nonce is not base64 of >= %d bytes", ErrPayloadMismatch, NonceBytes)
+	if n, err := decodeNonce(p.Nonce); err != nil || n < wire.NonceBytes {
+		return p, fmt.Errorf("%w: nonce is not base64 of >= %d bytes", ErrPayloadMismatch, wire.NonceBytes)
 	}
 	if p.DeviceID == "" {
 		return p, fmt.Errorf("%w: no deviceId", ErrPayloadMismatch)
@@ -112,7 +114,7 @@ func decodeNonce(s string) (int, error) {
 	return len(b), err
 }
 
-func matchRecord(r ReleasedReading, p ReadingPayload, rec *Reading) error {
+func matchRecord(r wire.ReleasedReading, p wire.ReadingPayload, rec *wire.Reading) error {
 	var diffs []string
 	if rec.ID != "" && rec.ID != r.ReadingID {
 		diffs = append(diffs, "id")

@@ -8,12 +8,14 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/medprov/medprov/wire"
+
 	"github.com/medprov/medprov/client"
 	"github.com/medprov/medprov/envelope"
 )
 
 // released builds what a gateway would release for a reading signed by dev.
-func released(t *testing.T, dev *ecdsa.PrivateKey, seq uint64) (client.ReleasedReading, client.Reading) {
+func released(t *testing.T, dev *ecdsa.PrivateKey, seq uint64) (wire.ReleasedReading, wire.Reading) {
 	t.Helper()
 	p, err := client.NewReading("dev-1", seq, "heart_rate", "bpm", 72, fixedNow)
 	if err != nil {
@@ -24,8 +26,8 @@ func released(t *testing.T, dev *ecdsa.PrivateKey, seq uint64) (client.ReleasedR
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(env.Payload)
-	r := client.ReleasedReading{ReadingID: p.ReadingID(), Payload: env.Payload, Signature: env.Signature, DataHash: hex.EncodeToString(sum[:]), CID: "bafy"}
-	rec := client.Reading{ID: p.ReadingID(), DeviceID: "dev-1", Seq: seq, Type: "heart_rate", Unit: "bpm", MeasuredAt: "2026-03-01T12:00:00.000Z", DataHash: r.DataHash, Signature: base64.StdEncoding.EncodeToString(env.Signature), CID: "bafy"}
+	r := wire.ReleasedReading{ReadingID: p.ReadingID(), Payload: env.Payload, Signature: env.Signature, DataHash: hex.EncodeToString(sum[:]), CID: "bafy"}
+	rec := wire.Reading{ID: p.ReadingID(), DeviceID: "dev-1", Seq: seq, Type: "heart_rate", Unit: "bpm", MeasuredAt: "2026-03-01T12:00:00.000Z", DataHash: r.DataHash, Signature: base64.StdEncoding.EncodeToString(env.Signature), CID: "bafy"}
 	return r, rec
 }
 
@@ -34,7 +36,7 @@ func TestVerifyReleasedReading(t *testing.T) {
 	other := mustKey(t)
 	tests := []struct {
 		name      string
-		mutate    func(r *client.ReleasedReading, rec *client.Reading)
+		mutate    func(r *wire.ReleasedReading, rec *wire.Reading)
 		key       *ecdsa.PublicKey
 		withRec   bool
 		want      error
@@ -44,7 +46,7 @@ func TestVerifyReleasedReading(t *testing.T) {
 		{name: "an untouched reading passes without a record", key: &dev.PublicKey},
 		{
 			name: "a changed payload fails the hash",
-			mutate: func(r *client.ReleasedReading, _ *client.Reading) {
+			mutate: func(r *wire.ReleasedReading, _ *wire.Reading) {
 				r.Payload = append([]byte(nil), r.Payload...)
 				r.Payload[len(r.Payload)-3] ^= 1
 			},
@@ -60,17 +62,17 @@ func TestVerifyReleasedReading(t *testing.T) {
 		},
 		{
 			name:   "a reading released under another id fails the payload",
-			mutate: func(r *client.ReleasedReading, _ *client.Reading) { r.ReadingID = "dev-1:99" },
+			mutate: func(r *wire.ReleasedReading, _ *wire.Reading) { r.ReadingID = "dev-1:99" },
 			key:    &dev.PublicKey, want: client.ErrPayloadMismatch, failCheck: client.CheckPayload,
 		},
 		{
 			name:   "a record of another type fails the record check",
-			mutate: func(_ *client.ReleasedReading, rec *client.Reading) { rec.Type = "spo2" },
+			mutate: func(_ *wire.ReleasedReading, rec *wire.Reading) { rec.Type = "spo2" },
 			key:    &dev.PublicKey, withRec: true, want: client.ErrPayloadMismatch, failCheck: client.CheckRecord,
 		},
 		{
 			name:   "a record with another signature fails the record check",
-			mutate: func(_ *client.ReleasedReading, rec *client.Reading) { rec.Signature = "AAAA" },
+			mutate: func(_ *wire.ReleasedReading, rec *wire.Reading) { rec.Signature = "AAAA" },
 			key:    &dev.PublicKey, withRec: true, want: client.ErrPayloadMismatch, failCheck: client.CheckRecord,
 		},
 	}
@@ -80,7 +82,7 @@ func TestVerifyReleasedReading(t *testing.T) {
 			if tt.mutate != nil {
 				tt.mutate(&r, &rec)
 			}
-			var recp *client.Reading
+			var recp *wire.Reading
 			if tt.withRec {
 				recp = &rec
 			}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/medprov/medprov/chaincode"
 	"github.com/medprov/medprov/envelope"
+	"github.com/medprov/medprov/wire"
 )
 
 // actionHead is the part of every signed action the gateway reads before
@@ -41,11 +41,11 @@ func (s *Server) signedAction(c *gin.Context, action string) (string, *actionHea
 	if h.Action != action {
 		return "", nil, badRequest("signed payload action must be %q", action)
 	}
-	if !idPattern.MatchString(h.ActorID) {
-		return "", nil, badRequest("actorId must match %s", idPattern)
+	if !wire.ValidID(h.ActorID) {
+		return "", nil, badRequest("actorId must match ^[A-Za-z0-9._-]{1,64}$")
 	}
 	if !s.actLim.allow(h.ActorID) {
-		return "", nil, &apiError{Status: http.StatusTooManyRequests, Code: CodeRateLimited, Message: "too many requests for this actor", RetryAfter: time.Second}
+		return "", nil, &apiError{Code: wire.CodeRateLimited, Message: "too many requests for this actor", RetryAfter: time.Second}
 	}
 	out, err := json.Marshal(env)
 	if err != nil {
@@ -60,19 +60,19 @@ func (s *Server) registerActor(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	var in chaincode.ActorInput
+	var in wire.ActorInput
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil {
 		fail(c, badRequest(`body must be {"id","role","publicKey"}`))
 		return
 	}
-	if !idPattern.MatchString(in.ID) {
-		fail(c, badRequest("id must match %s", idPattern))
+	if !wire.ValidID(in.ID) {
+		fail(c, badRequest("id must match ^[A-Za-z0-9._-]{1,64}$"))
 		return
 	}
 	switch in.Role {
-	case chaincode.RolePatient, chaincode.RoleOperator, chaincode.RoleResearcher, chaincode.RoleRegulator:
+	case wire.RolePatient, wire.RoleOperator, wire.RoleResearcher, wire.RoleRegulator:
 	default:
 		fail(c, badRequest("role must be patient, operator, researcher or regulator"))
 		return
@@ -86,8 +86,8 @@ func (s *Server) registerActor(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	var a chaincode.Actor
-	if _, err := s.chain.submit(c, &a, true, "RegisterActor", string(arg)); err != nil {
+	var a wire.Actor
+	if _, err := s.chain.submit(c, &a, true, wire.FnRegisterActor, string(arg)); err != nil {
 		fail(c, err)
 		return
 	}
@@ -95,13 +95,13 @@ func (s *Server) registerActor(c *gin.Context) {
 }
 
 func (s *Server) registerDevice(c *gin.Context) {
-	env, h, err := s.signedAction(c, chaincode.ActionDeviceRegister)
+	env, h, err := s.signedAction(c, wire.ActionDeviceRegister)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	var d chaincode.Device
-	if _, err := s.chain.submit(c, &d, false, "RegisterDevice", env); err != nil {
+	var d wire.Device
+	if _, err := s.chain.submit(c, &d, false, wire.FnRegisterDevice, env); err != nil {
 		fail(c, err)
 		return
 	}
@@ -110,7 +110,7 @@ func (s *Server) registerDevice(c *gin.Context) {
 }
 
 func (s *Server) revokeDevice(c *gin.Context) {
-	env, h, err := s.signedAction(c, chaincode.ActionDeviceRevoke)
+	env, h, err := s.signedAction(c, wire.ActionDeviceRevoke)
 	if err != nil {
 		fail(c, err)
 		return
@@ -119,8 +119,8 @@ func (s *Server) revokeDevice(c *gin.Context) {
 		fail(c, badRequest("signed deviceId does not match the path"))
 		return
 	}
-	var d chaincode.Device
-	_, err = s.chain.submit(c, &d, false, "RevokeDevice", env)
+	var d wire.Device
+	_, err = s.chain.submit(c, &d, false, wire.FnRevokeDevice, env)
 	s.keys.forgetDevice(h.DeviceID)
 	if err != nil {
 		fail(c, err)
@@ -130,22 +130,22 @@ func (s *Server) revokeDevice(c *gin.Context) {
 }
 
 func (s *Server) grantConsent(c *gin.Context) {
-	env, _, err := s.signedAction(c, chaincode.ActionConsentGrant)
+	env, _, err := s.signedAction(c, wire.ActionConsentGrant)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	var con chaincode.Consent
-	cm, err := s.chain.submit(c, &con, false, "GrantConsent", env)
+	var con wire.Consent
+	cm, err := s.chain.submit(c, &con, false, wire.FnGrantConsent, env)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, gin.H{"consentId": con.ID, "txId": cm.TxID, "block": cm.Block, "consent": con})
+	c.JSON(http.StatusCreated, wire.ConsentReceipt{ConsentID: con.ID, TxID: cm.TxID, Block: cm.Block, Consent: con})
 }
 
 func (s *Server) revokeConsent(c *gin.Context) {
-	env, h, err := s.signedAction(c, chaincode.ActionConsentRevoke)
+	env, h, err := s.signedAction(c, wire.ActionConsentRevoke)
 	if err != nil {
 		fail(c, err)
 		return
@@ -154,41 +154,41 @@ func (s *Server) revokeConsent(c *gin.Context) {
 		fail(c, badRequest("signed consentId does not match the path"))
 		return
 	}
-	var con chaincode.Consent
-	cm, err := s.chain.submit(c, &con, false, "RevokeConsent", env)
+	var con wire.Consent
+	cm, err := s.chain.submit(c, &con, false, wire.FnRevokeConsent, env)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"consentId": con.ID, "txId": cm.TxID, "block": cm.Block, "consent": con})
+	c.JSON(http.StatusOK, wire.ConsentReceipt{ConsentID: con.ID, TxID: cm.TxID, Block: cm.Block, Consent: con})
 }
 
 // mayReadPatient allows the patient themself and regulators.
 func mayReadPatient(a *actorKey, patientID string) bool {
-	return a != nil && ((a.Role == chaincode.RolePatient && a.ID == patientID) || a.Role == chaincode.RoleRegulator)
+	return a != nil && ((a.Role == wire.RolePatient && a.ID == patientID) || a.Role == wire.RoleRegulator)
 }
 
 func (s *Server) listConsents(c *gin.Context) {
 	pid := c.Param("id")
 	if !mayReadPatient(actorOf(c), pid) {
-		fail(c, errf(http.StatusForbidden, CodeForbidden, "only the patient and regulators may read a patient's consents"))
+		fail(c, errf(wire.CodeForbidden, "only the patient and regulators may read a patient's consents"))
 		return
 	}
-	var out []chaincode.Consent
-	if err := s.chain.evaluate(c, &out, "ListConsents", pid); err != nil {
+	var out []wire.Consent
+	if err := s.chain.evaluate(c, &out, wire.FnListConsents, pid); err != nil {
 		fail(c, err)
 		return
 	}
 	if out == nil {
-		out = []chaincode.Consent{}
+		out = []wire.Consent{}
 	}
-	c.JSON(http.StatusOK, gin.H{"items": out, "count": len(out)})
+	c.JSON(http.StatusOK, wire.ConsentList{Items: out, Count: len(out)})
 }
 
 func (s *Server) accessLog(c *gin.Context) {
 	pid := c.Param("id")
 	if !mayReadPatient(actorOf(c), pid) {
-		fail(c, errf(http.StatusForbidden, CodeForbidden, "only the patient and regulators may read a patient's access log"))
+		fail(c, errf(wire.CodeForbidden, "only the patient and regulators may read a patient's access log"))
 		return
 	}
 	ps, bm, err := pageArgs(c)
@@ -196,13 +196,13 @@ func (s *Server) accessLog(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	var page chaincode.AccessEventPage
-	if err := s.chain.evaluate(c, &page, "GetAccessLog", pid, ps, bm); err != nil {
+	var page wire.AccessEventPage
+	if err := s.chain.evaluate(c, &page, wire.FnGetAccessLog, pid, ps, bm); err != nil {
 		fail(c, err)
 		return
 	}
 	if page.Items == nil {
-		page.Items = []chaincode.AccessEvent{}
+		page.Items = []wire.AccessEvent{}
 	}
 	c.JSON(http.StatusOK, page)
 }
@@ -211,7 +211,7 @@ func (s *Server) accessLog(c *gin.Context) {
 func mustRole(c *gin.Context, role string) bool {
 	a := actorOf(c)
 	if a == nil || a.Role != role {
-		fail(c, errf(http.StatusForbidden, CodeForbidden, "only a %s may use this route", role))
+		fail(c, errf(wire.CodeForbidden, "only a %s may use this route", role))
 		return false
 	}
 	return true

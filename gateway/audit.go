@@ -13,10 +13,10 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/medprov/medprov/chaincode"
 	"github.com/medprov/medprov/envelope"
 	"github.com/medprov/medprov/ledger"
 	"github.com/medprov/medprov/seal"
+	"github.com/medprov/medprov/wire"
 )
 
 // chainVerifier is implemented by ledgers that can re-check their own hash
@@ -26,18 +26,18 @@ type chainVerifier interface {
 }
 
 func (s *Server) provenance(c *gin.Context) {
-	var p chaincode.Provenance
-	if err := s.chain.evaluate(c, &p, "GetProvenance", c.Param("id")); err != nil {
+	var p wire.Provenance
+	if err := s.chain.evaluate(c, &p, wire.FnGetProvenance, c.Param("id")); err != nil {
 		fail(c, err)
 		return
 	}
 	if !mayReadPatient(actorOf(c), p.Reading.PatientID) {
-		fail(c, errf(http.StatusForbidden, CodeForbidden, "only the patient and regulators may read a reading's provenance"))
+		fail(c, errf(wire.CodeForbidden, "only the patient and regulators may read a reading's provenance"))
 		return
 	}
-	resp := gin.H{"reading": p.Reading, "device": p.Device, "consents": p.Consents, "accesses": p.Accesses}
+	resp := wire.ProvenanceReport{Provenance: p}
 	if tx, err := s.cfg.Ledger.Tx(c, p.Reading.TxID); err == nil {
-		resp["tx"] = gin.H{"txId": tx.TxID, "block": tx.Block, "timestamp": tx.Timestamp.UTC().Format(time.RFC3339Nano), "valid": tx.Valid}
+		resp.Tx = &wire.TxRef{TxID: tx.TxID, Block: tx.Block, Timestamp: tx.Timestamp.UTC().Format(time.RFC3339Nano), Valid: tx.Valid}
 	} else if !errors.Is(err, ledger.ErrNotFound) {
 		fail(c, err)
 		return
@@ -46,7 +46,7 @@ func (s *Server) provenance(c *gin.Context) {
 }
 
 func (s *Server) auditEvents(c *gin.Context) {
-	if !mustRole(c, chaincode.RoleRegulator) {
+	if !mustRole(c, wire.RoleRegulator) {
 		return
 	}
 	ps, bm, err := pageArgs(c)
@@ -54,7 +54,7 @@ func (s *Server) auditEvents(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	f := chaincode.EventFilter{PatientID: trimmed(c, "patientId"), ActorID: trimmed(c, "actorId"),
+	f := wire.EventFilter{PatientID: trimmed(c, "patientId"), ActorID: trimmed(c, "actorId"),
 		Type: trimmed(c, "type"), From: trimmed(c, "from"), To: trimmed(c, "to")}
 	for _, t := range []string{f.From, f.To} {
 		if t == "" {
@@ -70,22 +70,15 @@ func (s *Server) auditEvents(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	var page chaincode.AuditEventPage
-	if err := s.chain.evaluate(c, &page, "ListEvents", string(arg), ps, bm); err != nil {
+	var page wire.AuditEventPage
+	if err := s.chain.evaluate(c, &page, wire.FnListEvents, string(arg), ps, bm); err != nil {
 		fail(c, err)
 		return
 	}
 	if page.Items == nil {
-		page.Items = []chaincode.AuditEvent{}
+		page.Items = []wire.AuditEvent{}
 	}
 	c.JSON(http.StatusOK, page)
-}
-
-// check is one line of a verification report.
-type check struct {
-	Name   string `json:"name"`
-	OK     bool   `json:"ok"`
-	Detail string `json:"detail,omitempty"`
 }
 
 // auditVerify re-derives a reading's evidence from scratch: the ledger
@@ -93,7 +86,7 @@ type check struct {
 // ciphertext by CID and hash, the plaintext hash and the signed metadata.
 // Plaintext is opened in memory only and never returned.
 func (s *Server) auditVerify(c *gin.Context) {
-	if !mustRole(c, chaincode.RoleRegulator) {
+	if !mustRole(c, wire.RoleRegulator) {
 		return
 	}
 	id := c.Param("id")
@@ -102,11 +95,13 @@ func (s *Server) auditVerify(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	var checks []check
-	add := func(name string, ok bool, detail string) { checks = append(checks, check{name, ok, detail}) }
+	var checks []wire.Check
+	add := func(name string, ok bool, detail string) {
+		checks = append(checks, wire.Check{Name: name, OK: ok, Detail: detail})
+	}
 
 	if tx, err := s.cfg.Ledger.Tx(c, rec.TxID); err != nil {
-		if toAPIError(err).Status == http.StatusServiceUnavailable {
+		if toAPIError(err).Status() == http.StatusServiceUnavailable {
 			fail(c, err)
 			return
 		}
@@ -133,9 +128,9 @@ func (s *Server) auditVerify(c *gin.Context) {
 		ok := envelope.VerifyDigest(dev.key, digest, sig) == nil
 		add("device_signature", ok, "ECDSA P-256 over dataHash with the registered device key")
 	}
-	ct, err := s.blobs.Get(c, rec.CID)
+	ct, err := s.cfg.Blobs.Get(c, rec.CID)
 	if err != nil {
-		if toAPIError(err).Status == http.StatusServiceUnavailable {
+		if toAPIError(err).Status() == http.StatusServiceUnavailable {
 			fail(c, err)
 			return
 		}
@@ -144,7 +139,7 @@ func (s *Server) auditVerify(c *gin.Context) {
 		add("ciphertext_cid", true, "blob store returned bytes that hash to the CID")
 		h := sha256.Sum256(ct)
 		add("ciphertext_hash", hex.EncodeToString(h[:]) == rec.CipherHash && int64(len(ct)) == rec.Size, "sha256 and size of the ciphertext")
-		pt, err := s.sealer.Open(c, rec.PatientID, rec.ID, ct)
+		pt, err := s.cfg.Opener.Open(c, rec.PatientID, rec.ID, ct)
 		switch {
 		case errors.Is(err, seal.ErrErased):
 			add("plaintext_hash", false, "patient data erased (crypto-shredded); the ledger evidence above remains")
@@ -161,5 +156,5 @@ func (s *Server) auditVerify(c *gin.Context) {
 	for _, ch := range checks {
 		ok = ok && ch.OK
 	}
-	c.JSON(http.StatusOK, gin.H{"readingId": rec.ID, "ok": ok, "checks": checks})
+	c.JSON(http.StatusOK, wire.Verification{ReadingID: rec.ID, OK: ok, Checks: checks})
 }

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/medprov/medprov/envelope"
+	"github.com/medprov/medprov/wire"
 )
 
 // SignatureHeader carries a signed GET request: base64 of the JSON envelope
@@ -24,7 +25,7 @@ func (s *Server) requireAdmin(c *gin.Context) {
 	h := c.GetHeader("Authorization")
 	tok, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.AdminToken)) != 1 {
-		fail(c, errf(http.StatusUnauthorized, CodeUnauthenticated, "admin bearer token required"))
+		fail(c, errf(wire.CodeUnauthenticated, "admin bearer token required"))
 		return
 	}
 	c.Next()
@@ -47,62 +48,62 @@ type getAction struct {
 func (s *Server) signedGET(c *gin.Context) {
 	raw := c.GetHeader(SignatureHeader)
 	if raw == "" {
-		fail(c, errf(http.StatusUnauthorized, CodeUnauthenticated, "signed request required: missing %s header", SignatureHeader))
+		fail(c, errf(wire.CodeUnauthenticated, "signed request required: missing %s header", SignatureHeader))
 		return
 	}
 	envJSON, err := base64.StdEncoding.DecodeString(raw)
 	if err != nil || len(envJSON) > 8<<10 {
-		fail(c, errf(http.StatusUnauthorized, CodeUnauthenticated, "%s must be base64 of a signed envelope", SignatureHeader))
+		fail(c, errf(wire.CodeUnauthenticated, "%s must be base64 of a signed envelope", SignatureHeader))
 		return
 	}
 	env, err := envelope.Parse(envJSON)
 	if err != nil {
-		fail(c, errf(http.StatusUnauthorized, CodeUnauthenticated, "%s must be base64 of a signed envelope", SignatureHeader))
+		fail(c, errf(wire.CodeUnauthenticated, "%s must be base64 of a signed envelope", SignatureHeader))
 		return
 	}
 	var a getAction
 	dec := json.NewDecoder(strings.NewReader(string(env.Payload)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&a); err != nil || a.Action != "http.get" || a.ActorID == "" || a.Nonce == "" {
-		fail(c, errf(http.StatusUnauthorized, CodeUnauthenticated, "signed payload must be an http.get action with actorId, issuedAt and nonce"))
+		fail(c, errf(wire.CodeUnauthenticated, "signed payload must be an http.get action with actorId, issuedAt and nonce"))
 		return
 	}
 	if a.Method != c.Request.Method || a.Path != c.Request.URL.RequestURI() {
-		fail(c, errf(http.StatusUnauthorized, CodeUnauthenticated, "signature is for another request"))
+		fail(c, errf(wire.CodeUnauthenticated, "signature is for another request"))
 		return
 	}
 	issued, err := time.Parse(time.RFC3339Nano, a.IssuedAt)
 	if err != nil {
-		fail(c, errf(http.StatusUnauthorized, CodeUnauthenticated, "issuedAt must be RFC 3339"))
+		fail(c, errf(wire.CodeUnauthenticated, "issuedAt must be RFC 3339"))
 		return
 	}
 	if d := s.cfg.Now().Sub(issued); d > s.cfg.SignatureWindow || d < -s.cfg.SignatureWindow {
-		fail(c, errf(http.StatusUnauthorized, CodeUnauthenticated, "signature is stale: issuedAt is outside the %s window", s.cfg.SignatureWindow))
+		fail(c, errf(wire.CodeUnauthenticated, "signature is stale: issuedAt is outside the %s window", s.cfg.SignatureWindow))
 		return
 	}
 	act, err := s.keys.actor(c, a.ActorID)
 	if err != nil {
-		if ae := toAPIError(err); ae.Status == http.StatusNotFound {
-			fail(c, errf(http.StatusUnauthorized, CodeUnauthenticated, "unknown actor"))
+		if ae := toAPIError(err); ae.Status() == http.StatusNotFound {
+			fail(c, errf(wire.CodeUnauthenticated, "unknown actor"))
 			return
 		}
 		fail(c, err)
 		return
 	}
 	if act.Status != "active" {
-		fail(c, errf(http.StatusUnauthorized, CodeUnauthenticated, "actor is not active"))
+		fail(c, errf(wire.CodeUnauthenticated, "actor is not active"))
 		return
 	}
 	if err := env.Verify(act.key); err != nil {
-		fail(c, errf(http.StatusUnauthorized, CodeUnauthenticated, "signature does not verify"))
+		fail(c, errf(wire.CodeUnauthenticated, "signature does not verify"))
 		return
 	}
 	if !s.actLim.allow(a.ActorID) {
-		fail(c, &apiError{Status: http.StatusTooManyRequests, Code: CodeRateLimited, Message: "too many requests for this actor", RetryAfter: time.Second})
+		fail(c, &apiError{Code: wire.CodeRateLimited, Message: "too many requests for this actor", RetryAfter: time.Second})
 		return
 	}
 	if !s.nonces.use(a.ActorID, a.Nonce) {
-		fail(c, errf(http.StatusUnauthorized, CodeUnauthenticated, "replayed nonce"))
+		fail(c, errf(wire.CodeUnauthenticated, "replayed nonce"))
 		return
 	}
 	c.Set("actor", act)

@@ -6,9 +6,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/medprov/medprov/chaincode"
-	"github.com/medprov/medprov/ingest"
 	"github.com/medprov/medprov/ledger"
+	"github.com/medprov/medprov/wire"
 )
 
 // chain calls the medprov chaincode through a ledger backend and decodes
@@ -42,7 +41,7 @@ func (c *chain) evaluate(ctx context.Context, out any, fn string, args ...string
 // ping reports whether the ledger answers: a lookup of an actor that cannot
 // exist must come back as a refusal, not a transport error.
 func (c *chain) ping(ctx context.Context) error {
-	_, err := c.t.Evaluate(ctx, ledger.Proposal{Function: "GetActor", Args: []string{"-"}})
+	_, err := c.t.Evaluate(ctx, ledger.Proposal{Function: wire.FnGetActor, Args: []string{"-"}})
 	var ce *ledger.ChaincodeError
 	if err == nil || errors.As(err, &ce) {
 		return nil
@@ -50,33 +49,17 @@ func (c *chain) ping(ctx context.Context) error {
 	return err
 }
 
-func (c *chain) actor(ctx context.Context, id string) (*chaincode.Actor, error) {
-	var a chaincode.Actor
-	return &a, c.evaluate(ctx, &a, "GetActor", id)
+func (c *chain) actor(ctx context.Context, id string) (*wire.Actor, error) {
+	var a wire.Actor
+	return &a, c.evaluate(ctx, &a, wire.FnGetActor, id)
 }
 
-func (c *chain) device(ctx context.Context, id string) (*chaincode.Device, error) {
-	var d chaincode.Device
-	return &d, c.evaluate(ctx, &d, "GetDevice", id)
+func (c *chain) device(ctx context.Context, id string) (*wire.Device, error) {
+	var d wire.Device
+	return &d, c.evaluate(ctx, &d, wire.FnGetDevice, id)
 }
 
-func (c *chain) reading(ctx context.Context, id string) (*chaincode.Reading, error) {
-	var r chaincode.Reading
-	return &r, c.evaluate(ctx, &r, "GetReading", id)
-}
-
-// recorder adapts chain to ingest.Recorder.
-type recorder struct{ c *chain }
-
-func (r recorder) RecordReadings(ctx context.Context, items []ingest.Item) (*ingest.BatchResult, error) {
-	in, err := json.Marshal(chaincode.BatchInput{Readings: items})
-	if err != nil {
-		return nil, fmt.Errorf("encode batch: %w", err)
-	}
-	var res chaincode.BatchResult
-	cm, err := r.c.submit(ctx, &res, false, "RecordReadings", string(in))
-	if err != nil {
-		return nil, err
-	}
-	return &ingest.BatchResult{TxID: cm.TxID, Block: cm.Block, Results: res.Results}, nil
+func (c *chain) reading(ctx context.Context, id string) (*wire.Reading, error) {
+	var r wire.Reading
+	return &r, c.evaluate(ctx, &r, wire.FnGetReading, id)
 }

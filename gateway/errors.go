@@ -10,51 +10,40 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/medprov/medprov/chaincode"
 	"github.com/medprov/medprov/envelope"
 	"github.com/medprov/medprov/ingest"
 	"github.com/medprov/medprov/ipfs"
 	"github.com/medprov/medprov/ledger"
+	"github.com/medprov/medprov/wire"
 )
 
-// Error codes of the wire contract.
-const (
-	CodeInvalid         = "invalid"
-	CodeUnauthenticated = "unauthenticated"
-	CodeForbidden       = "forbidden"
-	CodeNotFound        = "not_found"
-	CodeConflict        = "conflict"
-	CodeTooLarge        = "too_large"
-	CodeRateLimited     = "rate_limited"
-	CodeUnavailable     = "unavailable"
-	CodeInternal        = "internal"
-	CodeMethod          = "method_not_allowed"
-)
-
-// apiError is an error with its HTTP status and a message safe to show.
+// apiError is an error with its code (which fixes the HTTP status) and a
+// message safe to show.
 type apiError struct {
-	Status     int
-	Code       string
+	Code       wire.Code
 	Message    string
 	RetryAfter time.Duration
 	cause      error
 }
 
+// Status returns the HTTP status of the error's code.
+func (e *apiError) Status() int { return e.Code.Status() }
+
 func (e *apiError) Error() string {
 	if e.cause != nil {
 		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.cause)
 	}
-	return e.Code + ": " + e.Message
+	return string(e.Code) + ": " + e.Message
 }
 
 func (e *apiError) Unwrap() error { return e.cause }
 
-func errf(status int, code, format string, args ...any) *apiError {
-	return &apiError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+func errf(code wire.Code, format string, args ...any) *apiError {
+	return &apiError{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
 func badRequest(format string, args ...any) *apiError {
-	return errf(http.StatusBadRequest, CodeInvalid, format, args...)
+	return errf(wire.CodeInvalid, format, args...)
 }
 
 // toAPIError is the one place that maps errors to statuses and client
@@ -65,48 +54,38 @@ func toAPIError(err error) *apiError {
 	if errors.As(err, &ae) {
 		return ae
 	}
-	var lr *ledgerRefusal
-	if errors.As(err, &lr) {
-		cc := chaincode.Error{Code: chaincode.Code(lr.code), Message: lr.msg}
-		st := cc.Status()
-		if st == http.StatusInternalServerError {
-			st = http.StatusBadRequest
-		}
-		return &apiError{Status: st, Code: lr.code, Message: lr.msg}
+	var we *wire.Error
+	if errors.As(err, &we) {
+		// A refusal by the chaincode or by the wire contract's own checks;
+		// its message names fields and identifiers, never values.
+		return &apiError{Code: we.Code, Message: we.Message, cause: err}
 	}
 	var ce *ledger.ChaincodeError
 	if errors.As(err, &ce) {
-		if cc, ok := chaincode.ParseError(ce.Message); ok {
-			return &apiError{Status: cc.Status(), Code: string(cc.Code), Message: cc.Message, cause: err}
+		if cc, ok := wire.ParseError(ce.Message); ok {
+			return &apiError{Code: cc.Code, Message: cc.Message, cause: err}
 		}
 		// Not the chaincode's verdict: a peer, chaincode server or orderer
 		// failed, or the transaction lost an MVCC race. Worth retrying.
-		return &apiError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "ledger could not complete the transaction, retry later", RetryAfter: 2 * time.Second, cause: err}
+		return &apiError{Code: wire.CodeUnavailable, Message: "ledger could not complete the transaction, retry later", RetryAfter: 2 * time.Second, cause: err}
 	}
 	switch {
 	case errors.Is(err, ledger.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		return &apiError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "ledger unavailable, retry later", RetryAfter: 2 * time.Second, cause: err}
+		return &apiError{Code: wire.CodeUnavailable, Message: "ledger unavailable, retry later", RetryAfter: 2 * time.Second, cause: err}
 	case errors.Is(err, ipfs.ErrUnavailable):
-		return &apiError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "blob store unavailable, retry later", RetryAfter: 2 * time.Second, cause: err}
+		return &apiError{Code: wire.CodeUnavailable, Message: "blob store unavailable, retry later", RetryAfter: 2 * time.Second, cause: err}
 	case errors.Is(err, ingest.ErrQueueFull):
-		return &apiError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "ingest queue full, retry later", RetryAfter: time.Second, cause: err}
+		return &apiError{Code: wire.CodeUnavailable, Message: "ingest queue full, retry later", RetryAfter: time.Second, cause: err}
 	case errors.Is(err, ingest.ErrConflict):
-		return &apiError{Status: http.StatusConflict, Code: CodeConflict, Message: "seq already used by a different reading of this device", cause: err}
+		return &apiError{Code: wire.CodeConflict, Message: "seq already used by a different reading of this device", cause: err}
 	case errors.Is(err, envelope.ErrBadSignature):
-		return &apiError{Status: http.StatusUnauthorized, Code: CodeUnauthenticated, Message: "signature does not verify", cause: err}
+		return &apiError{Code: wire.CodeUnauthenticated, Message: "signature does not verify", cause: err}
 	case errors.Is(err, envelope.ErrMalformed):
-		return &apiError{Status: http.StatusBadRequest, Code: CodeInvalid, Message: "malformed envelope: expected {\"payload\",\"signature\"} in base64", cause: err}
+		return &apiError{Code: wire.CodeInvalid, Message: "malformed envelope: expected {\"payload\",\"signature\"} in base64", cause: err}
 	case errors.Is(err, envelope.ErrBadKey):
-		return &apiError{Status: http.StatusBadRequest, Code: CodeInvalid, Message: "public key must be a PEM ECDSA P-256 key", cause: err}
+		return &apiError{Code: wire.CodeInvalid, Message: "public key must be a PEM ECDSA P-256 key", cause: err}
 	}
-	return &apiError{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", cause: err}
-}
-
-// errField is the wire form of an error: {"code","message"}, the value of
-// "error" in every error response and in per-item results.
-type errField struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	return &apiError{Code: wire.CodeInternal, Message: "internal error", cause: err}
 }
 
 // fail writes err as the response and logs its cause.
@@ -115,15 +94,22 @@ func fail(c *gin.Context, err error) {
 	if ae.RetryAfter > 0 {
 		c.Header("Retry-After", strconv.Itoa(int((ae.RetryAfter+time.Second-1)/time.Second)))
 	}
-	if ae.Status >= 500 {
+	if ae.Status() >= 500 {
 		c.Error(err) //nolint:errcheck // recorded for the access log
 	} else if ae.cause != nil {
 		c.Error(ae.cause) //nolint:errcheck
 	}
-	c.AbortWithStatusJSON(ae.Status, gin.H{"error": errField{ae.Code, ae.Message}})
+	c.AbortWithStatusJSON(ae.Status(), wire.ErrorResponse{Error: ae.body()})
 }
 
-// ledgerRefusal is a per-item refusal reported inside a committed batch.
-type ledgerRefusal struct{ code, msg string }
+// body is the error's wire form.
+func (e *apiError) body() wire.ErrorBody { return wire.ErrorBody{Code: e.Code, Message: e.Message} }
 
-func (e *ledgerRefusal) Error() string { return e.code + ": " + e.msg }
+// outcomeError is the error of a reading the ledger rejected.
+func outcomeError(o ingest.Outcome) *apiError {
+	code := o.Code
+	if code.Status() == http.StatusInternalServerError {
+		code = wire.CodeInvalid // a refusal without a known code is still about the input
+	}
+	return &apiError{Code: code, Message: o.Message}
+}

@@ -10,7 +10,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/medprov/medprov/chaincode"
+	"github.com/medprov/medprov/wire"
+
 	"github.com/medprov/medprov/ledger"
 )
 
@@ -103,13 +104,13 @@ func (s *Server) followEvents(ctx context.Context) {
 func (s *Server) handleEvent(ev ledger.Event) {
 	s.m.events.WithLabelValues(ev.Name).Inc()
 	switch ev.Name {
-	case chaincode.EventDeviceRevoked, chaincode.EventDeviceRegistered:
-		var d chaincode.Device
+	case wire.EventDeviceRevoked, wire.EventDeviceRegistered:
+		var d wire.Device
 		if err := json.Unmarshal(ev.Payload, &d); err == nil && d.ID != "" {
 			s.keys.forgetDevice(d.ID)
 		}
-	case chaincode.EventActorRegistered:
-		var a chaincode.Actor
+	case wire.EventActorRegistered:
+		var a wire.Actor
 		if err := json.Unmarshal(ev.Payload, &a); err == nil && a.ID != "" {
 			s.keys.forgetActor(a.ID)
 		}

@@ -15,68 +15,44 @@ import (
 	"testing"
 	"time"
 
-	"github.com/medprov/medprov/chaincode"
+	"github.com/medprov/medprov/wire"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/medprov/medprov/client"
 	"github.com/medprov/medprov/envelope"
 	"github.com/medprov/medprov/gateway"
-	ipfsembedded "github.com/medprov/medprov/ipfs/embedded"
-	ledgerembedded "github.com/medprov/medprov/ledger/embedded"
+	"github.com/medprov/medprov/node"
 	"github.com/medprov/medprov/seal"
 	"github.com/medprov/medprov/test/scenario"
 )
 
 const adminToken = "test-admin-token-0123456789"
 
-// newServer runs the gateway in-process on the real embedded backends.
-func newServer(t testing.TB) *gateway.Server {
+// newServer runs a node in-process on the real embedded backends, wired
+// as "medprov serve" wires it.
+func newServer(t testing.TB) *node.Node {
 	t.Helper()
 	s, closeAll := openServer(t, t.TempDir())
 	t.Cleanup(closeAll)
 	return s
 }
 
-// openServer runs the gateway on the embedded backends kept in dir; the
-// returned function closes it and its backends.
-func openServer(t testing.TB, dir string) (*gateway.Server, func()) {
+// openServer runs a node on the embedded backends kept in dir; the
+// returned function closes it.
+func openServer(t testing.TB, dir string) (*node.Node, func()) {
 	t.Helper()
-	cc, err := chaincode.NewChaincode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := t.Context()
-	l, err := ledgerembedded.New(ctx, ledgerembedded.Config{Dir: filepath.Join(dir, "ledger"), Chaincode: cc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := ipfsembedded.New(ctx, ipfsembedded.Config{Dir: filepath.Join(dir, "blobs")})
-	if err != nil {
-		t.Fatal(err)
-	}
 	mk, err := seal.LoadOrCreateMasterKey(filepath.Join(dir, "master.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := seal.OpenKeyring(ctx, seal.KeyringConfig{Path: filepath.Join(dir, "keyring.db"), MasterKey: mk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := gateway.New(ctx, gateway.Config{Ledger: l, Blobs: b, Sealer: kr, AdminToken: adminToken,
-		QueuePath: filepath.Join(dir, "ingest.db"), EventCheckpointPath: filepath.Join(dir, "events.checkpoint"),
+	require.NoError(t, err)
+	n, err := node.Open(t.Context(), node.Config{DataDir: dir, MasterKey: mk, AdminToken: adminToken,
 		Limits: gateway.Limits{DeviceRate: -1, ActorRate: -1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, func() {
-		for _, c := range []func() error{s.Close, kr.Close, b.Close, l.Close} {
-			if err := c(); err != nil {
-				t.Error(err)
-			}
-		}
-	}
+	require.NoError(t, err)
+	return n, func() { assert.NoError(t, n.Close()) }
 }
 
 // metric returns the value of one series of /metrics, 0 when absent.
-func metric(t *testing.T, s *gateway.Server, name string) float64 {
+func metric(t *testing.T, s *node.Node, name string) float64 {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
@@ -88,7 +64,7 @@ func metric(t *testing.T, s *gateway.Server, name string) float64 {
 }
 
 // waitMetric polls until the metric reaches want (10s at most).
-func waitMetric(t *testing.T, s *gateway.Server, name string, want float64) {
+func waitMetric(t *testing.T, s *node.Node, name string, want float64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for metric(t, s, name) < want {
@@ -103,14 +79,14 @@ func TestEventsResumeFromCheckpoint(t *testing.T) {
 	dir := t.TempDir()
 	const registered = `medprov_chaincode_events_total{event="ActorRegistered"}`
 	s, closeAll := openServer(t, dir)
-	register(t, s, "a1", chaincode.RolePatient)
-	register(t, s, "a2", chaincode.RolePatient)
+	register(t, s, "a1", wire.RolePatient)
+	register(t, s, "a2", wire.RolePatient)
 	waitMetric(t, s, registered, 2)
 	closeAll()
 
 	s, closeAll = openServer(t, dir)
 	defer closeAll()
-	register(t, s, "a3", chaincode.RolePatient)
+	register(t, s, "a3", wire.RolePatient)
 	waitMetric(t, s, registered, 1)
 	time.Sleep(200 * time.Millisecond) // a replay of a1/a2 would have arrived before a3's event
 	if got := metric(t, s, registered); got != 1 {
@@ -160,7 +136,7 @@ func specRoutes(t *testing.T) []string {
 func TestOpenAPIMatchesRouter(t *testing.T) {
 	s := newServer(t)
 	var router []string
-	for _, r := range s.Routes() {
+	for _, r := range s.Gateway.Routes() {
 		router = append(router, r.Method+" "+ginParam.ReplaceAllString(r.Path, "{$1}"))
 	}
 	sort.Strings(router)
@@ -208,7 +184,7 @@ func checkResponse(t *testing.T, rec *httptest.ResponseRecorder) {
 	}
 }
 
-func post(s *gateway.Server, path string, body []byte, hdr map[string]string) *httptest.ResponseRecorder {
+func post(s *node.Node, path string, body []byte, hdr map[string]string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	for k, v := range hdr {
@@ -229,7 +205,7 @@ func mustJSON(t testing.TB, v any) []byte {
 }
 
 // register registers an actor with a fresh key through the admin route.
-func register(t testing.TB, s *gateway.Server, id, role string) *ecdsa.PrivateKey {
+func register(t testing.TB, s *node.Node, id, role string) *ecdsa.PrivateKey {
 	t.Helper()
 	k, err := envelope.GenerateKey()
 	if err != nil {
@@ -249,10 +225,10 @@ func register(t testing.TB, s *gateway.Server, id, role string) *ecdsa.PrivateKe
 
 // withDevice registers operator "op", patient "pat" and device "dev" and
 // returns the device key.
-func withDevice(t testing.TB, s *gateway.Server) *ecdsa.PrivateKey {
+func withDevice(t testing.TB, s *node.Node) *ecdsa.PrivateKey {
 	t.Helper()
-	op := register(t, s, "op", chaincode.RoleOperator)
-	register(t, s, "pat", chaincode.RolePatient)
+	op := register(t, s, "op", wire.RoleOperator)
+	register(t, s, "pat", wire.RolePatient)
 	dk, err := envelope.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -261,11 +237,11 @@ func withDevice(t testing.TB, s *gateway.Server) *ecdsa.PrivateKey {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := client.NewActionHeader(chaincode.ActionDeviceRegister, "op", time.Now())
+	h, err := client.NewActionHeader(wire.ActionDeviceRegister, "op", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	env, err := client.SignPayload(op, client.DeviceRegisterAction{ActionHeader: h, DeviceID: "dev", PatientID: "pat", DeviceType: "hr", PublicKey: string(pub)})
+	env, err := client.SignPayload(op, wire.DeviceRegisterAction{ActionHeader: h, DeviceID: "dev", PatientID: "pat", DeviceType: "hr", PublicKey: string(pub)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/medprov/medprov/chaincode"
+	"github.com/medprov/medprov/wire"
+
 	"github.com/medprov/medprov/envelope"
 	"github.com/medprov/medprov/ledger"
 )
@@ -116,8 +117,8 @@ func (k *keyCache) forgetDevice(id string) {
 func isNotFound(err error) bool {
 	var ce *ledger.ChaincodeError
 	if errors.As(err, &ce) {
-		if cc, ok := chaincode.ParseError(ce.Message); ok {
-			return cc.Code == chaincode.CodeNotFound
+		if cc, ok := wire.ParseError(ce.Message); ok {
+			return cc.Code == wire.CodeNotFound
 		}
 	}
 	return false

@@ -1,28 +1,33 @@
 package gateway
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/medprov/medprov/ingest"
 )
 
-// metrics are the gateway's Prometheus series. Labels never carry IDs of
-// patients, devices or actors.
-type metrics struct {
-	reg        *prometheus.Registry
-	requests   *prometheus.CounterVec
-	latency    *prometheus.HistogramVec
-	ingested   prometheus.Counter
-	rejected   *prometheus.CounterVec
-	recorded   *prometheus.CounterVec
-	batchSize  prometheus.Histogram
-	batchTime  *prometheus.HistogramVec
-	queueDepth prometheus.GaugeFunc
-	accesses   *prometheus.CounterVec
-	events     *prometheus.CounterVec
+// Metrics are a node's Prometheus series, served at /metrics. Labels never
+// carry IDs of patients, devices or actors. Metrics implements
+// ingest.Observer, so the ingest pipeline reports its transactions here.
+type Metrics struct {
+	reg       *prometheus.Registry
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	ingested  prometheus.Counter
+	rejected  *prometheus.CounterVec
+	recorded  *prometheus.CounterVec
+	batchSize prometheus.Histogram
+	batchTime *prometheus.HistogramVec
+	accesses  *prometheus.CounterVec
+	events    *prometheus.CounterVec
 }
 
-func newMetrics(queueDepth func() float64) *metrics {
-	m := &metrics{
+// NewMetrics returns a node's series in a registry of their own.
+func NewMetrics() *Metrics {
+	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "medprov_http_requests_total", Help: "HTTP requests by route and status.",
@@ -55,10 +60,31 @@ func newMetrics(queueDepth func() float64) *metrics {
 	m.events = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "medprov_chaincode_events_total", Help: "Chaincode events followed, by name.",
 	}, []string{"event"})
-	m.queueDepth = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "medprov_ingest_queue_depth", Help: "Readings acknowledged and not yet on the ledger.",
-	}, queueDepth)
 	m.reg.MustRegister(m.requests, m.latency, m.ingested, m.rejected, m.recorded, m.batchSize, m.batchTime,
-		m.queueDepth, m.accesses, m.events, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m.accesses, m.events, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// watchQueue registers the queue depth gauge, read from depth.
+func (m *Metrics) watchQueue(depth func() float64) error {
+	return m.reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "medprov_ingest_queue_depth", Help: "Readings acknowledged and not yet on the ledger.",
+	}, depth))
+}
+
+// Transaction implements ingest.Observer.
+func (m *Metrics) Transaction(size int, took time.Duration, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.batchSize.Observe(float64(size))
+	m.batchTime.WithLabelValues(result).Observe(took.Seconds())
+}
+
+// Finished implements ingest.Observer.
+func (m *Metrics) Finished(outs []ingest.Outcome) {
+	for _, o := range outs {
+		m.recorded.WithLabelValues(o.State.String()).Inc()
+	}
 }

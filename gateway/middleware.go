@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/medprov/medprov/wire"
 )
 
 const requestIDHeader = "X-Request-Id"
@@ -78,7 +80,7 @@ func (s *Server) recover(c *gin.Context) {
 				panic(r)
 			}
 			s.log.Error("panic in handler", "requestId", c.GetString("requestID"), "panic", fmt.Sprint(r))
-			fail(c, errf(http.StatusInternalServerError, CodeInternal, "internal error"))
+			fail(c, errf(wire.CodeInternal, "internal error"))
 		}
 	}()
 	c.Next()

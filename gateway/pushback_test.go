@@ -1,39 +1,50 @@
 package gateway
 
 import (
-	"errors"
 	"net/http"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/medprov/medprov/ingest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
-// TestAdmitPushesBackWhileTheLedgerIsBehind builds the admission check on
-// a batcher that is not running, as when the ledger stopped committing: the
-// backlog ages and new readings are refused with 503 and Retry-After.
+// laggingIngest is an ingest pipeline whose oldest reading has waited lag,
+// as when the ledger stopped committing.
+type laggingIngest struct {
+	Ingest
+	lag time.Duration
+}
+
+func (l laggingIngest) Lag() time.Duration { return l.lag }
+
+// TestAdmitPushesBackWhileTheLedgerIsBehind checks the admission rule: new
+// readings are refused with 503 and Retry-After while the backlog is older
+// than MaxLag, and admitted otherwise.
 func TestAdmitPushesBackWhileTheLedgerIsBehind(t *testing.T) {
-	q, _, err := ingest.OpenQueue(t.Context(), ingest.QueueConfig{Path: filepath.Join(t.TempDir(), "q.db")})
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name string
+		lag  time.Duration
+		want int // 0: admitted
+	}{
+		{"empty backlog is admitted", 0, 0},
+		{"young backlog is admitted", 10 * time.Millisecond, 0},
+		{"stale backlog is pushed back", 80 * time.Millisecond, http.StatusServiceUnavailable},
 	}
-	defer q.Close()
-	s := &Server{cfg: Config{Limits: Limits{MaxLag: 50 * time.Millisecond}}, m: newMetrics(func() float64 { return 0 }),
-		batcher: ingest.NewBatcher(q, nil, ingest.BatcherConfig{}), slots: make(chan struct{}, 1)}
-
-	release, err := s.admit(t.Context())
-	if err != nil {
-		t.Fatalf("empty backlog: %v", err)
-	}
-	release()
-
-	// Never cut (Run is not started): the backlog ages from its enqueue time.
-	s.batcher.Add([]ingest.Record{{ID: 1, EnqueuedAt: time.Now()}}, false)
-	time.Sleep(80 * time.Millisecond)
-	_, err = s.admit(t.Context())
-	var ae *apiError
-	if !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable || ae.RetryAfter == 0 {
-		t.Fatalf("admit with a stale backlog = %v, want 503 with Retry-After", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &Server{cfg: Config{Limits: Limits{MaxLag: 50 * time.Millisecond}, Ingest: laggingIngest{lag: tt.lag}},
+				m: NewMetrics(), slots: make(chan struct{}, 1)}
+			release, err := s.admit(t.Context())
+			if tt.want == 0 {
+				require.NoError(t, err)
+				release()
+				return
+			}
+			var ae *apiError
+			require.ErrorAs(t, err, &ae)
+			assert.Equal(t, tt.want, ae.Status())
+			assert.NotZero(t, ae.RetryAfter, "pushback must say when to retry")
+		})
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/medprov/medprov/envelope"
 	"github.com/medprov/medprov/ingest"
 	"github.com/medprov/medprov/ledger"
+	"github.com/medprov/medprov/wire"
 )
 
 //go:embed openapi.yaml
@@ -29,26 +30,34 @@ var openAPISpec []byte
 // /openapi.yaml: the contract of every route, request and response.
 func OpenAPI() []byte { return slices.Clone(openAPISpec) }
 
-// Blobs stores ciphertext by content address.
+// Blobs reads ciphertext by content address.
 //
-// Put and PutMany MUST return only after the bytes are durable, and MUST
-// return the CIDv1 of the bytes. Get MUST verify that the bytes it returns
-// hash to cid. All methods MUST be safe for concurrent use.
+// Get MUST verify that the bytes it returns hash to cid (failing with
+// ipfs.ErrCorrupt otherwise) and fail with ipfs.ErrNotFound for absent
+// content. Both methods MUST be safe for concurrent use.
 type Blobs interface {
-	Put(ctx context.Context, data []byte) (string, error)
-	PutMany(ctx context.Context, blobs [][]byte) ([]string, error)
 	Get(ctx context.Context, cid string) ([]byte, error)
 	Has(ctx context.Context, cid string) (bool, error)
 }
 
-// Sealer encrypts readings under their patient's key.
+// Opener decrypts readings sealed under their patient's key.
 //
-// Seal MUST bind the ciphertext to patientID and readingID so that Open
-// fails for any other pair; Open MUST fail with a distinguishable error for
-// erased (crypto-shredded) patients.
-type Sealer interface {
-	Seal(ctx context.Context, patientID, readingID string, plaintext []byte) ([]byte, error)
+// Open MUST fail unless the ciphertext was sealed for exactly (patientID,
+// readingID), and MUST fail with seal.ErrErased for erased
+// (crypto-shredded) patients.
+type Opener interface {
 	Open(ctx context.Context, patientID, readingID string, sealed []byte) ([]byte, error)
+}
+
+// Ingest is the reading path behind POST /v1/readings (ingest.Pipeline).
+//
+// Submit MUST return only after every reading it reports queued is
+// durable; Await MUST return by the time ctx is done.
+type Ingest interface {
+	Submit(ctx context.Context, rs []ingest.Reading, watch bool) ([]ingest.Receipt, error)
+	Await(ctx context.Context, rs []ingest.Receipt) map[int]ingest.Outcome
+	Lag() time.Duration
+	Pending() int
 }
 
 // Verifier checks a DER ECDSA signature over a SHA-256 digest and returns
@@ -88,22 +97,24 @@ type Limits struct {
 	IngestSlots int
 }
 
-// Config configures New. Ledger, Blobs, Sealer, QueuePath and AdminToken
-// are required.
+// Config configures New. Ledger, Ingest, Blobs, Opener and AdminToken are
+// required.
 type Config struct {
 	Ledger     ledger.Transactor
+	Ingest     Ingest
 	Blobs      Blobs
-	Sealer     Sealer
-	QueuePath  string
+	Opener     Opener
 	AdminToken string
 	Limits     Limits
-	Queue      ingest.QueueConfig   // Path is taken from QueuePath
-	Batcher    ingest.BatcherConfig // Observe, Finished and Logger are set by the gateway
+	// Metrics receives the gateway's series; give the same Metrics to the
+	// ingest pipeline as its Observer. Default: new metrics. One Metrics
+	// serves one Server.
+	Metrics *Metrics
 	// EventCheckpointPath, if set, is where the gateway records the last
 	// chaincode event it handled, so that after a restart it resumes there.
 	EventCheckpointPath string
 	// Verifier checks device signatures at ingest; default
-	// envelope.VerifyDigest. With the embedded ledger, serve passes the
+	// envelope.VerifyDigest. With the embedded ledger, the node passes the
 	// same envelope.VerifyMemo to the in-process chaincode.
 	Verifier Verifier
 	// SignatureWindow bounds |issuedAt - now| for signed GETs. Default 5m.
@@ -115,84 +126,46 @@ type Config struct {
 
 // Server is the gateway. Create it with New, serve Handler, and Close it.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	chain   *chain
-	blobs   Blobs
-	puts    *blobGroup
-	sealer  Sealer
-	queue   *ingest.Queue
-	batcher *ingest.Batcher
-	keys    *keyCache
-	nonces  *nonceCache
-	devLim  *limiterSet
-	actLim  *limiterSet
-	m       *metrics
-	slots   chan struct{}
-	engine  *gin.Engine
-	routes  []Route
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	cfg    Config
+	log    *slog.Logger
+	chain  *chain
+	keys   *keyCache
+	nonces *nonceCache
+	devLim *limiterSet
+	actLim *limiterSet
+	m      *Metrics
+	slots  chan struct{}
+	engine *gin.Engine
+	routes []Route
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // Route is a method and Gin path pattern the gateway serves.
 type Route struct{ Method, Path string }
 
-// New opens the ingest queue, replays readings acknowledged before a crash,
-// starts the batcher and builds the router.
+// New builds the router over the ingest pipeline and the ledger and starts
+// following the ledger's events.
 func New(ctx context.Context, cfg Config) (*Server, error) {
-	if cfg.Ledger == nil || cfg.Blobs == nil || cfg.Sealer == nil || cfg.QueuePath == "" {
-		return nil, errors.New("gateway: Ledger, Blobs, Sealer and QueuePath are required")
+	if cfg.Ledger == nil || cfg.Ingest == nil || cfg.Blobs == nil || cfg.Opener == nil {
+		return nil, errors.New("gateway: Ledger, Ingest, Blobs and Opener are required")
 	}
 	if len(cfg.AdminToken) < 16 {
 		return nil, errors.New("gateway: AdminToken must be at least 16 characters")
 	}
 	setDefaults(&cfg)
-	s := &Server{cfg: cfg, log: cfg.Logger, blobs: cfg.Blobs, sealer: cfg.Sealer, puts: newBlobGroup(cfg.Blobs, 2000)}
+	s := &Server{cfg: cfg, log: cfg.Logger, m: cfg.Metrics}
 	s.chain = &chain{t: cfg.Ledger}
 	s.keys = newKeyCache(s.chain, 30*time.Second, cfg.Now)
 	s.nonces = newNonceCache(2*cfg.SignatureWindow, cfg.Now)
 	s.devLim = newLimiterSet(cfg.Limits.DeviceRate, cfg.Limits.DeviceBurst)
 	s.actLim = newLimiterSet(cfg.Limits.ActorRate, cfg.Limits.ActorBurst)
-
-	qc := cfg.Queue
-	qc.Path = cfg.QueuePath
-	q, pending, err := ingest.OpenQueue(ctx, qc)
-	if err != nil {
+	if err := s.m.watchQueue(func() float64 { return float64(cfg.Ingest.Pending()) }); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
-	}
-	s.queue = q
-	s.m = newMetrics(func() float64 { return float64(q.Pending()) })
-	bc := cfg.Batcher
-	bc.Logger = s.log
-	bc.Observe = func(size int, took time.Duration, err error) {
-		result := "ok"
-		if err != nil {
-			result = "error"
-		}
-		s.m.batchSize.Observe(float64(size))
-		s.m.batchTime.WithLabelValues(result).Observe(took.Seconds())
-	}
-	bc.Finished = func(outs []ingest.Outcome) {
-		for _, o := range outs {
-			s.m.recorded.WithLabelValues(o.State.String()).Inc()
-		}
-	}
-	s.batcher = ingest.NewBatcher(q, recorder{s.chain}, bc)
-	if len(pending) > 0 {
-		// Pushback measures how far the ledger is behind this process; a
-		// backlog replayed after a restart starts the clock anew.
-		now := cfg.Now()
-		for i := range pending {
-			pending[i].EnqueuedAt = now
-		}
-		s.log.Info("replaying readings acknowledged before restart", "count", len(pending))
-		s.batcher.Add(pending, false)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
-	s.wg.Add(2)
-	go func() { defer s.wg.Done(); s.batcher.Run(runCtx) }()
+	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.followEvents(runCtx) }()
 	s.slots = make(chan struct{}, cfg.Limits.IngestSlots)
 	s.engine = s.router()
@@ -240,6 +213,9 @@ func setDefaults(cfg *Config) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
 }
 
 // Handler returns the HTTP handler serving every route.
@@ -248,12 +224,12 @@ func (s *Server) Handler() http.Handler { return s.engine }
 // Routes returns every route the gateway serves.
 func (s *Server) Routes() []Route { return slices.Clone(s.routes) }
 
-// Close stops the batcher (transactions in flight finish or stay queued for
-// replay) and closes the queue. It does not close the backends.
+// Close stops following events. It closes neither the ingest pipeline nor
+// the backends.
 func (s *Server) Close() error {
 	s.cancel()
 	s.wg.Wait()
-	return s.queue.Close()
+	return nil
 }
 
 func (s *Server) router() *gin.Engine {
@@ -262,9 +238,9 @@ func (s *Server) router() *gin.Engine {
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
 	r.Use(s.requestID, s.logRequest, s.recover)
-	r.NoRoute(func(c *gin.Context) { fail(c, errf(http.StatusNotFound, CodeNotFound, "no such route")) })
+	r.NoRoute(func(c *gin.Context) { fail(c, errf(wire.CodeNotFound, "no such route")) })
 	r.NoMethod(func(c *gin.Context) {
-		fail(c, errf(http.StatusMethodNotAllowed, CodeMethod, "method not allowed on this route"))
+		fail(c, errf(wire.CodeMethodNotAllowed, "method not allowed on this route"))
 	})
 	add := func(method, path string, h ...gin.HandlerFunc) {
 		s.routes = append(s.routes, Route{method, path})
@@ -306,14 +282,14 @@ func (s *Server) readyz(c *gin.Context) {
 	} else {
 		checks["ledger"] = "ok"
 	}
-	if _, err := s.blobs.Has(ctx, emptyCID); err != nil {
+	if _, err := s.cfg.Blobs.Has(ctx, emptyCID); err != nil {
 		ready = false
 		checks["blobs"] = "unavailable"
 		s.log.Warn("readiness: blob store", "err", err)
 	} else {
 		checks["blobs"] = "ok"
 	}
-	checks["queueDepth"] = s.queue.Pending()
+	checks["queueDepth"] = s.cfg.Ingest.Pending()
 	status := http.StatusOK
 	if !ready {
 		status = http.StatusServiceUnavailable
@@ -328,7 +304,7 @@ const emptyCID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 func (s *Server) limitBody(n int64) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if c.Request.ContentLength > n {
-			fail(c, errf(http.StatusRequestEntityTooLarge, CodeTooLarge, "request body exceeds %d bytes", n))
+			fail(c, errf(wire.CodeTooLarge, "request body exceeds %d bytes", n))
 			return
 		}
 		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, n)
@@ -340,8 +316,8 @@ func (s *Server) limitBody(n int64) gin.HandlerFunc {
 func pageArgs(c *gin.Context) (string, string, error) {
 	ps := c.DefaultQuery("pageSize", "100")
 	n, err := strconv.Atoi(ps)
-	if err != nil || n < 1 || n > 1000 {
-		return "", "", badRequest("pageSize must be an integer in 1..1000")
+	if err != nil || n < 1 || n > wire.MaxPageSize {
+		return "", "", badRequest("pageSize must be an integer in 1..%d", wire.MaxPageSize)
 	}
 	return strconv.Itoa(n), c.Query("bookmark"), nil
 }

@@ -7,15 +7,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/medprov/medprov/chaincode"
 	"github.com/medprov/medprov/ledger"
+	"github.com/medprov/medprov/wire"
 )
 
 // BatchResult is the outcome of one RecordReadings transaction.
 type BatchResult struct {
 	TxID    string
 	Block   uint64
-	Results []chaincode.ItemResult // one per item, in order
+	Results []wire.ItemResult // one per item, in order
 }
 
 // Recorder writes readings to the ledger.
@@ -26,7 +26,7 @@ type BatchResult struct {
 // unknown and the batch will be retried; any other error means the whole
 // transaction was refused and nothing was written.
 type Recorder interface {
-	RecordReadings(ctx context.Context, items []Item) (*BatchResult, error)
+	RecordReadings(ctx context.Context, items []wire.ReadingInput) (*BatchResult, error)
 }
 
 // BatcherConfig tunes how the batcher cuts transactions.
@@ -41,13 +41,6 @@ type BatcherConfig struct {
 	// MinBackoff and MaxBackoff bound the retry delay while the ledger is
 	// unavailable. Defaults 100ms and 5s.
 	MinBackoff, MaxBackoff time.Duration
-	// Observe, if set, is called after every transaction attempt.
-	Observe func(size int, took time.Duration, err error)
-	// Finished, if set, is called with the outcomes of every batch once
-	// they are final (recorded or rejected), before waiters are told.
-	Finished func(outs []Outcome)
-	// Logger defaults to slog.Default().
-	Logger *slog.Logger
 }
 
 // Batcher drains a Queue into RecordReadings transactions. It is safe for
@@ -56,6 +49,8 @@ type Batcher struct {
 	q   *Queue
 	rec Recorder
 	cfg BatcherConfig
+	obs Observer // may be nil
+	log *slog.Logger
 
 	mu       sync.Mutex
 	buf      []Record
@@ -64,9 +59,9 @@ type Batcher struct {
 	wake     chan struct{}
 }
 
-// NewBatcher returns a batcher for q that writes through rec. Call Run to
-// start it and Add to feed it.
-func NewBatcher(q *Queue, rec Recorder, cfg BatcherConfig) *Batcher {
+// NewBatcher returns a batcher for q that writes through rec and reports to
+// obs (nil: no reports). Call Run to start it and Add to feed it.
+func NewBatcher(q *Queue, rec Recorder, cfg BatcherConfig, obs Observer, log *slog.Logger) *Batcher {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 500
 	}
@@ -82,10 +77,10 @@ func NewBatcher(q *Queue, rec Recorder, cfg BatcherConfig) *Batcher {
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 5 * time.Second
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+	if log == nil {
+		log = slog.Default()
 	}
-	return &Batcher{q: q, rec: rec, cfg: cfg, watchers: map[uint64]chan Outcome{}, wake: make(chan struct{}, 1)}
+	return &Batcher{q: q, rec: rec, cfg: cfg, obs: obs, log: log, watchers: map[uint64]chan Outcome{}, wake: make(chan struct{}, 1)}
 }
 
 // Add hands durably queued records to the batcher. If watch is true, it
@@ -205,7 +200,7 @@ func (b *Batcher) cut() ([]Record, time.Duration) {
 }
 
 func (b *Batcher) submit(ctx context.Context, batch []Record) {
-	items := make([]Item, len(batch))
+	items := make([]wire.ReadingInput, len(batch))
 	for i, r := range batch {
 		items[i] = r.Item
 	}
@@ -213,8 +208,8 @@ func (b *Batcher) submit(ctx context.Context, batch []Record) {
 	for {
 		start := time.Now()
 		res, err := b.rec.RecordReadings(ctx, items)
-		if b.cfg.Observe != nil {
-			b.cfg.Observe(len(items), time.Since(start), err)
+		if b.obs != nil {
+			b.obs.Transaction(len(items), time.Since(start), err)
 		}
 		switch {
 		case err == nil && len(res.Results) == len(items):
@@ -228,7 +223,7 @@ func (b *Batcher) submit(ctx context.Context, batch []Record) {
 			b.refused(ctx, batch, err)
 			return
 		}
-		b.cfg.Logger.Warn("recording readings failed; will retry", "size", len(items), "backoff", backoff, "err", err)
+		b.log.Warn("recording readings failed; will retry", "size", len(items), "backoff", backoff, "err", err)
 		select {
 		case <-ctx.Done():
 			return
@@ -243,21 +238,21 @@ func (b *Batcher) submit(ctx context.Context, batch []Record) {
 // single refused item is finished as rejected.
 func (b *Batcher) refused(ctx context.Context, batch []Record, err error) {
 	if len(batch) > 1 {
-		b.cfg.Logger.Warn("batch refused as a whole; splitting", "size", len(batch), "err", err)
+		b.log.Warn("batch refused as a whole; splitting", "size", len(batch), "err", err)
 		half := len(batch) / 2
 		b.submit(ctx, batch[:half])
 		b.submit(ctx, batch[half:])
 		return
 	}
-	b.cfg.Logger.Warn("reading refused", "readingId", ReadingID(batch[0].Item), "err", err)
-	code, msg := chaincode.CodeInvalid, "refused by the ledger"
+	b.log.Warn("reading refused", "readingId", batch[0].Item.ID(), "err", err)
+	code, msg := wire.CodeInvalid, "refused by the ledger"
 	var ce *ledger.ChaincodeError
 	if errors.As(err, &ce) {
-		if cc, ok := chaincode.ParseError(ce.Message); ok {
+		if cc, ok := wire.ParseError(ce.Message); ok {
 			code, msg = cc.Code, cc.Message
 		}
 	}
-	b.finish(ctx, batch, &BatchResult{Results: []chaincode.ItemResult{{Status: chaincode.ItemRejected, Code: code, Error: msg}}})
+	b.finish(ctx, batch, &BatchResult{Results: []wire.ItemResult{{Status: wire.StatusRejected, Code: code, Error: msg}}})
 }
 
 func (b *Batcher) finish(ctx context.Context, batch []Record, res *BatchResult) {
@@ -266,15 +261,15 @@ func (b *Batcher) finish(ctx context.Context, batch []Record, res *BatchResult) 
 		ir := res.Results[i]
 		o := Outcome{RecordID: r.ID, TxID: res.TxID, Block: res.Block}
 		switch ir.Status {
-		case chaincode.ItemRecorded:
+		case wire.StatusRecorded:
 			o.State = StateRecorded
-		case chaincode.ItemExists:
+		case wire.StatusExists:
 			o.State = StateRecorded
 			if ir.TxID != "" && ir.TxID != res.TxID {
 				o.TxID, o.Block = ir.TxID, 0 // recorded by an earlier transaction
 			}
 		default:
-			o.State, o.Code, o.Message = StateRejected, string(ir.Code), ir.Error
+			o.State, o.Code, o.Message = StateRejected, ir.Code, ir.Error
 		}
 		outs[i] = o
 	}
@@ -285,10 +280,10 @@ func (b *Batcher) finish(ctx context.Context, batch []Record, res *BatchResult) 
 	if err := b.q.Done(dctx, batch, outs); err != nil {
 		// The records stay pending and are replayed after a restart; the
 		// chaincode answers "exists" for them, so nothing is doubled.
-		b.cfg.Logger.Error("marking readings done failed", "size", len(outs), "err", err)
+		b.log.Error("marking readings done failed", "size", len(outs), "err", err)
 	}
-	if b.cfg.Finished != nil {
-		b.cfg.Finished(outs)
+	if b.obs != nil {
+		b.obs.Finished(outs)
 	}
 	b.mu.Lock()
 	for _, o := range outs {
@@ -309,7 +304,7 @@ func (b *Batcher) finish(ctx context.Context, batch []Record, res *BatchResult) 
 func transient(err error) bool {
 	var ce *ledger.ChaincodeError
 	if errors.As(err, &ce) {
-		_, judged := chaincode.ParseError(ce.Message)
+		_, judged := wire.ParseError(ce.Message)
 		return !judged
 	}
 	return errors.Is(err, ledger.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)

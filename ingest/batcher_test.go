@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/medprov/medprov/chaincode"
 	"github.com/medprov/medprov/ledger"
+	"github.com/medprov/medprov/wire"
 )
 
 // faultyLedger is a Recorder that fails on demand: the faults the batcher
@@ -25,7 +25,7 @@ type faultyLedger struct {
 	sizes       []int
 }
 
-func (f *faultyLedger) RecordReadings(ctx context.Context, items []Item) (*BatchResult, error) {
+func (f *faultyLedger) RecordReadings(ctx context.Context, items []wire.ReadingInput) (*BatchResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.unavailable > 0 {
@@ -40,19 +40,19 @@ func (f *faultyLedger) RecordReadings(ctx context.Context, items []Item) (*Batch
 	f.sizes = append(f.sizes, len(items))
 	res := &BatchResult{TxID: fmt.Sprintf("tx%d", len(f.sizes)), Block: uint64(len(f.sizes))}
 	for _, it := range items {
-		st := chaincode.ItemRecorded
-		if f.committed[ReadingID(it)] > 0 {
-			st = chaincode.ItemExists
+		st := wire.StatusRecorded
+		if f.committed[it.ID()] > 0 {
+			st = wire.StatusExists
 		}
-		f.committed[ReadingID(it)]++
-		res.Results = append(res.Results, chaincode.ItemResult{ReadingID: ReadingID(it), Status: st})
+		f.committed[it.ID()]++
+		res.Results = append(res.Results, wire.ItemResult{ReadingID: it.ID(), Status: st})
 	}
 	return res, nil
 }
 
 func runBatcher(t *testing.T, q *Queue, rec Recorder, cfg BatcherConfig) (*Batcher, func()) {
 	t.Helper()
-	b := NewBatcher(q, rec, cfg)
+	b := NewBatcher(q, rec, cfg, nil, nil)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { b.Run(ctx); close(done) }()
@@ -141,8 +141,8 @@ func TestBatcher(t *testing.T) {
 				if o.State != want {
 					t.Errorf("seq %d: state %v, want %v", seq, o.State, want)
 				}
-				if want == StateRecorded && tt.ledger.committed[ReadingID(recs[i].Item)] != 1 {
-					t.Errorf("seq %d committed %d times, want 1", seq, tt.ledger.committed[ReadingID(recs[i].Item)])
+				if want == StateRecorded && tt.ledger.committed[recs[i].Item.ID()] != 1 {
+					t.Errorf("seq %d committed %d times, want 1", seq, tt.ledger.committed[recs[i].Item.ID()])
 				}
 			}
 			if tt.wantSizes != nil && !tt.wantSizes(tt.ledger.sizes) {
@@ -213,7 +213,7 @@ func TestTransient(t *testing.T) {
 func TestLagIsTheAgeOfTheOldestWaitingRecord(t *testing.T) {
 	q, _ := openTestQueue(t, filepath.Join(t.TempDir(), "q.db"), 100)
 	defer q.Close()
-	b := NewBatcher(q, &faultyLedger{committed: map[string]int{}}, BatcherConfig{MaxBatch: 1, MaxWait: time.Hour})
+	b := NewBatcher(q, &faultyLedger{committed: map[string]int{}}, BatcherConfig{MaxBatch: 1, MaxWait: time.Hour}, nil, nil)
 	if got := b.Lag(); got != 0 {
 		t.Fatalf("empty batcher lag = %v, want 0", got)
 	}

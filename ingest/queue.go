@@ -8,13 +8,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/medprov/medprov/chaincode"
+	"github.com/medprov/medprov/wire"
 )
 
 var (
@@ -28,21 +27,13 @@ var (
 	ErrConflict = errors.New("reading sequence number already used with different content")
 )
 
-// Item is one reading as the chaincode's RecordReadings takes it: metadata,
-// hashes, the device signature and where the ciphertext lives. It holds no
-// measured values.
-type Item = chaincode.ReadingInput
-
-// ReadingID returns the ledger ID of an item, "<deviceId>:<seq>".
-func ReadingID(it Item) string { return it.DeviceID + ":" + strconv.FormatUint(it.Seq, 10) }
-
 // Record is a queued item with its queue position.
 type Record struct {
 	// ID is the record's position in the queue, unique and increasing.
-	ID         uint64    `json:"id"`
-	Item       Item      `json:"item"`
-	PatientID  string    `json:"patientId"`
-	EnqueuedAt time.Time `json:"enqueuedAt"`
+	ID         uint64            `json:"id"`
+	Item       wire.ReadingInput `json:"item"`
+	PatientID  string            `json:"patientId"`
+	EnqueuedAt time.Time         `json:"enqueuedAt"`
 }
 
 // State is what the queue knows of a (deviceId, seq).
@@ -60,11 +51,11 @@ const (
 func (s State) String() string {
 	switch s {
 	case StatePending:
-		return "queued"
+		return wire.StatusQueued
 	case StateRecorded:
-		return "recorded"
+		return wire.StatusRecorded
 	case StateRejected:
-		return "rejected"
+		return wire.StatusRejected
 	default:
 		return "unknown"
 	}
@@ -82,7 +73,7 @@ type Outcome struct {
 	State    State // StateRecorded or StateRejected
 	TxID     string
 	Block    uint64
-	Code     string // refusal code when rejected
+	Code     wire.Code // refusal code when rejected
 	Message  string
 }
 

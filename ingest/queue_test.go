@@ -6,10 +6,12 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/medprov/medprov/wire"
 )
 
-func item(dev string, seq uint64, hash string) Item {
-	return Item{DeviceID: dev, Seq: seq, Type: "heart_rate", Unit: "bpm", MeasuredAt: "2026-11-21T10:00:00Z", DataHash: hash}
+func item(dev string, seq uint64, hash string) wire.ReadingInput {
+	return wire.ReadingInput{DeviceID: dev, Seq: seq, Type: "heart_rate", Unit: "bpm", MeasuredAt: "2026-11-21T10:00:00Z", DataHash: hash}
 }
 
 func openTestQueue(t *testing.T, path string, max int) (*Queue, []Record) {
@@ -24,8 +26,8 @@ func openTestQueue(t *testing.T, path string, max int) (*Queue, []Record) {
 func TestQueueAppend(t *testing.T) {
 	tests := []struct {
 		name    string
-		first   Item
-		second  Item
+		first   wire.ReadingInput
+		second  wire.ReadingInput
 		wantErr func(error) bool
 	}{
 		{"a new seq is enqueued", item("d1", 1, "aa"), item("d1", 2, "bb"), func(err error) bool { return err == nil }},

@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/medprov/medprov/chaincode"
+	"github.com/medprov/medprov/wire"
+
 	"github.com/medprov/medprov/envelope"
 	"github.com/medprov/medprov/internal/testnet"
 	"github.com/medprov/medprov/ledger"
@@ -80,7 +81,7 @@ func TestTransactorAgainstFabric(t *testing.T) {
 	first := registerActor(t, hospital, "patient-1", "patient")
 
 	t.Run("an admin registers an actor that both organisations read back", func(t *testing.T) {
-		var got chaincode.Actor
+		var got wire.Actor
 		if err := json.Unmarshal(first.Payload, &got); err != nil {
 			t.Fatalf("RegisterActor payload: %v", err)
 		}
@@ -95,7 +96,7 @@ func TestTransactorAgainstFabric(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s GetActor: %v", name, err)
 			}
-			var read chaincode.Actor
+			var read wire.Actor
 			if err := json.Unmarshal(raw, &read); err != nil {
 				t.Fatalf("%s GetActor payload: %v", name, err)
 			}
@@ -110,24 +111,24 @@ func TestTransactorAgainstFabric(t *testing.T) {
 			name     string
 			submit   bool
 			proposal ledger.Proposal
-			wantCode chaincode.Code
+			wantCode wire.Code
 		}{
 			{
 				name:     "a client identity may not register actors",
 				submit:   true,
 				proposal: ledger.Proposal{Function: "RegisterActor", Args: []string{actorArg(t, "patient-2", "patient")}},
-				wantCode: chaincode.CodeForbidden,
+				wantCode: wire.CodeForbidden,
 			},
 			{
 				name:     "a duplicate actor id is a conflict",
 				submit:   true,
 				proposal: ledger.Proposal{Function: "RegisterActor", Args: []string{actorArg(t, "patient-1", "patient")}, AsAdmin: true},
-				wantCode: chaincode.CodeConflict,
+				wantCode: wire.CodeConflict,
 			},
 			{
 				name:     "an unknown actor is not found",
 				proposal: ledger.Proposal{Function: "GetActor", Args: []string{"nobody"}},
-				wantCode: chaincode.CodeNotFound,
+				wantCode: wire.CodeNotFound,
 			},
 		}
 		for _, tc := range tests {
@@ -142,7 +143,7 @@ func TestTransactorAgainstFabric(t *testing.T) {
 				if !errors.As(err, &ccErr) {
 					t.Fatalf("error = %v, want *ledger.ChaincodeError", err)
 				}
-				parsed, ok := chaincode.ParseError(ccErr.Message)
+				parsed, ok := wire.ParseError(ccErr.Message)
 				if !ok || parsed.Code != tc.wantCode {
 					t.Errorf("message %q: code %v (marker found: %v), want %s", ccErr.Message, parsed, ok, tc.wantCode)
 				}
@@ -178,7 +179,7 @@ func TestTransactorAgainstFabric(t *testing.T) {
 					if ev.Block < tc.start {
 						t.Errorf("event from block %d, before start block %d", ev.Block, tc.start)
 					}
-					if ev.Name != chaincode.EventActorRegistered {
+					if ev.Name != wire.EventActorRegistered {
 						continue
 					}
 					got = append(got, ev.TxID)

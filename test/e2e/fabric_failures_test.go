@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/medprov/medprov/chaincode"
+	"github.com/medprov/medprov/wire"
+
 	"github.com/medprov/medprov/client"
 	"github.com/medprov/medprov/envelope"
 	"github.com/medprov/medprov/ledger/fabric"
@@ -113,10 +114,10 @@ func recordedOnChain(t *testing.T, profile string, quiet time.Duration) map[stri
 			if !ok {
 				t.Fatal("event stream ended early")
 			}
-			if ev.Name != chaincode.EventReadingsRecorded {
+			if ev.Name != wire.EventReadingsRecorded {
 				continue
 			}
-			var rr chaincode.ReadingsRecordedEvent
+			var rr wire.ReadingsRecordedEvent
 			if err := json.Unmarshal(ev.Payload, &rr); err != nil {
 				t.Fatal(err)
 			}
@@ -156,7 +157,7 @@ func TestFabricFailuresLoseNothing(t *testing.T) {
 	}
 	opKey, opPub := newKey()
 	_, patPub := newKey()
-	for _, a := range []client.ActorRegistration{{ID: "op", Role: client.RoleOperator, PublicKey: opPub}, {ID: "pat", Role: client.RolePatient, PublicKey: patPub}} {
+	for _, a := range []wire.ActorInput{{ID: "op", Role: wire.RoleOperator, PublicKey: opPub}, {ID: "pat", Role: wire.RolePatient, PublicKey: patPub}} {
 		if _, err := admin.RegisterActor(ctx, a); err != nil {
 			t.Fatal(err)
 		}

@@ -14,12 +14,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/medprov/medprov/chaincode"
-	"github.com/medprov/medprov/cli"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/medprov/medprov/gateway"
 	"github.com/medprov/medprov/ingest"
-	ipfsembedded "github.com/medprov/medprov/ipfs/embedded"
-	ledgerembedded "github.com/medprov/medprov/ledger/embedded"
+	"github.com/medprov/medprov/loadgen"
+	"github.com/medprov/medprov/node"
 	"github.com/medprov/medprov/seal"
 )
 
@@ -35,49 +36,27 @@ var (
 	flagDevices     = flag.Int("load.devices", 50, "bench: simulated devices")
 )
 
-// startInProcess runs the embedded gateway stack (as "medprov serve" builds
+// startInProcess runs an embedded node (wired by package node, as "medprov serve" wires it,
 // it, without the per-device limit) on a loopback port in this process.
 func startInProcess(b *testing.B, adminToken string) string {
 	b.Helper()
 	dir := b.TempDir()
-	ctx := context.Background()
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	cc, err := chaincode.NewChaincode()
-	if err != nil {
-		b.Fatal(err)
-	}
-	l, err := ledgerembedded.New(ctx, ledgerembedded.Config{Dir: filepath.Join(dir, "ledger"), Chaincode: cc, Logger: log})
-	if err != nil {
-		b.Fatal(err)
-	}
-	bl, err := ipfsembedded.New(ctx, ipfsembedded.Config{Dir: filepath.Join(dir, "blobs")})
-	if err != nil {
-		b.Fatal(err)
-	}
 	mk, err := seal.LoadOrCreateMasterKey(filepath.Join(dir, "master.key"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	kr, err := seal.OpenKeyring(ctx, seal.KeyringConfig{Path: filepath.Join(dir, "keyring.db"), MasterKey: mk, Logger: log})
-	if err != nil {
-		b.Fatal(err)
-	}
-	gw, err := gateway.New(ctx, gateway.Config{
-		Ledger: l, Blobs: bl, Sealer: kr, AdminToken: adminToken,
-		QueuePath: filepath.Join(dir, "ingest.db"),
-		Queue:     ingest.QueueConfig{MaxPending: 200000},
-		Batcher:   ingest.BatcherConfig{MaxBatch: *flagBatchMax, MaxWait: *flagBatchWait, InFlight: *flagInFlight},
-		Limits:    gateway.Limits{DeviceRate: -1, ActorRate: -1},
-		Logger:    log,
+	require.NoError(b, err)
+	n, err := node.Open(context.Background(), node.Config{
+		DataDir: dir, MasterKey: mk, AdminToken: adminToken,
+		Queue:   ingest.QueueConfig{MaxPending: 200000},
+		Batcher: ingest.BatcherConfig{MaxBatch: *flagBatchMax, MaxWait: *flagBatchWait, InFlight: *flagInFlight},
+		Limits:  gateway.Limits{DeviceRate: -1, ActorRate: -1},
+		Logger:  log,
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := &http.Server{Handler: gw.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := node.NewHTTPServer(n.Handler(), log)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	b.Cleanup(func() {
@@ -89,11 +68,7 @@ func startInProcess(b *testing.B, adminToken string) string {
 		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 			b.Error(err)
 		}
-		for _, c := range []func() error{gw.Close, kr.Close, bl.Close, l.Close} {
-			if err := c(); err != nil {
-				b.Error(err)
-			}
-		}
+		assert.NoError(b, n.Close())
 	})
 	return "http://" + ln.Addr().String()
 }
@@ -102,19 +77,19 @@ func startInProcess(b *testing.B, adminToken string) string {
 // requests) to an in-process embedded gateway as fast as it answers, waits
 // until they are all committed, and reports readings/s acknowledged and
 // committed and the p99 acknowledgement latency. The client runs in the same
-// process, so a profile shows its share too (net/http client, cli.(*Bench)).
+// process, so a profile shows its share too (net/http client, loadgen.(*Bench)).
 // Use -benchtime Nx: every iteration count builds a fresh gateway.
 func BenchmarkGatewayIngest(b *testing.B) {
 	const token = "load-admin-token-0123456789abcdef"
 	base := startInProcess(b, token)
-	cfg := cli.BenchConfig{
+	cfg := loadgen.Config{
 		Gateway: base, AdminToken: token, Devices: *flagDevices, Concurrency: *flagConcurrency, Batch: *flagBatch,
 		Duration: 10 * time.Minute, Readings: b.N, CommitSample: 0.02, VerifyFor: -1,
 	}
 	if testing.Verbose() {
 		cfg.Progress = os.Stderr
 	}
-	bench, err := cli.NewBench(b.Context(), cfg)
+	bench, err := loadgen.New(b.Context(), cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

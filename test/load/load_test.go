@@ -17,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/medprov/medprov/loadgen"
+	"github.com/medprov/medprov/wire"
+
 	"github.com/medprov/medprov/chaincode"
 	"github.com/medprov/medprov/cli"
 	"github.com/medprov/medprov/client"
@@ -57,7 +60,7 @@ func TestBenchEmbedded(t *testing.T) {
 			t.Errorf("report lacks %q", k)
 		}
 	}
-	var rep cli.BenchReport
+	var rep loadgen.Report
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +121,7 @@ func registerDevices(ctx context.Context, t *testing.T, base, adminToken string,
 	}
 	prefix := fmt.Sprintf("crash-%06x", rand.Uint32()&0xffffff)
 	keys := map[string]*ecdsa.PrivateKey{}
-	for _, a := range []struct{ id, role string }{{prefix + "-op", client.RoleOperator}, {prefix + "-pat", client.RolePatient}} {
+	for _, a := range []struct{ id, role string }{{prefix + "-op", wire.RoleOperator}, {prefix + "-pat", wire.RolePatient}} {
 		k, err := envelope.GenerateKey()
 		if err != nil {
 			t.Fatal(err)
@@ -127,7 +130,7 @@ func registerDevices(ctx context.Context, t *testing.T, base, adminToken string,
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := admin.RegisterActor(ctx, client.ActorRegistration{ID: a.id, Role: a.role, PublicKey: string(pem)}); err != nil {
+		if _, err := admin.RegisterActor(ctx, wire.ActorInput{ID: a.id, Role: a.role, PublicKey: string(pem)}); err != nil {
 			t.Fatalf("register %s: %v", a.id, err)
 		}
 		keys[a.id] = k
@@ -189,8 +192,8 @@ func (l *crashLoad) worker(ctx context.Context, devs []crashDevice, stop <-chan 
 		for _, r := range rec.Results {
 			switch {
 			case r.Error != nil:
-				l.failures["item "+r.Error.Code]++
-			case r.Status == client.StatusQueued || r.Status == client.StatusExists || r.Status == client.StatusRecorded:
+				l.failures["item "+string(r.Error.Code)]++
+			case r.Status == wire.StatusQueued || r.Status == wire.StatusExists || r.Status == wire.StatusRecorded:
 				l.acked[r.ReadingID] = true
 			default:
 				l.failures["item status "+r.Status]++
@@ -343,7 +346,7 @@ func TestCrashDuringLoad(t *testing.T) {
 				}
 				continue
 			}
-			var r chaincode.Reading
+			var r wire.Reading
 			if err := json.Unmarshal(b, &r); err != nil {
 				t.Fatalf("GetReading %s: %v", id, err)
 			}
@@ -409,10 +412,10 @@ func readingEvents(ctx context.Context, t *testing.T, l *ledgerembedded.Ledger) 
 		if !ok {
 			t.Fatalf("event stream ended before the %d events the blocks hold", want)
 		}
-		if ev.Name != chaincode.EventReadingsRecorded {
+		if ev.Name != wire.EventReadingsRecorded {
 			continue
 		}
-		var p chaincode.ReadingsRecordedEvent
+		var p wire.ReadingsRecordedEvent
 		if err := json.Unmarshal(ev.Payload, &p); err != nil {
 			t.Fatalf("event in block %d: %v", ev.Block, err)
 		}

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/medprov/medprov/wire"
+
 	"github.com/medprov/medprov/client"
 	"github.com/medprov/medprov/envelope"
 )
@@ -139,9 +141,9 @@ func Run(t *testing.T, env Env) {
 		for _, a := range []struct {
 			p    *party
 			role string
-		}{{w.operator, client.RoleOperator}, {w.patient, client.RolePatient}, {w.other, client.RolePatient},
-			{w.res, client.RoleResearcher}, {w.reg, client.RoleRegulator}} {
-			got, err := admin.RegisterActor(ctx, client.ActorRegistration{ID: a.p.id, Role: a.role, PublicKey: pubPEM(t, a.p.key)})
+		}{{w.operator, wire.RoleOperator}, {w.patient, wire.RolePatient}, {w.other, wire.RolePatient},
+			{w.res, wire.RoleResearcher}, {w.reg, wire.RoleRegulator}} {
+			got, err := admin.RegisterActor(ctx, wire.ActorInput{ID: a.p.id, Role: a.role, PublicKey: pubPEM(t, a.p.key)})
 			if err != nil {
 				t.Fatalf("register %s: %v", a.p.id, err)
 			}
@@ -157,13 +159,13 @@ func Run(t *testing.T, env Env) {
 			t.Fatal(err)
 		}
 		k := newParty(t, env, p+"x-1")
-		_, err = bad.RegisterActor(ctx, client.ActorRegistration{ID: k.id, Role: client.RolePatient, PublicKey: pubPEM(t, k.key)})
+		_, err = bad.RegisterActor(ctx, wire.ActorInput{ID: k.id, Role: wire.RolePatient, PublicKey: pubPEM(t, k.key)})
 		wantStatus(t, err, http.StatusUnauthorized)
-		_, err = admin.RegisterActor(ctx, client.ActorRegistration{ID: w.patient.id, Role: client.RolePatient, PublicKey: pubPEM(t, k.key)})
+		_, err = admin.RegisterActor(ctx, wire.ActorInput{ID: w.patient.id, Role: wire.RolePatient, PublicKey: pubPEM(t, k.key)})
 		wantStatus(t, err, http.StatusConflict)
-		_, err = admin.RegisterActor(ctx, client.ActorRegistration{ID: k.id, Role: client.RolePatient, PublicKey: "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"})
+		_, err = admin.RegisterActor(ctx, wire.ActorInput{ID: k.id, Role: wire.RolePatient, PublicKey: "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"})
 		wantStatus(t, err, http.StatusBadRequest)
-		_, err = admin.RegisterActor(ctx, client.ActorRegistration{ID: k.id, Role: "surgeon", PublicKey: pubPEM(t, k.key)})
+		_, err = admin.RegisterActor(ctx, wire.ActorInput{ID: k.id, Role: "surgeon", PublicKey: pubPEM(t, k.key)})
 		wantStatus(t, err, http.StatusBadRequest)
 	})
 
@@ -188,7 +190,7 @@ func Run(t *testing.T, env Env) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.Status != client.StatusRecorded || r.TxID == "" || r.ReadingID != w.dev.id+":1" || r.CID == "" {
+		if r.Status != wire.StatusRecorded || r.TxID == "" || r.ReadingID != w.dev.id+":1" || r.CID == "" {
 			t.Errorf("receipt = %+v, want recorded with txId", r)
 		}
 		w.recorded = append(w.recorded, r.ReadingID)
@@ -200,7 +202,7 @@ func Run(t *testing.T, env Env) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.Status != client.StatusQueued {
+			if r.Status != wire.StatusQueued {
 				t.Errorf("seq %d: status %q, want queued", seq, r.Status)
 			}
 			w.recorded = append(w.recorded, r.ReadingID)
@@ -221,7 +223,7 @@ func Run(t *testing.T, env Env) {
 			t.Fatalf("batch accepted=%d rejected=%d, want 3 and 1: %+v", b.Accepted, b.Rejected, b.Results)
 		}
 		for _, r := range b.Results[:3] {
-			if r.Status != client.StatusRecorded {
+			if r.Status != wire.StatusRecorded {
 				t.Errorf("batch item %d: %q, want recorded", r.Index, r.Status)
 			}
 		}
@@ -253,7 +255,7 @@ func Run(t *testing.T, env Env) {
 		if err != nil {
 			t.Fatalf("identical replay: %v", err)
 		}
-		if again.ReadingID != first.ReadingID || again.Status == client.StatusQueued && again.CID != "" {
+		if again.ReadingID != first.ReadingID || again.Status == wire.StatusQueued && again.CID != "" {
 			t.Errorf("replay receipt = %+v, want the existing reading, not a new one", again)
 		}
 		w.recorded = append(w.recorded, first.ReadingID)
@@ -322,7 +324,7 @@ func Run(t *testing.T, env Env) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if g.Decision != client.DecisionGranted || g.AccessID == "" {
+		if g.Decision != wire.DecisionGranted || g.AccessID == "" {
 			t.Fatalf("access = %+v", g)
 		}
 		// Six heart_rate readings of dev-1 and one of dev-2 (revoked later,
@@ -403,9 +405,9 @@ func Run(t *testing.T, env Env) {
 		granted, denied := 0, 0
 		for _, e := range log.Items {
 			switch e.Decision {
-			case client.DecisionGranted:
+			case wire.DecisionGranted:
 				granted++
-			case client.DecisionDenied:
+			case wire.DecisionDenied:
 				denied++
 			}
 		}
@@ -493,7 +495,7 @@ func Run(t *testing.T, env Env) {
 		if pv.Reading.ID != w.recorded[0] || pv.Device.ID != w.dev.id || len(pv.Accesses) == 0 {
 			t.Errorf("provenance = %+v, want the reading, its device and the access that released it", pv)
 		}
-		if pv.Tx == nil || pv.Tx.TxID != pv.Reading.TxID || pv.Tx.Block == 0 || pv.Tx.Valid == nil || !*pv.Tx.Valid {
+		if pv.Tx == nil || pv.Tx.TxID != pv.Reading.TxID || pv.Tx.Block == 0 || !pv.Tx.Valid {
 			t.Errorf("provenance tx = %+v, want the valid transaction and block that recorded the reading", pv.Tx)
 		}
 		v, err := w.reg.c.VerifyReading(ctx, w.recorded[0])
@@ -563,7 +565,7 @@ func Run(t *testing.T, env Env) {
 			t.Errorf("verify after restart: %+v, %v", v, err)
 		}
 		r, err := w.dev.c.SubmitReading(ctx, w.reading(t, w.dev, 200, "heart_rate", 1, now), client.WaitForCommit())
-		if err != nil || r.Status != client.StatusRecorded {
+		if err != nil || r.Status != wire.StatusRecorded {
 			t.Errorf("new reading after restart: %+v, %v", r, err)
 		}
 	})
@@ -571,7 +573,7 @@ func Run(t *testing.T, env Env) {
 
 // waitProvenance polls until the reading is on the ledger (the batcher
 // commits replayed readings shortly after start) or 30s pass.
-func waitProvenance(ctx context.Context, c *client.Client, id string) (*client.Provenance, error) {
+func waitProvenance(ctx context.Context, c *client.Client, id string) (*wire.ProvenanceReport, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for {

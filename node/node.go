@@ -1,0 +1,218 @@
+// Package node wires one medprov node from a Config: the ledger backend,
+// the blob store, the patient keyring, the ingest pipeline and the HTTP
+// gateway over them. "medprov serve", the gateway and end-to-end tests and
+// the load benchmarks all build their node here, so what a test or a
+// benchmark runs is what users run.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/medprov/medprov/chaincode"
+	"github.com/medprov/medprov/envelope"
+	"github.com/medprov/medprov/gateway"
+	"github.com/medprov/medprov/ingest"
+	ipfsembedded "github.com/medprov/medprov/ipfs/embedded"
+	"github.com/medprov/medprov/ipfs/kubo"
+	"github.com/medprov/medprov/ledger"
+	ledgerembedded "github.com/medprov/medprov/ledger/embedded"
+	"github.com/medprov/medprov/ledger/fabric"
+	"github.com/medprov/medprov/seal"
+)
+
+// Backend names.
+const (
+	Embedded = "embedded"
+	Fabric   = "fabric"
+	Kubo     = "kubo"
+)
+
+// ErrConfig reports a Config that names no valid backend or lacks a
+// required field.
+var ErrConfig = errors.New("invalid node configuration")
+
+// Config describes a node. DataDir, MasterKey and AdminToken are required.
+type Config struct {
+	// DataDir holds the ingest queue, the keyring, the event checkpoint
+	// and the embedded backends' stores. It is created 0700.
+	DataDir string
+	// Ledger is Embedded (default) or Fabric.
+	Ledger string
+	// FabricProfile is the connection profile scripts/network.sh writes
+	// and FabricOrg the MSP ID this node acts for (Ledger Fabric).
+	FabricProfile string
+	FabricOrg     string
+	// Blobs is Embedded (default) or Kubo; KuboAPI is kubo's RPC address.
+	Blobs   string
+	KuboAPI string
+	// MasterKey (32 bytes) encrypts the keyring's patient keys.
+	MasterKey []byte
+	// AdminToken authorises actor registration (16 characters or more).
+	AdminToken string
+	Queue      ingest.QueueConfig // Path defaults to DataDir/ingest.db
+	Batcher    ingest.BatcherConfig
+	Limits     gateway.Limits
+	Logger     *slog.Logger
+}
+
+// Node is a running node. Serve its Handler; Close it once.
+type Node struct {
+	// Gateway is the HTTP gateway; Ledger, Blobs, Keyring and Ingest are
+	// the parts below it.
+	Gateway *gateway.Server
+	Ledger  ledger.Transactor
+	Blobs   BlobStore
+	Keyring *seal.Keyring
+	Ingest  *ingest.Pipeline
+	closers []func() error
+}
+
+// BlobStore is what a node needs of its blob store: the ingest pipeline
+// writes, the gateway reads.
+type BlobStore interface {
+	ingest.Blobs
+	gateway.Blobs
+	Close() error
+}
+
+// Open opens the backends named by cfg and starts the ingest pipeline and
+// the gateway over them. On error everything opened is closed again.
+func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
+	if cfg.DataDir == "" || len(cfg.MasterKey) == 0 {
+		return nil, fmt.Errorf("%w: DataDir and MasterKey are required", ErrConfig)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	n := &Node{}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, n.Close())
+		}
+	}()
+
+	var verifier gateway.Verifier // nil: the gateway verifies with plain ECDSA
+	switch cfg.Ledger {
+	case Embedded, "":
+		// Gateway and chaincode share one process here, so the chaincode
+		// reuses the gateway's verification of the identical (key, digest,
+		// signature) triple: one ECDSA verification per reading. On Fabric
+		// every endorsing peer verifies on its own.
+		memo := envelope.NewVerifyMemo(1 << 18)
+		verifier = memo
+		cc, err := chaincode.NewChaincode(chaincode.WithVerifier(memo))
+		if err != nil {
+			return nil, fmt.Errorf("chaincode: %w", err)
+		}
+		l, err := ledgerembedded.New(ctx, ledgerembedded.Config{Dir: filepath.Join(cfg.DataDir, "ledger"), Chaincode: cc, Logger: cfg.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("embedded ledger: %w", err)
+		}
+		n.Ledger = l
+	case Fabric:
+		p, err := fabric.LoadProfile(cfg.FabricProfile)
+		if err != nil {
+			return nil, err
+		}
+		fc, err := p.Config(cfg.FabricOrg)
+		if err != nil {
+			return nil, err
+		}
+		l, err := fabric.New(ctx, fc)
+		if err != nil {
+			return nil, fmt.Errorf("fabric ledger: %w", err)
+		}
+		n.Ledger = l
+	default:
+		return nil, fmt.Errorf("%w: ledger must be %s or %s", ErrConfig, Embedded, Fabric)
+	}
+	n.closers = append(n.closers, n.Ledger.Close)
+
+	switch cfg.Blobs {
+	case Embedded, "":
+		b, err := ipfsembedded.New(ctx, ipfsembedded.Config{Dir: filepath.Join(cfg.DataDir, "blobs")})
+		if err != nil {
+			return nil, fmt.Errorf("embedded blob store: %w", err)
+		}
+		n.Blobs = b
+	case Kubo:
+		b, err := kubo.New(ctx, kubo.Config{API: cfg.KuboAPI})
+		if err != nil {
+			return nil, fmt.Errorf("kubo blob store: %w", err)
+		}
+		n.Blobs = b
+	default:
+		return nil, fmt.Errorf("%w: blobs must be %s or %s", ErrConfig, Embedded, Kubo)
+	}
+	n.closers = append(n.closers, n.Blobs.Close)
+
+	kr, err := seal.OpenKeyring(ctx, seal.KeyringConfig{Path: filepath.Join(cfg.DataDir, "keyring.db"), MasterKey: cfg.MasterKey, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	n.Keyring = kr
+	n.closers = append(n.closers, kr.Close)
+
+	metrics := gateway.NewMetrics()
+	qc := cfg.Queue
+	if qc.Path == "" {
+		qc.Path = filepath.Join(cfg.DataDir, "ingest.db")
+	}
+	pl, err := ingest.Open(ctx, ingest.Config{Ledger: n.Ledger, Blobs: n.Blobs, Sealer: kr, Queue: qc,
+		Batcher: cfg.Batcher, Observer: metrics, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	n.Ingest = pl
+	n.closers = append(n.closers, pl.Close)
+
+	gw, err := gateway.New(ctx, gateway.Config{
+		Ledger: n.Ledger, Ingest: pl, Blobs: n.Blobs, Opener: kr, AdminToken: cfg.AdminToken,
+		Limits: cfg.Limits, Metrics: metrics, Verifier: verifier, Logger: cfg.Logger,
+		EventCheckpointPath: filepath.Join(cfg.DataDir, "events.checkpoint"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.Gateway = gw
+	n.closers = append(n.closers, gw.Close)
+	return n, nil
+}
+
+// Handler serves the gateway's routes.
+func (n *Node) Handler() http.Handler { return n.Gateway.Handler() }
+
+// Close stops the gateway and the ingest pipeline (readings in flight stay
+// queued for replay) and closes the backends, in reverse order of opening.
+func (n *Node) Close() error {
+	var errs []error
+	for i := len(n.closers) - 1; i >= 0; i-- {
+		errs = append(errs, n.closers[i]())
+	}
+	n.closers = nil
+	return errors.Join(errs...)
+}
+
+// NewHTTPServer returns the HTTP server settings a node serves with:
+// bounded header, read, write and idle times and header size.
+func NewHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}

@@ -1,0 +1,19 @@
+// Package wire is medprov's wire contract: the words that the device, the
+// gateway, the chaincode and every client share, defined once.
+//
+// It holds the payloads that are signed (a device's [ReadingPayload], an
+// actor's action payloads built on [ActionHeader]), the ledger records the
+// chaincode writes and returns ([Actor], [Device], [Reading], [Consent],
+// [AccessEvent], [AuditEvent]), the HTTP receipts the gateway answers with,
+// the names of roles, statuses, actions, decisions, audit types, events and
+// chaincode functions, the error codes with their HTTP statuses ([Code],
+// [Error]), and the identifier grammar ([ValidID], [ReadingID]).
+//
+// Signed bytes are decoded with [DecodeStrict]: unknown members and trailing
+// data are refused, so gateway and chaincode read a payload the same way.
+//
+// The package depends on the standard library only, so device SDKs and
+// clients can use it without pulling in Fabric. The `metadata` struct tags
+// are read by Fabric's contract API when these types cross the chaincode
+// boundary; they cost nothing elsewhere.
+package wire

@@ -1,0 +1,148 @@
+package wire
+
+// Actor is a registered person or organisation role holder. Its public key
+// authenticates every action it signs.
+type Actor struct {
+	DocType      string `json:"docType"`
+	ID           string `json:"id"`
+	Role         string `json:"role"`
+	PublicKey    string `json:"publicKey"`
+	Org          string `json:"org"`
+	Status       string `json:"status"`
+	RegisteredTx string `json:"registeredTx"`
+	RegisteredAt string `json:"registeredAt"`
+}
+
+// ActorInput registers an actor: the body of POST /v1/actors and the
+// argument of RegisterActor. PublicKey is a PEM "PUBLIC KEY" (PKIX, ECDSA
+// P-256).
+type ActorInput struct {
+	ID        string `json:"id"`
+	Role      string `json:"role"`
+	PublicKey string `json:"publicKey"`
+}
+
+// Device is a registered device, bound to one patient and to the operator
+// that registered it. Its key authenticates the readings it signs.
+type Device struct {
+	DocType      string `json:"docType"`
+	ID           string `json:"id"`
+	OperatorID   string `json:"operatorId"`
+	PatientID    string `json:"patientId"`
+	DeviceType   string `json:"deviceType"`
+	PublicKey    string `json:"publicKey"`
+	Status       string `json:"status"`
+	RegisteredTx string `json:"registeredTx"`
+	RegisteredAt string `json:"registeredAt"`
+	RevokedTx    string `json:"revokedTx,omitempty" metadata:",optional"`
+	RevokedAt    string `json:"revokedAt,omitempty" metadata:",optional"`
+}
+
+// ConsentChange is one committed version of a consent, from the ledger's
+// key history.
+type ConsentChange struct {
+	TxID      string `json:"txId"`
+	Timestamp string `json:"timestamp"`
+	Status    string `json:"status"`
+	IsDelete  bool   `json:"isDelete"`
+}
+
+// Consent is a patient's permission for one grantee to use some data types
+// for one purpose within a validity window. History is filled in consent
+// lists only.
+type Consent struct {
+	DocType   string          `json:"docType"`
+	ID        string          `json:"id"`
+	PatientID string          `json:"patientId"`
+	GranteeID string          `json:"granteeId"`
+	Purpose   string          `json:"purpose"`
+	DataTypes []string        `json:"dataTypes"`
+	NotBefore string          `json:"notBefore"`
+	NotAfter  string          `json:"notAfter"`
+	Status    string          `json:"status"`
+	GrantedTx string          `json:"grantedTx"`
+	GrantedAt string          `json:"grantedAt"`
+	RevokedTx string          `json:"revokedTx,omitempty" metadata:",optional"`
+	RevokedAt string          `json:"revokedAt,omitempty" metadata:",optional"`
+	History   []ConsentChange `json:"history,omitempty" metadata:",optional"`
+}
+
+// AccessEvent is the committed decision on one access request, granted or
+// denied. ReadingIDs are the readings a grant released; NextCursor, when
+// set, continues the grant.
+type AccessEvent struct {
+	DocType    string   `json:"docType"`
+	ID         string   `json:"id"`
+	ActorID    string   `json:"actorId"`
+	PatientID  string   `json:"patientId"`
+	Purpose    string   `json:"purpose"`
+	DataTypes  []string `json:"dataTypes"`
+	From       string   `json:"from"`
+	To         string   `json:"to"`
+	Decision   string   `json:"decision"`
+	Reason     string   `json:"reason,omitempty" metadata:",optional"`
+	ConsentID  string   `json:"consentId,omitempty" metadata:",optional"`
+	ReadingIDs []string `json:"readingIds,omitempty" metadata:",optional"`
+	Count      int      `json:"count"`
+	NextCursor string   `json:"nextCursor,omitempty" metadata:",optional"`
+	TxID       string   `json:"txId"`
+	TxTime     string   `json:"txTime"`
+}
+
+// AuditEvent records one state-changing transaction; ID is its transaction
+// id. ActorID is the signing actor, or "org:<MSP ID>" for transactions
+// authenticated by the Fabric identity only (actor registration, reading
+// batches).
+type AuditEvent struct {
+	DocType    string   `json:"docType"`
+	ID         string   `json:"id"`
+	Type       string   `json:"type"`
+	ActorID    string   `json:"actorId"`
+	PatientIDs []string `json:"patientIds"`
+	SubjectID  string   `json:"subjectId"`
+	Decision   string   `json:"decision,omitempty" metadata:",optional"`
+	TxID       string   `json:"txId"`
+	TxTime     string   `json:"txTime"`
+}
+
+// EventFilter selects audit events. Empty fields match everything; From and
+// To are RFC 3339 and inclusive.
+type EventFilter struct {
+	PatientID string `json:"patientId,omitempty"`
+	ActorID   string `json:"actorId,omitempty"`
+	Type      string `json:"type,omitempty"`
+	From      string `json:"from,omitempty"`
+	To        string `json:"to,omitempty"`
+}
+
+// ReadingPage is one page of a patient's readings. Bookmark is empty on
+// the last page; pass it back to fetch the next one.
+type ReadingPage struct {
+	Items    []Reading `json:"items"`
+	Bookmark string    `json:"bookmark"`
+	Count    int       `json:"count"`
+}
+
+// AccessEventPage is one page of a patient's access log.
+type AccessEventPage struct {
+	Items    []AccessEvent `json:"items"`
+	Bookmark string        `json:"bookmark"`
+	Count    int           `json:"count"`
+}
+
+// AuditEventPage is one page of audit events.
+type AuditEventPage struct {
+	Items    []AuditEvent `json:"items"`
+	Bookmark string       `json:"bookmark"`
+	Count    int          `json:"count"`
+}
+
+// Provenance is everything the ledger knows about one reading: the record,
+// its device, the patient's consents covering its type and the access
+// events that released it.
+type Provenance struct {
+	Reading  Reading       `json:"reading"`
+	Device   Device        `json:"device"`
+	Consents []Consent     `json:"consents"`
+	Accesses []AccessEvent `json:"accesses"`
+}
