@@ -1,16 +1,21 @@
-// Package ingest turns acknowledged device readings into ledger transactions
-// without losing or duplicating any.
+// Package ingest owns medprov's reading path, from a verified reading to
+// its ledger outcome, without losing or duplicating any reading.
 //
-// The pipeline has two halves. Queue is a durable, bounded ingest queue: a
-// reading is acknowledged only after its record has been fsynced, and many
-// concurrent appends share one fsync (group commit). Batcher drains the queue
-// into RecordReadings transactions, many readings per transaction and several
-// transactions in flight, retrying with backoff while the ledger is
-// unavailable. Because the chaincode treats an identical (deviceId, seq) as
-// an idempotent retry, replaying a record whose transaction outcome was
-// unknown (a crash, a timeout) never records it twice.
+// [Pipeline] is the whole path behind one small API (Submit, Await, Lookup,
+// Lag, Pending): it seals each reading under its patient's key, stores the
+// ciphertext (concurrent submissions share one blob-store write), appends
+// the ledger record to the durable [Queue] and only then acknowledges it;
+// the [Batcher] cuts queued records into RecordReadings transactions (many
+// readings per transaction, several in flight), retries with backoff while
+// the ledger is unavailable and reports each reading's outcome.
 //
-// Crash recovery: on Open the queue returns every record not yet marked done;
-// the batcher submits them again. A record is marked done only after the
-// ledger reported its outcome.
+// Durability: a reading is acknowledged only after its queue record has
+// been fsynced; many concurrent appends share one fsync (group commit).
+// Crash recovery: Open replays every record not yet marked done. A record
+// is marked done only after the ledger reported its outcome, and the
+// chaincode answers "exists" for a reading it already holds, so a replay
+// never records a reading twice.
+//
+// The caller (the gateway) authenticates readings before Submit; the
+// chaincode checks every device signature again on the ledger.
 package ingest
