@@ -21,7 +21,7 @@ import (
 // event commits first; only then are readings fetched, opened, verified
 // and returned. A denial is committed too and answers 403.
 func (s *Server) requestAccess(c *gin.Context) {
-	env, _, err := s.signedAction(c, wire.ActionAccessRequest)
+	env, err := s.signedAction(c, wire.ActionAccessRequest, &wire.AccessRequestAction{})
 	if err != nil {
 		fail(c, err)
 		return

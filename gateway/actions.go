@@ -13,45 +13,37 @@ import (
 	"github.com/medprov/medprov/wire"
 )
 
-// actionHead is the part of every signed action the gateway reads before
-// the chaincode judges the whole.
-type actionHead struct {
-	Action    string `json:"action"`
-	ActorID   string `json:"actorId"`
-	DeviceID  string `json:"deviceId"`
-	ConsentID string `json:"consentId"`
-}
-
-// signedAction reads a signed action envelope from the body, checks its
-// action name, applies the actor's rate limit and returns the envelope
-// re-encoded for the chaincode together with the fields the route needs.
-func (s *Server) signedAction(c *gin.Context, action string) (string, *actionHead, error) {
+// signedAction reads a signed action envelope from the body, decodes its
+// payload into p with the strict decoder the chaincode uses, checks the
+// action name and applies the actor's rate limit. It returns the envelope
+// re-encoded for the chaincode, which authenticates the signature.
+func (s *Server) signedAction(c *gin.Context, action string, p wire.Action) (string, error) {
 	body, err := readBody(c)
 	if err != nil {
-		return "", nil, err
+		return "", err
 	}
 	env, err := envelope.Parse(body)
 	if err != nil {
-		return "", nil, err
+		return "", err
 	}
-	var h actionHead
-	if err := json.Unmarshal(env.Payload, &h); err != nil {
-		return "", nil, badRequest("signed payload must be a JSON action object")
+	if err := wire.DecodeStrict(env.Payload, p); err != nil {
+		return "", badRequest("signed payload must be a %s action object: %s", action, wire.JSONProblem(err))
 	}
+	h := p.Header()
 	if h.Action != action {
-		return "", nil, badRequest("signed payload action must be %q", action)
+		return "", badRequest("signed payload action must be %q", action)
 	}
 	if !wire.ValidID(h.ActorID) {
-		return "", nil, badRequest("actorId must match ^[A-Za-z0-9._-]{1,64}$")
+		return "", badRequest("actorId must match ^[A-Za-z0-9._-]{1,64}$")
 	}
 	if !s.actLim.allow(h.ActorID) {
-		return "", nil, &apiError{Code: wire.CodeRateLimited, Message: "too many requests for this actor", RetryAfter: time.Second}
+		return "", &apiError{Code: wire.CodeRateLimited, Message: "too many requests for this actor", RetryAfter: time.Second}
 	}
 	out, err := json.Marshal(env)
 	if err != nil {
-		return "", nil, err
+		return "", err
 	}
-	return string(out), &h, nil
+	return string(out), nil
 }
 
 func (s *Server) registerActor(c *gin.Context) {
@@ -95,7 +87,8 @@ func (s *Server) registerActor(c *gin.Context) {
 }
 
 func (s *Server) registerDevice(c *gin.Context) {
-	env, h, err := s.signedAction(c, wire.ActionDeviceRegister)
+	var h wire.DeviceRegisterAction
+	env, err := s.signedAction(c, wire.ActionDeviceRegister, &h)
 	if err != nil {
 		fail(c, err)
 		return
@@ -110,7 +103,8 @@ func (s *Server) registerDevice(c *gin.Context) {
 }
 
 func (s *Server) revokeDevice(c *gin.Context) {
-	env, h, err := s.signedAction(c, wire.ActionDeviceRevoke)
+	var h wire.DeviceRevokeAction
+	env, err := s.signedAction(c, wire.ActionDeviceRevoke, &h)
 	if err != nil {
 		fail(c, err)
 		return
@@ -130,7 +124,7 @@ func (s *Server) revokeDevice(c *gin.Context) {
 }
 
 func (s *Server) grantConsent(c *gin.Context) {
-	env, _, err := s.signedAction(c, wire.ActionConsentGrant)
+	env, err := s.signedAction(c, wire.ActionConsentGrant, &wire.ConsentGrantAction{})
 	if err != nil {
 		fail(c, err)
 		return
@@ -145,7 +139,8 @@ func (s *Server) grantConsent(c *gin.Context) {
 }
 
 func (s *Server) revokeConsent(c *gin.Context) {
-	env, h, err := s.signedAction(c, wire.ActionConsentRevoke)
+	var h wire.ConsentRevokeAction
+	env, err := s.signedAction(c, wire.ActionConsentRevoke, &h)
 	if err != nil {
 		fail(c, err)
 		return

@@ -3,7 +3,6 @@ package gateway
 import (
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"sync"
@@ -16,10 +15,6 @@ import (
 	"github.com/medprov/medprov/wire"
 )
 
-// SignatureHeader carries a signed GET request: base64 of the JSON envelope
-// whose payload is an "http.get" action naming the method and path.
-const SignatureHeader = "X-Medprov-Signature"
-
 // requireAdmin checks the bearer admin token in constant time.
 func (s *Server) requireAdmin(c *gin.Context) {
 	h := c.GetHeader("Authorization")
@@ -31,40 +26,28 @@ func (s *Server) requireAdmin(c *gin.Context) {
 	c.Next()
 }
 
-// getAction is the payload of a signed GET.
-type getAction struct {
-	Action   string `json:"action"`
-	ActorID  string `json:"actorId"`
-	IssuedAt string `json:"issuedAt"`
-	Nonce    string `json:"nonce"`
-	Method   string `json:"method"`
-	Path     string `json:"path"`
-}
-
 // signedGET authenticates a GET by its X-Medprov-Signature header: the
 // signature must verify under the actor's key on the ledger, name this exact
 // method and path (with query), be issued within the signature window, and
 // carry a nonce not seen before. The verified actor is stored as "actor".
 func (s *Server) signedGET(c *gin.Context) {
-	raw := c.GetHeader(SignatureHeader)
+	raw := c.GetHeader(wire.SignatureHeader)
 	if raw == "" {
-		fail(c, errf(wire.CodeUnauthenticated, "signed request required: missing %s header", SignatureHeader))
+		fail(c, errf(wire.CodeUnauthenticated, "signed request required: missing %s header", wire.SignatureHeader))
 		return
 	}
 	envJSON, err := base64.StdEncoding.DecodeString(raw)
 	if err != nil || len(envJSON) > 8<<10 {
-		fail(c, errf(wire.CodeUnauthenticated, "%s must be base64 of a signed envelope", SignatureHeader))
+		fail(c, errf(wire.CodeUnauthenticated, "%s must be base64 of a signed envelope", wire.SignatureHeader))
 		return
 	}
 	env, err := envelope.Parse(envJSON)
 	if err != nil {
-		fail(c, errf(wire.CodeUnauthenticated, "%s must be base64 of a signed envelope", SignatureHeader))
+		fail(c, errf(wire.CodeUnauthenticated, "%s must be base64 of a signed envelope", wire.SignatureHeader))
 		return
 	}
-	var a getAction
-	dec := json.NewDecoder(strings.NewReader(string(env.Payload)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&a); err != nil || a.Action != "http.get" || a.ActorID == "" || a.Nonce == "" {
+	var a wire.HTTPGetAction
+	if err := wire.DecodeStrict(env.Payload, &a); err != nil || a.Action != wire.ActionHTTPGet || !wire.ValidID(a.ActorID) || !wire.ValidNonce(a.Nonce) {
 		fail(c, errf(wire.CodeUnauthenticated, "signed payload must be an http.get action with actorId, issuedAt and nonce"))
 		return
 	}
