@@ -100,7 +100,7 @@ func printBenchReport(w io.Writer, r *loadgen.Report) {
 	fmt.Fprintf(w, "committed %d  %.0f/s (load+drain)  %.0f/s during load  rejected %d  drained %v in %.1fs (queue %d at load end)\n",
 		r.ReadingsCommitted, r.CommittedPerSec, r.CommittedDuringLoadPerSec, r.ReadingsRejected, r.Drained, r.DrainSeconds, r.QueueDepthAtLoadEnd)
 	if r.GatewayCPUSeconds > 0 {
-		fmt.Fprintf(w, "gateway   %.1f CPU-s, %.2f cores, %.0f µs CPU per committed reading\n", r.GatewayCPUSeconds, r.GatewayCores, r.GatewayCPUPerReadingUs)
+		fmt.Fprintf(w, "gateway   %.1f CPU-s, %.2f cores, %.0f µs CPU and %.2f ECDSA verifications per committed reading\n", r.GatewayCPUSeconds, r.GatewayCores, r.GatewayCPUPerReadingUs, r.ECDSAPerReading)
 	}
 	fmt.Fprintf(w, "ack ms    p50 %.1f  p95 %.1f  p99 %.1f  max %.1f\n", r.P50AckMs, r.P95AckMs, r.P99AckMs, r.MaxAckMs)
 	fmt.Fprintf(w, "commit ms p50 %.1f  p95 %.1f  p99 %.1f  (%d samples)\n", r.P50CommitMs, r.P95CommitMs, r.P99CommitMs, r.CommitSamples)

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"sync"
+	"sync/atomic"
 )
 
 // VerifierFunc gives a verification function the VerifyDigest method of
@@ -29,6 +30,9 @@ func (f VerifierFunc) VerifyDigest(pub *ecdsa.PublicKey, digest, sig []byte) err
 // then checks the same triple again. On Fabric each endorsing peer verifies
 // independently and no memo is shared.
 type VerifyMemo struct {
+	computed   atomic.Uint64
+	remembered atomic.Uint64
+
 	mu   sync.Mutex
 	set  map[[sha256.Size]byte]struct{}
 	ring [][sha256.Size]byte
@@ -65,8 +69,10 @@ func (m *VerifyMemo) VerifyDigest(pub *ecdsa.PublicKey, digest, sig []byte) erro
 	_, ok := m.set[k]
 	m.mu.Unlock()
 	if ok {
+		m.remembered.Add(1)
 		return nil
 	}
+	m.computed.Add(1)
 	if err := VerifyDigest(pub, digest, sig); err != nil {
 		return err
 	}
@@ -84,4 +90,10 @@ func (m *VerifyMemo) VerifyDigest(pub *ecdsa.PublicKey, digest, sig []byte) erro
 	}
 	m.set[k] = struct{}{}
 	return nil
+}
+
+// Counts returns how many checks ran a real ECDSA verification and how many
+// were answered from the memo, since the memo was made.
+func (m *VerifyMemo) Counts() (computed, remembered uint64) {
+	return m.computed.Load(), m.remembered.Load()
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,6 +64,19 @@ func NewMetrics() *Metrics {
 	m.reg.MustRegister(m.requests, m.latency, m.ingested, m.rejected, m.recorded, m.batchSize, m.batchTime,
 		m.accesses, m.events, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// watchVerifier registers the signature verification counters of v.
+func (m *Metrics) watchVerifier(v verifyCounter) error {
+	computed := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "medprov_ecdsa_verifications_total",
+		Help: "ECDSA verifications of reading signatures computed in this process (the gateway's and, on the embedded ledger, the in-process chaincode's).",
+	}, func() float64 { c, _ := v.Counts(); return float64(c) })
+	remembered := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "medprov_ecdsa_memo_hits_total",
+		Help: "Reading signature checks answered by the verification memo instead of ECDSA.",
+	}, func() float64 { _, r := v.Counts(); return float64(r) })
+	return errors.Join(m.reg.Register(computed), m.reg.Register(remembered))
 }
 
 // watchQueue registers the queue depth gauge, read from depth.

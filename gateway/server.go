@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -65,6 +66,22 @@ type Ingest interface {
 type Verifier interface {
 	VerifyDigest(pub *ecdsa.PublicKey, digest, sig []byte) error
 }
+
+// verifyCounter is a Verifier that counts its work (envelope.VerifyMemo);
+// the gateway exports the counts as metrics.
+type verifyCounter interface {
+	Counts() (computed, remembered uint64)
+}
+
+// countingVerifier verifies every signature with ECDSA and counts them.
+type countingVerifier struct{ n atomic.Uint64 }
+
+func (v *countingVerifier) VerifyDigest(pub *ecdsa.PublicKey, digest, sig []byte) error {
+	v.n.Add(1)
+	return envelope.VerifyDigest(pub, digest, sig)
+}
+
+func (v *countingVerifier) Counts() (uint64, uint64) { return v.n.Load(), 0 }
 
 // Limits bound what one request and one client may ask of the gateway.
 type Limits struct {
@@ -163,6 +180,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.m.watchQueue(func() float64 { return float64(cfg.Ingest.Pending()) }); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	if vc, ok := cfg.Verifier.(verifyCounter); ok {
+		if err := s.m.watchVerifier(vc); err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	s.wg.Add(1)
@@ -208,7 +230,7 @@ func setDefaults(cfg *Config) {
 		cfg.Now = time.Now
 	}
 	if cfg.Verifier == nil {
-		cfg.Verifier = envelope.VerifierFunc(envelope.VerifyDigest)
+		cfg.Verifier = &countingVerifier{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -140,6 +140,12 @@ type Report struct {
 	GatewayCPUSeconds      float64 `json:"gateway_cpu_s"`
 	GatewayCores           float64 `json:"gateway_cores"`
 	GatewayCPUPerReadingUs float64 `json:"gateway_cpu_us_per_reading"`
+	// ECDSAPerReading is the growth of the gateway's
+	// medprov_ecdsa_verifications_total over ReadingsCommitted: the ECDSA
+	// verifications of reading signatures its process computed per
+	// committed reading (1 for an embedded node, whose chaincode reuses the
+	// gateway's verification). Zero when the gateway does not export it.
+	ECDSAPerReading float64 `json:"ecdsa_per_reading"`
 	// QueueDepthAtLoadEnd is the backlog the drain had to commit.
 	QueueDepthAtLoadEnd int64 `json:"queue_depth_at_load_end"`
 
@@ -424,6 +430,7 @@ func presign(ctx context.Context, devs []device, n, batch int) ([][]byte, error)
 type gatewayCounters struct {
 	recorded, rejected, ingested, depth int64
 	cpuSeconds                          float64 // process_cpu_seconds_total; 0 if not exported
+	ecdsa                               float64 // medprov_ecdsa_verifications_total; 0 if not exported
 }
 
 // scrape reads the gateway's counters from /metrics.
@@ -461,6 +468,7 @@ func parseCounters(r io.Reader) (gatewayCounters, error) {
 		ingested:   int64(m["medprov_readings_ingested_total"]),
 		depth:      int64(depth),
 		cpuSeconds: m["process_cpu_seconds_total"],
+		ecdsa:      m["medprov_ecdsa_verifications_total"],
 	}, nil
 }
 
@@ -623,6 +631,7 @@ func (b *Bench) Run(ctx context.Context) (*Report, error) {
 	rep.GatewayCores = rep.GatewayCPUSeconds / drainEnd.Sub(start).Seconds()
 	if rep.ReadingsCommitted > 0 {
 		rep.GatewayCPUPerReadingUs = rep.GatewayCPUSeconds * 1e6 / float64(rep.ReadingsCommitted)
+		rep.ECDSAPerReading = (after.ecdsa - before.ecdsa) / float64(rep.ReadingsCommitted)
 	}
 	b.progress("drained=%v in %.1fs: %d committed (%.0f/s), %d rejected by the ledger", drained, rep.DrainSeconds, rep.ReadingsCommitted, rep.CommittedPerSec, rep.ReadingsRejected)
 
