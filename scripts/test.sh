@@ -5,7 +5,9 @@
 # formatting and vet, runs every test with the race detector (unit tests,
 # the chaincode on the embedded ledger, kubo and Fabric integration, the
 # end-to-end scenario suite on both backends, load and crash tests), then
-# fuzzes the HTTP handlers for a bounded time.
+# fuzzes the HTTP handlers for a bounded time. The OpenAPI spec is linted
+# with Redocly CLI and Spectral (pinned, installed from npm when missing),
+# and the end-to-end suite validates every request and response against it.
 #
 # Usage: scripts/test.sh            (everything)
 # Environment: MEDPROV_FUZZTIME (per fuzz target, default 40000x executions)
@@ -14,9 +16,23 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 step() { printf '\n=== %s\n' "$*"; }
 
+# Every Fabric network, kubo daemon and medprov process the tests start
+# lives under one directory of this run (go test and the tests make their
+# temporary directories under TMPDIR), so the trap can find what a killed
+# or timed-out test left behind and stop exactly that, nothing else.
+test_tmp="$(mktemp -d "${TMPDIR:-/tmp}/medprov-test.XXXXXX")"
+export TMPDIR="$test_tmp"
 cleanup() {
-	# Tests stop what they start; this catches anything a killed test left.
-	scripts/network.sh down >/dev/null 2>&1 || true
+	local d
+	for d in "$test_tmp"/medprov-fabric-*/network; do
+		[[ -d "$d" ]] && MEDPROV_NETWORK_DIR="$d" scripts/network.sh down >/dev/null 2>&1
+	done
+	while read -r d; do
+		IPFS_PATH="$d" scripts/kubo.sh stop >/dev/null 2>&1
+	done < <(find "$test_tmp" -name medprov-kubo.pid -printf '%h\n' 2>/dev/null)
+	pkill -f "$test_tmp" 2>/dev/null
+	rm -rf "$test_tmp"
+	return 0
 }
 trap cleanup EXIT
 
@@ -26,6 +42,9 @@ go version
 step "build kubo and Fabric binaries (only when missing)"
 scripts/kubo.sh build
 scripts/fabric.sh >/dev/null
+
+step "lint the OpenAPI spec (Redocly CLI, Spectral)"
+scripts/openapi-lint.sh
 
 step "gofmt"
 unformatted="$(gofmt -l $(git ls-files '*.go'))"
