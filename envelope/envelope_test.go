@@ -6,30 +6,23 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/medprov/medprov/envelope"
+	"github.com/medprov/medprov/internal/testkit"
 )
 
 func TestSignVerify(t *testing.T) {
-	k, err := envelope.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := envelope.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := envelope.Sign(k, []byte(`{"deviceId":"d","seq":1}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := testkit.MustKey(t)
+	other := testkit.MustKey(t)
+	env := testkit.MustSign(t, k, []byte(`{"deviceId":"d","seq":1}`))
 	tests := []struct {
 		name string
 		env  envelope.Envelope
@@ -44,9 +37,12 @@ func TestSignVerify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := tt.env.Verify(tt.pub); !errors.Is(err, tt.want) {
-				t.Errorf("Verify = %v, want %v", err, tt.want)
+			err := tt.env.Verify(tt.pub)
+			if tt.want == nil {
+				require.NoError(t, err, "Verify")
+				return
 			}
+			require.ErrorIs(t, err, tt.want, "Verify")
 		})
 	}
 }
@@ -66,9 +62,11 @@ func TestParse(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := envelope.Parse([]byte(tt.in))
-			if tt.ok != (err == nil) || (err != nil && !errors.Is(err, envelope.ErrMalformed)) {
-				t.Errorf("Parse(%s) = %v", tt.in, err)
+			if tt.ok {
+				require.NoError(t, err, "Parse(%s)", tt.in)
+				return
 			}
+			require.ErrorIs(t, err, envelope.ErrMalformed, "Parse(%s)", tt.in)
 		})
 	}
 }
@@ -79,30 +77,15 @@ func pemOf(t *testing.T, typ string, der []byte) []byte {
 }
 
 func TestParsePublicKey(t *testing.T) {
-	p256, err := envelope.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	good, err := envelope.MarshalPublicKey(&p256.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	good := []byte(testkit.PublicPEM(t, testkit.MustKey(t)))
 	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	der384, err := x509.MarshalPKIXPublicKey(&p384.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	rk, err := rsa.GenerateKey(rand.Reader, 1024)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	derRSA, err := x509.MarshalPKIXPublicKey(&rk.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	tests := []struct {
 		name string
 		in   []byte
@@ -118,9 +101,11 @@ func TestParsePublicKey(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := envelope.ParsePublicKey(tt.in)
-			if tt.ok != (err == nil) || (err != nil && !errors.Is(err, envelope.ErrBadKey)) {
-				t.Errorf("ParsePublicKey = %v, want ok=%v", err, tt.ok)
+			if tt.ok {
+				require.NoError(t, err, "ParsePublicKey")
+				return
 			}
+			require.ErrorIs(t, err, envelope.ErrBadKey, "ParsePublicKey")
 		})
 	}
 }
@@ -130,87 +115,59 @@ func TestParsePublicKey(t *testing.T) {
 // here verifies with `openssl dgst -verify`; keys from `openssl genpkey` and
 // `openssl ecparam -genkey` parse.
 func TestOpenSSLInterop(t *testing.T) {
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Fatalf("this test needs openssl on PATH: %v", err)
-	}
+	_, err := exec.LookPath("openssl")
+	require.NoError(t, err, "this test needs openssl on PATH")
 	dir := t.TempDir()
-	run := func(args ...string) {
+	// run takes the subtest's t: require must stop the goroutine it runs on.
+	run := func(t *testing.T, args ...string) {
 		t.Helper()
-		cmd := exec.Command("openssl", args...)
+		cmd := exec.CommandContext(t.Context(), "openssl", args...)
 		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("openssl %v: %v\n%s", args, err, out)
-		}
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "openssl %v\n%s", args, out)
 	}
 	payload := []byte(`{"deviceId":"dev-1","seq":7,"type":"spo2","unit":"%","value":97}`)
-	if err := os.WriteFile(filepath.Join(dir, "payload"), payload, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "payload"), payload, 0o600))
 	for _, gen := range [][]string{
 		{"genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "key.pem"},
 		{"ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "key.pem"},
 	} {
 		t.Run(gen[0], func(t *testing.T) {
-			run(gen...)
-			run("pkey", "-in", "key.pem", "-pubout", "-out", "pub.pem")
-			run("dgst", "-sha256", "-sign", "key.pem", "-out", "sig", "payload")
+			run(t, gen...)
+			run(t, "pkey", "-in", "key.pem", "-pubout", "-out", "pub.pem")
+			run(t, "dgst", "-sha256", "-sign", "key.pem", "-out", "sig", "payload")
 			pubPEM, err := os.ReadFile(filepath.Join(dir, "pub.pem"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			pub, err := envelope.ParsePublicKey(pubPEM)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			sig, err := os.ReadFile(filepath.Join(dir, "sig"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := (envelope.Envelope{Payload: payload, Signature: sig}).Verify(pub); err != nil {
-				t.Fatalf("openssl's signature does not verify: %v", err)
-			}
+			require.NoError(t, err)
+			require.NoError(t, envelope.Envelope{Payload: payload, Signature: sig}.Verify(pub), "openssl's signature does not verify")
 			keyPEM, err := os.ReadFile(filepath.Join(dir, "key.pem"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			key, err := envelope.ParsePrivateKey(keyPEM)
-			if err != nil {
-				t.Fatal(err)
-			}
-			env, err := envelope.Sign(key, payload)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, "oursig"), env.Signature, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			run("dgst", "-sha256", "-verify", "pub.pem", "-signature", "oursig", "payload")
+			require.NoError(t, err)
+			env := testkit.MustSign(t, key, payload)
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "oursig"), env.Signature, 0o600))
+			run(t, "dgst", "-sha256", "-verify", "pub.pem", "-signature", "oursig", "payload")
 			// The JSON form carries standard base64.
-			b, err := json.Marshal(env)
-			if err != nil {
-				t.Fatal(err)
-			}
+			b := testkit.MustJSON(t, env)
 			back, err := envelope.Parse(b)
-			if err != nil || back.Verify(pub) != nil {
-				t.Errorf("JSON round trip: %v", err)
+			if assert.NoError(t, err, "JSON round trip: Parse") {
+				assert.NoError(t, back.Verify(pub), "JSON round trip: Verify")
 			}
 		})
 	}
 }
 
 func BenchmarkVerify(b *testing.B) {
-	k, err := envelope.GenerateKey()
-	if err != nil {
-		b.Fatal(err)
-	}
-	env, err := envelope.Sign(k, make([]byte, 200))
-	if err != nil {
-		b.Fatal(err)
-	}
+	k := testkit.MustKey(b)
+	env := testkit.MustSign(b, k, make([]byte, 200))
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if err := env.Verify(&k.PublicKey); err != nil {
-				b.Error(err)
+			// assert, not require: RunParallel's goroutines may not stop
+			// the benchmark.
+			if !assert.NoError(b, env.Verify(&k.PublicKey)) {
 				return
 			}
 		}

@@ -3,26 +3,19 @@ package envelope_test
 import (
 	"crypto/ecdsa"
 	"crypto/sha256"
-	"errors"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/medprov/medprov/envelope"
+	"github.com/medprov/medprov/internal/testkit"
 )
 
 func TestVerifyMemo(t *testing.T) {
-	k, err := envelope.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := envelope.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := testkit.MustKey(t)
+	other := testkit.MustKey(t)
 	sign := func(msg string) ([]byte, []byte) {
-		env, err := envelope.Sign(k, []byte(msg))
-		if err != nil {
-			t.Fatal(err)
-		}
+		env := testkit.MustSign(t, k, []byte(msg))
 		d := sha256.Sum256([]byte(msg))
 		return d[:], env.Signature
 	}
@@ -50,9 +43,11 @@ func TestVerifyMemo(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := m.VerifyDigest(tt.pub, tt.digest, tt.sig)
-			if !errors.Is(err, tt.want) {
-				t.Errorf("VerifyDigest = %v, want %v", err, tt.want)
+			if tt.want == nil {
+				require.NoError(t, err, "VerifyDigest")
+				return
 			}
+			require.ErrorIs(t, err, tt.want, "VerifyDigest")
 		})
 	}
 }

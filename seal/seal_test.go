@@ -2,54 +2,36 @@ package seal
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/medprov/medprov/internal/testkit"
 )
 
-func newTestKeyring(t testing.TB) (*Keyring, KeyringConfig) {
-	t.Helper()
-	master := make([]byte, MasterKeySize)
-	if _, err := rand.Read(master); err != nil {
-		t.Fatal(err)
-	}
-	cfg := KeyringConfig{Path: filepath.Join(t.TempDir(), "keyring.db"), MasterKey: master}
-	k, err := OpenKeyring(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("OpenKeyring: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := k.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
+func newTestKeyring(tb testing.TB) (*Keyring, KeyringConfig) {
+	tb.Helper()
+	cfg := KeyringConfig{Path: filepath.Join(tb.TempDir(), "keyring.db"), MasterKey: testkit.RandomBytes(tb, MasterKeySize)}
+	k, err := OpenKeyring(tb.Context(), cfg)
+	require.NoError(tb, err, "OpenKeyring")
+	tb.Cleanup(func() { assert.NoError(tb, k.Close(), "Close") })
 	return k, cfg
 }
 
-func randomBytes(t testing.TB, n int) []byte {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func mustSeal(t testing.TB, k *Keyring, patient, reading string, plaintext []byte) []byte {
-	t.Helper()
-	sealed, err := k.Seal(context.Background(), patient, reading, plaintext)
-	if err != nil {
-		t.Fatalf("Seal(%s, %s): %v", patient, reading, err)
-	}
+func mustSeal(tb testing.TB, k *Keyring, patient, reading string, plaintext []byte) []byte {
+	tb.Helper()
+	sealed, err := k.Seal(tb.Context(), patient, reading, plaintext)
+	require.NoError(tb, err, "Seal(%s, %s)", patient, reading)
 	return sealed
 }
 
@@ -57,29 +39,22 @@ func TestSealOpenRoundTrip(t *testing.T) {
 	k, _ := newTestKeyring(t)
 	for _, size := range []int{0, 1, 1000, 256 << 10, 4 << 20} {
 		t.Run(fmt.Sprintf("a %d-byte reading opens to the same bytes", size), func(t *testing.T) {
-			want := randomBytes(t, size)
+			want := testkit.RandomBytes(t, size)
 			sealed := mustSeal(t, k, "patient-1", "dev:1", want)
-			if got, want := len(sealed), size+Overhead; got != want {
-				t.Errorf("sealed length = %d, want %d", got, want)
-			}
-			if size >= 16 && bytes.Contains(sealed, want[:16]) {
-				t.Error("sealed bytes contain plaintext")
+			assert.Equal(t, size+Overhead, len(sealed), "sealed length")
+			if size >= 16 {
+				assert.False(t, bytes.Contains(sealed, want[:16]), "sealed bytes contain plaintext")
 			}
 			got, err := k.Open(t.Context(), "patient-1", "dev:1", sealed)
-			if err != nil {
-				t.Fatalf("Open: %v", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Error("opened bytes differ from the plaintext")
-			}
+			require.NoError(t, err, "Open")
+			// bytes.Equal, not assert.Equal: a diff of megabytes helps no one.
+			assert.True(t, bytes.Equal(got, want), "opened bytes differ from the plaintext")
 		})
 	}
 	t.Run("sealing the same bytes twice gives different ciphertexts", func(t *testing.T) {
 		p := []byte("same")
 		a, b := mustSeal(t, k, "patient-1", "dev:2", p), mustSeal(t, k, "patient-1", "dev:2", p)
-		if bytes.Equal(a, b) {
-			t.Error("two seals are identical: data key or nonce reused")
-		}
+		assert.NotEqual(t, a, b, "two seals are identical: data key or nonce reused")
 	})
 }
 
@@ -122,12 +97,8 @@ func TestOpenRejectsBadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := k.Open(t.Context(), tt.patient, tt.reading, tt.input)
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("Open error = %v, want %v", err, tt.want)
-			}
-			if got != nil {
-				t.Errorf("Open returned %d bytes with an error", len(got))
-			}
+			require.ErrorIs(t, err, tt.want)
+			assert.Nil(t, got, "Open returned %d bytes with an error", len(got))
 		})
 	}
 }
@@ -139,71 +110,48 @@ func TestShred(t *testing.T) {
 	for i := range 5 {
 		alice = append(alice, mustSeal(t, k, "alice", fmt.Sprintf("dev:%d", i), []byte("alice data")))
 	}
-	if _, err := k.Rotate(ctx, "alice"); err != nil {
-		t.Fatal(err)
-	}
+	_, err := k.Rotate(ctx, "alice")
+	require.NoError(t, err, "Rotate")
 	alice = append(alice, mustSeal(t, k, "alice", "dev:5", []byte("alice data")))
 	bob := mustSeal(t, k, "bob", "dev:0", []byte("bob data"))
 
 	wrapped := storedWrappedKeys(t, k, "alice")
-	if len(wrapped) != 2 {
-		t.Fatalf("alice has %d stored keys, want 2", len(wrapped))
-	}
-	if err := k.Shred(ctx, "alice"); err != nil {
-		t.Fatalf("Shred: %v", err)
-	}
+	require.Len(t, wrapped, 2, "alice's stored keys")
+	require.NoError(t, k.Shred(ctx, "alice"), "Shred")
 
 	t.Run("every reading of the shredded patient is erased", func(t *testing.T) {
 		for i, s := range alice {
-			if _, err := k.Open(ctx, "alice", fmt.Sprintf("dev:%d", i), s); !errors.Is(err, ErrErased) {
-				t.Errorf("Open reading %d: error = %v, want ErrErased", i, err)
-			}
+			_, err := k.Open(ctx, "alice", fmt.Sprintf("dev:%d", i), s)
+			assert.ErrorIs(t, err, ErrErased, "Open reading %d", i)
 		}
 	})
 	t.Run("new readings of the shredded patient are refused", func(t *testing.T) {
-		if _, err := k.Seal(ctx, "alice", "dev:9", []byte("x")); !errors.Is(err, ErrErased) {
-			t.Errorf("Seal error = %v, want ErrErased", err)
-		}
-		if _, err := k.Rotate(ctx, "alice"); !errors.Is(err, ErrErased) {
-			t.Errorf("Rotate error = %v, want ErrErased", err)
-		}
+		_, err := k.Seal(ctx, "alice", "dev:9", []byte("x"))
+		assert.ErrorIs(t, err, ErrErased, "Seal")
+		_, err = k.Rotate(ctx, "alice")
+		assert.ErrorIs(t, err, ErrErased, "Rotate")
 	})
 	t.Run("other patients still open", func(t *testing.T) {
 		got, err := k.Open(ctx, "bob", "dev:0", bob)
-		if err != nil || string(got) != "bob data" {
-			t.Errorf("Open bob = %q, %v", got, err)
-		}
+		require.NoError(t, err, "Open bob")
+		assert.Equal(t, "bob data", string(got), "Open bob")
 	})
 	t.Run("the keyring file no longer holds the wrapped keys", func(t *testing.T) {
 		raw, err := os.ReadFile(cfg.Path)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		for _, w := range wrapped {
-			if bytes.Contains(raw, w) {
-				t.Errorf("keyring file still contains wrapped key %x...", w[:8])
-			}
+			assert.False(t, bytes.Contains(raw, w), "keyring file still contains wrapped key %x...", w[:8])
 		}
 	})
 	t.Run("erasure survives reopening", func(t *testing.T) {
-		if err := k.Close(); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, k.Close())
 		k2, err := OpenKeyring(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() {
-			if err := k2.Close(); err != nil {
-				t.Error(err)
-			}
-		}()
-		if _, err := k2.Open(ctx, "alice", "dev:0", alice[0]); !errors.Is(err, ErrErased) {
-			t.Errorf("Open after reopen: error = %v, want ErrErased", err)
-		}
-		if _, err := k2.Open(ctx, "bob", "dev:0", bob); err != nil {
-			t.Errorf("Open bob after reopen: %v", err)
-		}
+		require.NoError(t, err)
+		defer func() { assert.NoError(t, k2.Close()) }()
+		_, err = k2.Open(ctx, "alice", "dev:0", alice[0])
+		assert.ErrorIs(t, err, ErrErased, "Open after reopen")
+		_, err = k2.Open(ctx, "bob", "dev:0", bob)
+		assert.NoError(t, err, "Open bob after reopen")
 	})
 }
 
@@ -218,9 +166,7 @@ func storedWrappedKeys(t *testing.T, k *Keyring, patient string) [][]byte {
 		}
 		return err
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return out
 }
 
@@ -235,26 +181,14 @@ func TestInterruptedScrubIsFinishedOnOpen(t *testing.T) {
 		}
 		return tx.Bucket(bucketPatients).Delete([]byte("alice"))
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := k.Close(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, k.Close())
 	k2, err := OpenKeyring(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := k2.Close(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, k2.Close())
 	raw, err := os.ReadFile(cfg.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bytes.Contains(raw, wrapped[0]) {
-		t.Error("reopened keyring file still holds the freed wrapped key")
-	}
+	require.NoError(t, err)
+	assert.False(t, bytes.Contains(raw, wrapped[0]), "reopened keyring file still holds the freed wrapped key")
 }
 
 func TestRotate(t *testing.T) {
@@ -262,26 +196,16 @@ func TestRotate(t *testing.T) {
 	ctx := t.Context()
 	before := mustSeal(t, k, "alice", "dev:1", []byte("old"))
 	newID, err := k.Rotate(ctx, "alice")
-	if err != nil {
-		t.Fatalf("Rotate: %v", err)
-	}
+	require.NoError(t, err, "Rotate")
 	after := mustSeal(t, k, "alice", "dev:2", []byte("new"))
 
 	hb, err := ParseHeader(before)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ha, err := ParseHeader(after)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Run("new readings use the new key", func(t *testing.T) {
-		if ha.KeyID != newID {
-			t.Errorf("key ID after rotation = %x, want %x", ha.KeyID, newID)
-		}
-		if ha.KeyID == hb.KeyID {
-			t.Error("key ID did not change")
-		}
+		assert.Equal(t, newID, ha.KeyID, "key ID after rotation")
+		assert.NotEqual(t, hb.KeyID, ha.KeyID, "key ID did not change")
 	})
 	check := func(t *testing.T, k *Keyring) {
 		for _, c := range []struct {
@@ -290,25 +214,17 @@ func TestRotate(t *testing.T) {
 			want    string
 		}{{"dev:1", before, "old"}, {"dev:2", after, "new"}} {
 			got, err := k.Open(ctx, "alice", c.reading, c.sealed)
-			if err != nil || string(got) != c.want {
-				t.Errorf("Open %s = %q, %v; want %q", c.reading, got, err, c.want)
+			if assert.NoError(t, err, "Open %s", c.reading) {
+				assert.Equal(t, c.want, string(got), "Open %s", c.reading)
 			}
 		}
 	}
 	t.Run("old and new readings open", func(t *testing.T) { check(t, k) })
 	t.Run("old and new readings open after reopening", func(t *testing.T) {
-		if err := k.Close(); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, k.Close())
 		k2, err := OpenKeyring(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() {
-			if err := k2.Close(); err != nil {
-				t.Error(err)
-			}
-		}()
+		require.NoError(t, err)
+		defer func() { assert.NoError(t, k2.Close()) }()
 		check(t, k2)
 	})
 }
@@ -316,23 +232,17 @@ func TestRotate(t *testing.T) {
 func TestOpenKeyringRefusesWrongMasterKey(t *testing.T) {
 	k, cfg := newTestKeyring(t)
 	mustSeal(t, k, "alice", "dev:1", []byte("x"))
-	if err := k.Close(); err != nil {
-		t.Fatal(err)
-	}
-	cfg.MasterKey = randomBytes(t, MasterKeySize)
-	if _, err := OpenKeyring(t.Context(), cfg); !errors.Is(err, ErrWrongMasterKey) {
-		t.Errorf("OpenKeyring error = %v, want ErrWrongMasterKey", err)
-	}
+	require.NoError(t, k.Close())
+	cfg.MasterKey = testkit.RandomBytes(t, MasterKeySize)
+	_, err := OpenKeyring(t.Context(), cfg)
+	require.ErrorIs(t, err, ErrWrongMasterKey)
 }
 
 func TestClosedKeyring(t *testing.T) {
 	k, _ := newTestKeyring(t)
-	if err := k.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := k.Seal(t.Context(), "alice", "dev:1", nil); !errors.Is(err, ErrClosed) {
-		t.Errorf("Seal after Close: error = %v, want ErrClosed", err)
-	}
+	require.NoError(t, k.Close())
+	_, err := k.Seal(t.Context(), "alice", "dev:1", nil)
+	require.ErrorIs(t, err, ErrClosed, "Seal after Close")
 }
 
 func TestConcurrentFirstUseCreatesOneKey(t *testing.T) {
@@ -341,40 +251,29 @@ func TestConcurrentFirstUseCreatesOneKey(t *testing.T) {
 	sealed := make([][]byte, n)
 	var wg sync.WaitGroup
 	for i := range n {
+		// assert, not require: require may not stop a test from another
+		// goroutine.
 		wg.Go(func() {
-			s, err := k.Seal(context.Background(), "alice", fmt.Sprintf("dev:%d", i), []byte("x"))
-			if err != nil {
-				t.Error(err)
-			}
+			s, err := k.Seal(t.Context(), "alice", fmt.Sprintf("dev:%d", i), []byte("x"))
+			assert.NoError(t, err, "Seal %d", i)
 			sealed[i] = s
 		})
 	}
 	wg.Wait()
-	if got := len(storedWrappedKeys(t, k, "alice")); got != 1 {
-		t.Errorf("stored keys = %d, want 1", got)
-	}
+	assert.Len(t, storedWrappedKeys(t, k, "alice"), 1, "stored keys")
 	for i, s := range sealed {
-		if _, err := k.Open(t.Context(), "alice", fmt.Sprintf("dev:%d", i), s); err != nil {
-			t.Errorf("Open %d: %v", i, err)
-		}
+		_, err := k.Open(t.Context(), "alice", fmt.Sprintf("dev:%d", i), s)
+		assert.NoError(t, err, "Open %d", i)
 	}
 }
 
 func TestCacheEvictionReloadsKeys(t *testing.T) {
 	k, cfg := newTestKeyring(t)
-	if err := k.Close(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, k.Close())
 	cfg.CacheSize = 2
 	k, err := OpenKeyring(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := k.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
+	require.NoError(t, err)
+	defer func() { assert.NoError(t, k.Close()) }()
 	sealed := map[string][]byte{}
 	for i := range 10 {
 		p := fmt.Sprintf("patient-%d", i)
@@ -382,8 +281,8 @@ func TestCacheEvictionReloadsKeys(t *testing.T) {
 	}
 	for p, s := range sealed {
 		got, err := k.Open(t.Context(), p, "r", s)
-		if err != nil || string(got) != p {
-			t.Errorf("Open %s = %q, %v", p, got, err)
+		if assert.NoError(t, err, "Open %s", p) {
+			assert.Equal(t, p, string(got), "Open %s", p)
 		}
 	}
 }
@@ -393,37 +292,23 @@ func TestMasterKey(t *testing.T) {
 	t.Run("a missing key file is created with mode 0600 and reused", func(t *testing.T) {
 		path := filepath.Join(dir, "sub", "master.key")
 		k1, err := LoadOrCreateMasterKey(path)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		info, err := os.Stat(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := info.Mode().Perm(); got != 0o600 {
-			t.Errorf("mode = %#o, want 0600", got)
-		}
+		require.NoError(t, err)
+		assert.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "mode")
 		k2, err := LoadOrCreateMasterKey(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(k1, k2) || len(k1) != MasterKeySize {
-			t.Error("second load returned a different key")
-		}
+		require.NoError(t, err)
+		assert.Len(t, k1, MasterKeySize, "created key")
+		assert.Equal(t, k1, k2, "second load returned a different key")
 	})
 	t.Run("a key file readable by others is refused", func(t *testing.T) {
 		path := filepath.Join(dir, "loose.key")
-		if err := os.WriteFile(path, []byte(hex.EncodeToString(randomBytes(t, 32))), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(path, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := LoadOrCreateMasterKey(path); err == nil {
-			t.Error("loaded a 0644 key file")
-		}
+		require.NoError(t, os.WriteFile(path, []byte(hex.EncodeToString(testkit.RandomBytes(t, 32))), 0o644))
+		require.NoError(t, os.Chmod(path, 0o644))
+		_, err := LoadOrCreateMasterKey(path)
+		assert.Error(t, err, "loaded a 0644 key file")
 	})
-	key := randomBytes(t, 32)
+	key := testkit.RandomBytes(t, 32)
 	for _, tt := range []struct {
 		name  string
 		input string
@@ -436,12 +321,12 @@ func TestMasterKey(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := ParseMasterKey(tt.input)
-			if tt.ok && (err != nil || !bytes.Equal(got, key)) {
-				t.Errorf("ParseMasterKey = %x, %v; want %x", got, err, key)
+			if !tt.ok {
+				assert.Error(t, err, "ParseMasterKey accepted bad input")
+				return
 			}
-			if !tt.ok && err == nil {
-				t.Error("ParseMasterKey accepted bad input")
-			}
+			require.NoError(t, err)
+			assert.Equal(t, key, got)
 		})
 	}
 }
@@ -455,20 +340,15 @@ func FuzzOpen(f *testing.F) {
 	f.Add(good[:Overhead])
 	f.Add([]byte{Version1})
 	f.Add([]byte{})
+	documented := []error{ErrTruncated, ErrUnsupportedVersion, ErrUnsupportedAlgorithm, ErrWrongKey, ErrCorrupt}
 	f.Fuzz(func(t *testing.T, input []byte) {
-		got, err := k.Open(context.Background(), "alice", "dev:1", input)
+		got, err := k.Open(t.Context(), "alice", "dev:1", input)
 		if err == nil {
-			if !bytes.Equal(input, good) || string(got) != "reading" {
-				t.Fatalf("Open accepted forged input %x", input)
-			}
+			require.True(t, bytes.Equal(input, good) && string(got) == "reading", "Open accepted forged input %x", input)
 			return
 		}
-		for _, want := range []error{ErrTruncated, ErrUnsupportedVersion, ErrUnsupportedAlgorithm, ErrWrongKey, ErrCorrupt} {
-			if errors.Is(err, want) {
-				return
-			}
-		}
-		t.Fatalf("Open error %v is not a documented error", err)
+		require.True(t, slices.ContainsFunc(documented, func(want error) bool { return errors.Is(err, want) }),
+			"Open error %v is not a documented error", err)
 	})
 }
 
@@ -476,14 +356,14 @@ func BenchmarkSeal(b *testing.B) {
 	for _, size := range []int{1 << 10, 64 << 10, 1 << 20} {
 		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
 			k, _ := newTestKeyring(b)
-			plaintext := randomBytes(b, size)
+			plaintext := testkit.RandomBytes(b, size)
 			mustSeal(b, k, "alice", "warm", plaintext)
+			ctx := b.Context()
 			b.SetBytes(int64(size))
 			b.ResetTimer()
 			for b.Loop() {
-				if _, err := k.Seal(context.Background(), "alice", "dev:1", plaintext); err != nil {
-					b.Fatal(err)
-				}
+				_, err := k.Seal(ctx, "alice", "dev:1", plaintext)
+				require.NoError(b, err)
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "readings/s")
 		})
@@ -494,13 +374,13 @@ func BenchmarkOpen(b *testing.B) {
 	for _, size := range []int{1 << 10, 64 << 10, 1 << 20} {
 		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
 			k, _ := newTestKeyring(b)
-			sealed := mustSeal(b, k, "alice", "dev:1", randomBytes(b, size))
+			sealed := mustSeal(b, k, "alice", "dev:1", testkit.RandomBytes(b, size))
+			ctx := b.Context()
 			b.SetBytes(int64(size))
 			b.ResetTimer()
 			for b.Loop() {
-				if _, err := k.Open(context.Background(), "alice", "dev:1", sealed); err != nil {
-					b.Fatal(err)
-				}
+				_, err := k.Open(ctx, "alice", "dev:1", sealed)
+				require.NoError(b, err)
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "readings/s")
 		})
@@ -515,7 +395,8 @@ func BenchmarkSealParallel(b *testing.B) {
 	for i := range patients {
 		mustSeal(b, k, fmt.Sprintf("patient-%d", i), "warm", nil)
 	}
-	plaintext := randomBytes(b, 256)
+	plaintext := testkit.RandomBytes(b, 256)
+	ctx := b.Context()
 	b.SetBytes(int64(len(plaintext)))
 	b.ResetTimer()
 	var mu sync.Mutex
@@ -526,8 +407,9 @@ func BenchmarkSealParallel(b *testing.B) {
 		next++
 		mu.Unlock()
 		for pb.Next() {
-			if _, err := k.Seal(context.Background(), p, "dev:1", plaintext); err != nil {
-				b.Error(err)
+			// assert, not require: RunParallel's goroutines may not stop
+			// the benchmark.
+			if _, err := k.Seal(ctx, p, "dev:1", plaintext); !assert.NoError(b, err) {
 				return
 			}
 		}

@@ -1,5 +1,7 @@
 // Package testkit holds the helpers medprov's tests share: random bytes,
-// keys, JSON and envelope construction. It is imported only by tests.
+// keys, JSON and envelope construction. It is imported only by tests (by
+// the envelope package's external tests only, which would otherwise form a
+// cycle).
 // Every helper fails the test through testify's require on error, so a
 // test never proceeds on a value it could not build.
 package testkit

@@ -6,7 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/medprov/medprov/internal/testkit"
 	"github.com/medprov/medprov/internal/testnet"
+	"github.com/medprov/medprov/ipfs/ipfstest"
 )
 
 // TestPutManySurvivesGarbageCollection checks that content stored by
@@ -14,32 +19,20 @@ import (
 // remove any of it, and every payload reads back intact.
 func TestPutManySurvivesGarbageCollection(t *testing.T) {
 	d := testnet.StartKubo(t)
-	s := newStore(t, d.API, 30*time.Second)
+	s := ipfstest.KuboStore(t, d.API, 30*time.Second)
 	ctx := t.Context()
-	data := [][]byte{randomBytes(t, 100), randomBytes(t, 300<<10), randomBytes(t, 5000)}
+	data := [][]byte{testkit.RandomBytes(t, 100), testkit.RandomBytes(t, 300<<10), testkit.RandomBytes(t, 5000)}
 	cids, err := s.PutMany(ctx, data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+d.API+"/api/v0/repo/gc", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("repo gc: %s", resp.Status)
-	}
+	require.Equal(t, http.StatusOK, resp.StatusCode, "repo gc: %s", resp.Status)
 	for i, c := range cids {
 		got, err := s.Get(ctx, c)
-		if err != nil {
-			t.Fatalf("payload %d (%s) after gc: %v", i, c, err)
-		}
-		if !bytes.Equal(got, data[i]) {
-			t.Errorf("payload %d changed after gc", i)
-		}
+		require.NoError(t, err, "payload %d (%s) after gc", i, c)
+		assert.True(t, bytes.Equal(got, data[i]), "payload %d changed after gc", i)
 	}
 }

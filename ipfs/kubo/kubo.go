@@ -27,6 +27,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -64,7 +65,11 @@ type Store struct {
 	// CAR imports whose size has no useful bound; the caller's context and
 	// the transport's dial and response-header timeouts bound them.
 	bulkSh *shell.Shell
+	closed atomic.Bool
 }
+
+// errClosed reports a call on a closed Store.
+var errClosed = errors.New("store is closed")
 
 var (
 	_ ipfs.Store       = (*Store)(nil)
@@ -113,8 +118,10 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// Close releases idle connections; the daemon keeps running.
+// Close releases idle connections; the daemon keeps running. Every later
+// call fails.
 func (s *Store) Close() error {
+	s.closed.Store(true)
 	s.client.CloseIdleConnections()
 	return nil
 }
@@ -148,6 +155,9 @@ type addEntry struct {
 // checks every block against its CID on import. This is one round trip for
 // the batch, and faster in kubo than a multi-file add, which fsyncs per file.
 func (s *Store) PutMany(ctx context.Context, data [][]byte) ([]string, error) {
+	if s.closed.Load() {
+		return nil, fmt.Errorf("kubo: put: %w", errClosed)
+	}
 	if len(data) == 0 {
 		return nil, nil
 	}
@@ -277,6 +287,12 @@ func (s *Store) Get(ctx context.Context, c string) ([]byte, error) {
 			break
 		}
 		if err != nil {
+			// A daemon that read a corrupt block may fail in ways that hide
+			// it (a link altered in a parent points nowhere): blame the
+			// blocks received so far first.
+			if verr := verifyAll(got); verr != nil {
+				return nil, fmt.Errorf("kubo: get %s: %w", c, verr)
+			}
 			return nil, fmt.Errorf("kubo: get %s: read car: %w", c, classify(err))
 		}
 		got[b.Cid()] = b.RawData()
@@ -292,6 +308,16 @@ func (s *Store) Get(ctx context.Context, c string) ([]byte, error) {
 		return nil, fmt.Errorf("kubo: get %s: %w", c, err)
 	}
 	return data, nil
+}
+
+// verifyAll checks every block against its CID.
+func verifyAll(blocks map[cid.Cid][]byte) error {
+	for c, data := range blocks {
+		if err := unixfs.Verify(c, data); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Has reports whether the daemon holds the root block of c.
@@ -416,6 +442,9 @@ func (s *Store) send(ctx context.Context, req *shell.RequestBuilder) (*shell.Res
 }
 
 func (s *Store) sendUnbounded(ctx context.Context, req *shell.RequestBuilder) (*shell.Response, error) {
+	if s.closed.Load() {
+		return nil, errClosed
+	}
 	resp, err := req.Send(ctx)
 	if err != nil {
 		return nil, classify(err)
@@ -437,15 +466,20 @@ func (c *cancelOnClose) Close() error {
 	return c.ReadCloser.Close()
 }
 
-// classify maps transport failures to ipfs.ErrUnavailable and the daemon's
-// "not found" answers to ipfs.ErrNotFound, keeping the original error.
+// classify maps transport failures to ipfs.ErrUnavailable, the daemon's
+// "not found" answers to ipfs.ErrNotFound and its "hash mismatch" answers
+// (a stored block that does not hash to its CID) to ipfs.ErrCorrupt,
+// keeping the original error.
 func classify(err error) error {
 	if err == nil {
 		return nil
 	}
 	var apiErr *shell.Error
 	if errors.As(err, &apiErr) {
-		if isNotFound(apiErr.Message) {
+		switch {
+		case isCorrupt(apiErr.Message):
+			return fmt.Errorf("%w: %w", ipfs.ErrCorrupt, err)
+		case isNotFound(apiErr.Message):
 			return fmt.Errorf("%w: %w", ipfs.ErrNotFound, err)
 		}
 		return err
@@ -459,8 +493,10 @@ func classify(err error) error {
 		errors.Is(err, syscall.ECONNRESET),
 		errors.Is(err, syscall.EPIPE):
 		return fmt.Errorf("%w: %w", ipfs.ErrUnavailable, err)
+	// Errors reported in a stream trailer arrive as plain errors.
+	case isCorrupt(err.Error()):
+		return fmt.Errorf("%w: %w", ipfs.ErrCorrupt, err)
 	case isNotFound(err.Error()):
-		// Errors reported in a stream trailer arrive as plain errors.
 		return fmt.Errorf("%w: %w", ipfs.ErrNotFound, err)
 	}
 	var urlErr *url.Error
@@ -468,6 +504,12 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %w", ipfs.ErrUnavailable, err)
 	}
 	return err
+}
+
+// isCorrupt recognises the daemon's report of a block that does not hash to
+// its CID (go-ipld-prime's ErrHashMismatch, met while walking a DAG).
+func isCorrupt(msg string) bool {
+	return strings.Contains(msg, "hash mismatch")
 }
 
 func isNotFound(msg string) bool {

@@ -4,130 +4,79 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-base32"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
+	"github.com/medprov/medprov/internal/testkit"
 	"github.com/medprov/medprov/internal/testnet"
 	"github.com/medprov/medprov/ipfs"
-	"github.com/medprov/medprov/ipfs/embedded"
+	"github.com/medprov/medprov/ipfs/ipfstest"
 	"github.com/medprov/medprov/ipfs/kubo"
 )
 
-func newStore(t testing.TB, api string, timeout time.Duration) *kubo.Store {
-	t.Helper()
-	s, err := kubo.New(context.Background(), kubo.Config{API: api, Timeout: timeout})
-	if err != nil {
-		t.Fatalf("kubo.New: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
+func TestStoreContract(t *testing.T) {
+	ipfstest.Run(t, backend{d: testnet.StartKubo(t)})
+}
+
+// backend gives ipfstest kubo stores that all talk to one daemon.
+type backend struct {
+	d *testnet.Kubo
+}
+
+func (b backend) Open(t *testing.T) ipfs.Store {
+	s, err := kubo.New(t.Context(), kubo.Config{API: b.d.API})
+	require.NoError(t, err, "kubo.New")
 	return s
 }
 
-func newEmbedded(t testing.TB) *embedded.Store {
-	t.Helper()
-	s, err := embedded.New(context.Background(), embedded.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close embedded: %v", err)
-		}
-	})
+// Reopen restarts the daemon, so that what it reads back is what it wrote
+// to its repo.
+func (b backend) Reopen(t *testing.T, s ipfs.Store) ipfs.Store {
+	require.NoError(t, s.Close(), "Close")
+	b.d.Stop(t)
+	b.d.Start(t)
+	return b.Open(t)
+}
+
+// Corrupt alters the block file in the repo. kubo does not hash blocks on
+// read, so the altered bytes reach the client, which must catch them.
+func (b backend) Corrupt(t *testing.T, s ipfs.Store, block string) ipfs.Store {
+	flipBlockOnDisk(t, repoPath(t, b.d), block)
 	return s
 }
 
-func randomBytes(t testing.TB, n int) []byte {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
+// Pinned asks the daemon for the pin of c, recursive, direct or indirect.
+func (b backend) Pinned(t *testing.T, _ ipfs.Store, c string) bool {
+	u := "http://" + b.d.API + "/api/v0/pin/ls?" + url.Values{"arg": {c}, "type": {"all"}}.Encode()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, u, nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err, "pin/ls")
+	defer func() { assert.NoError(t, resp.Body.Close()) }()
+	var answer struct {
+		Keys    map[string]struct{ Type string }
+		Message string
 	}
-	return b
-}
-
-func TestRoundTripAndCIDsMatchEmbedded(t *testing.T) {
-	d := testnet.StartKubo(t)
-	s := newStore(t, d.API, 0)
-	emb := newEmbedded(t)
-	// 175 chunks need a second level in the balanced DAG (174 links a node).
-	for _, size := range []int{0, 1, 1000, 262144, 262145, 1<<20 + 3, 175 * 262144} {
-		t.Run(fmt.Sprintf("%d bytes round-trip with the embedded store's CID", size), func(t *testing.T) {
-			want := randomBytes(t, size)
-			c, err := s.Put(t.Context(), want)
-			if err != nil {
-				t.Fatalf("Put: %v", err)
-			}
-			embCID, err := emb.Put(t.Context(), want)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if c != embCID {
-				t.Errorf("kubo CID %s, embedded CID %s", c, embCID)
-			}
-			got, err := s.Get(t.Context(), c)
-			if err != nil {
-				t.Fatalf("Get: %v", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("Get returned %d bytes differing from the %d put", len(got), len(want))
-			}
-			if ok, err := s.Has(t.Context(), c); !ok || err != nil {
-				t.Errorf("Has = %v, %v", ok, err)
-			}
-		})
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&answer), "pin/ls answer")
+	if resp.StatusCode != http.StatusOK {
+		require.Contains(t, answer.Message, "not pinned", "pin/ls %s: %s", c, resp.Status)
+		return false
 	}
-}
-
-func TestPutManyIsOneRequestWithOrderedCIDs(t *testing.T) {
-	d := testnet.StartKubo(t)
-	s := newStore(t, d.API, 0)
-	emb := newEmbedded(t)
-	payloads := [][]byte{[]byte("x"), randomBytes(t, 600000), []byte("x"), nil, randomBytes(t, 100)}
-	got, err := s.PutMany(t.Context(), payloads)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := emb.PutMany(t.Context(), payloads)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("kubo PutMany = %v, embedded = %v", got, want)
-	}
-}
-
-func TestGetRejectsCorruptBlocks(t *testing.T) {
-	d := testnet.StartKubo(t)
-	s := newStore(t, d.API, 0)
-	c, err := s.Put(t.Context(), randomBytes(t, 1000))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// kubo does not hash blocks on read, so bytes altered in its repo reach
-	// the client; the store must catch them.
-	flipBlockOnDisk(t, repoPath(t, d), c)
-	got, err := s.Get(t.Context(), c)
-	if !errors.Is(err, ipfs.ErrCorrupt) {
-		t.Fatalf("Get error = %v, want ErrCorrupt", err)
-	}
-	if got != nil {
-		t.Error("Get returned bytes with ErrCorrupt")
-	}
+	_, ok := answer.Keys[c]
+	return ok
 }
 
 func repoPath(t *testing.T, d *testnet.Kubo) string {
@@ -137,169 +86,137 @@ func repoPath(t *testing.T, d *testnet.Kubo) string {
 			return v
 		}
 	}
-	t.Fatal("no IPFS_PATH in the daemon's environment")
+	require.FailNow(t, "no IPFS_PATH in the daemon's environment")
 	return ""
 }
 
-// flipBlockOnDisk flips a byte of the block file kubo's flatfs keeps for c.
+// flipBlockOnDisk flips the middle byte of the block file kubo's flatfs
+// keeps for c.
 func flipBlockOnDisk(t *testing.T, repo, c string) {
 	t.Helper()
 	parsed, err := cid.Decode(c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	name := base32.RawStdEncoding.EncodeToString(parsed.Hash()) + ".data"
 	matches, err := filepath.Glob(filepath.Join(repo, "blocks", "*", name))
-	if err != nil || len(matches) != 1 {
-		t.Fatalf("block file %s in %s (this test needs kubo's default flatfs datastore; unset MEDPROV_KUBO_PROFILE): %v, %v", name, repo, matches, err)
-	}
+	require.NoError(t, err)
+	require.Len(t, matches, 1, "block file %s in %s (this test needs kubo's default flatfs datastore; unset MEDPROV_KUBO_PROFILE)", name, repo)
 	b, err := os.ReadFile(matches[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0x01
-	if err := os.WriteFile(matches[0], b, 0o600); err != nil {
-		t.Fatal(err)
+	require.NoError(t, err)
+	b[len(b)/2] ^= 0x01
+	require.NoError(t, os.WriteFile(matches[0], b, 0o600))
+}
+
+func TestCIDsMatchEmbedded(t *testing.T) {
+	d := testnet.StartKubo(t)
+	s := ipfstest.KuboStore(t, d.API, 0)
+	emb := ipfstest.EmbeddedStore(t, "")
+	// 175 chunks need a second level in the balanced DAG (174 links a node).
+	for _, size := range []int{0, 1, 1000, 262144, 262145, 1<<20 + 3, 175 * 262144} {
+		t.Run(fmt.Sprintf("%d bytes get the embedded store's CID", size), func(t *testing.T) {
+			data := testkit.RandomBytes(t, size)
+			got, err := s.Put(t.Context(), data)
+			require.NoError(t, err, "kubo Put")
+			want, err := emb.Put(t.Context(), data)
+			require.NoError(t, err, "embedded Put")
+			assert.Equal(t, want, got, "kubo CID")
+		})
 	}
 }
 
-func TestMissingContentAndPins(t *testing.T) {
+func TestPutManyCIDsMatchEmbedded(t *testing.T) {
 	d := testnet.StartKubo(t)
-	s := newStore(t, d.API, 0)
-	ctx := t.Context()
-	absent, err := newEmbedded(t).Put(ctx, []byte("never given to kubo"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Run("absent content is not found without searching the network", func(t *testing.T) {
-		if _, err := s.Get(ctx, absent); !errors.Is(err, ipfs.ErrNotFound) {
-			t.Errorf("Get error = %v, want ErrNotFound", err)
-		}
-		if ok, err := s.Has(ctx, absent); ok || err != nil {
-			t.Errorf("Has = %v, %v; want false, nil", ok, err)
-		}
-		if err := s.Pin(ctx, absent); !errors.Is(err, ipfs.ErrNotFound) {
-			t.Errorf("Pin error = %v, want ErrNotFound", err)
-		}
-	})
-	t.Run("a malformed CID is invalid", func(t *testing.T) {
-		if _, err := s.Get(ctx, "nope"); !errors.Is(err, ipfs.ErrInvalidCID) {
-			t.Errorf("Get error = %v, want ErrInvalidCID", err)
-		}
-	})
-	t.Run("pin and unpin are accepted and unpin is idempotent", func(t *testing.T) {
-		c, err := s.Put(ctx, []byte("pinned"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, step := range []func(context.Context, string) error{s.Unpin, s.Unpin, s.Pin, s.Pin} {
-			if err := step(ctx, c); err != nil {
-				t.Errorf("step %d: %v", i, err)
-			}
-		}
-	})
+	s := ipfstest.KuboStore(t, d.API, 0)
+	emb := ipfstest.EmbeddedStore(t, "")
+	payloads := [][]byte{[]byte("x"), testkit.RandomBytes(t, 600000), []byte("x"), nil, testkit.RandomBytes(t, 100)}
+	got, err := s.PutMany(t.Context(), payloads)
+	require.NoError(t, err, "kubo PutMany")
+	want, err := emb.PutMany(t.Context(), payloads)
+	require.NoError(t, err, "embedded PutMany")
+	assert.Equal(t, want, got, "kubo PutMany CIDs")
 }
 
 func TestMigrateEmbeddedToKubo(t *testing.T) {
 	d := testnet.StartKubo(t)
-	s := newStore(t, d.API, 0)
-	emb := newEmbedded(t)
+	s := ipfstest.KuboStore(t, d.API, 0)
+	emb := ipfstest.EmbeddedStore(t, "")
 	ctx := t.Context()
-	payloads := [][]byte{[]byte("reading one"), randomBytes(t, 2<<20), randomBytes(t, 5000)}
+	payloads := [][]byte{[]byte("reading one"), testkit.RandomBytes(t, 2<<20), testkit.RandomBytes(t, 5000)}
 	cids, err := emb.PutMany(ctx, payloads)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	roots, err := ipfs.Migrate(ctx, s, emb)
-	if err != nil {
-		t.Fatalf("Migrate: %v", err)
-	}
-	slices.Sort(roots)
-	want := slices.Clone(cids)
-	slices.Sort(want)
-	if !slices.Equal(roots, want) {
-		t.Errorf("kubo pinned roots %v, want %v", roots, want)
-	}
+	require.NoError(t, err, "Migrate")
+	assert.ElementsMatch(t, cids, roots, "kubo pinned roots")
 	for i, c := range cids {
 		got, err := s.Get(ctx, c)
-		if err != nil || !bytes.Equal(got, payloads[i]) {
-			t.Errorf("kubo Get %s after migration: %d bytes, %v", c, len(got), err)
+		if assert.NoError(t, err, "kubo Get %s after migration", c) {
+			assert.True(t, bytes.Equal(got, payloads[i]), "kubo Get %s after migration: %d bytes that differ from the %d put", c, len(got), len(payloads[i]))
 		}
 	}
 }
 
 func TestDaemonDownIsUnavailable(t *testing.T) {
 	d := testnet.StartKubo(t)
-	s := newStore(t, d.API, 3*time.Second)
+	s := ipfstest.KuboStore(t, d.API, 3*time.Second)
 	ctx := t.Context()
 	c, err := s.Put(ctx, []byte("before the outage"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	d.Stop(t)
 
-	ops := map[string]func() error{
-		"Put":     func() error { _, err := s.Put(ctx, []byte("during")); return err },
-		"PutMany": func() error { _, err := s.PutMany(ctx, [][]byte{{1}, {2}}); return err },
-		"Get":     func() error { _, err := s.Get(ctx, c); return err },
-		"Has":     func() error { _, err := s.Has(ctx, c); return err },
-		"Pin":     func() error { return s.Pin(ctx, c) },
-		"Unpin":   func() error { return s.Unpin(ctx, c) },
+	ops := []struct {
+		name string
+		call func() error
+	}{
+		{"Put", func() error { _, err := s.Put(ctx, []byte("during")); return err }},
+		{"PutMany", func() error { _, err := s.PutMany(ctx, [][]byte{{1}, {2}}); return err }},
+		{"Get", func() error { _, err := s.Get(ctx, c); return err }},
+		{"Has", func() error { _, err := s.Has(ctx, c); return err }},
+		{"Pin", func() error { return s.Pin(ctx, c) }},
+		{"Unpin", func() error { return s.Unpin(ctx, c) }},
 	}
-	for name, op := range ops {
-		t.Run(name+" on a stopped daemon is unavailable", func(t *testing.T) {
-			if err := op(); !errors.Is(err, ipfs.ErrUnavailable) {
-				t.Errorf("error = %v, want ErrUnavailable", err)
-			}
+	for _, op := range ops {
+		t.Run(op.name+" on a stopped daemon is unavailable", func(t *testing.T) {
+			require.ErrorIs(t, op.call(), ipfs.ErrUnavailable)
 		})
 	}
 	t.Run("New against a stopped daemon is unavailable", func(t *testing.T) {
-		if _, err := kubo.New(ctx, kubo.Config{API: d.API, Timeout: time.Second}); !errors.Is(err, ipfs.ErrUnavailable) {
-			t.Errorf("New error = %v, want ErrUnavailable", err)
-		}
+		_, err := kubo.New(ctx, kubo.Config{API: d.API, Timeout: time.Second})
+		require.ErrorIs(t, err, ipfs.ErrUnavailable)
 	})
 	t.Run("a retry after the daemon is back succeeds", func(t *testing.T) {
 		d.Start(t)
 		got, err := s.Get(ctx, c)
-		if err != nil || string(got) != "before the outage" {
-			t.Errorf("Get after restart = %q, %v", got, err)
-		}
+		require.NoError(t, err, "Get after restart")
+		assert.Equal(t, "before the outage", string(got), "Get after restart")
 	})
 }
 
 func TestHungDaemonIsUnavailable(t *testing.T) {
 	d := testnet.StartKubo(t)
-	s := newStore(t, d.API, 500*time.Millisecond)
+	s := ipfstest.KuboStore(t, d.API, 500*time.Millisecond)
 	ctx := t.Context()
 	c, err := s.Put(ctx, []byte("before the hang"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	slow := newStore(t, d.API, time.Hour)
+	require.NoError(t, err)
+	slow := ipfstest.KuboStore(t, d.API, time.Hour)
 	d.Freeze(t)
 	t.Run("Get on a hung daemon gives up as unavailable", func(t *testing.T) {
-		if _, err := s.Get(ctx, c); !errors.Is(err, ipfs.ErrUnavailable) {
-			t.Errorf("Get error = %v, want ErrUnavailable", err)
-		}
+		_, err := s.Get(ctx, c)
+		require.ErrorIs(t, err, ipfs.ErrUnavailable)
 	})
 	t.Run("Put on a hung daemon gives up as unavailable", func(t *testing.T) {
-		if _, err := s.Put(ctx, []byte("during the hang")); !errors.Is(err, ipfs.ErrUnavailable) {
-			t.Errorf("Put error = %v, want ErrUnavailable", err)
-		}
+		_, err := s.Put(ctx, []byte("during the hang"))
+		require.ErrorIs(t, err, ipfs.ErrUnavailable)
 	})
 	t.Run("a caller's deadline also ends the wait as unavailable", func(t *testing.T) {
 		short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		defer cancel()
-		if ok, err := slow.Has(short, c); !errors.Is(err, ipfs.ErrUnavailable) {
-			t.Errorf("Has = %v, %v; want ErrUnavailable", ok, err)
-		}
+		ok, err := slow.Has(short, c)
+		require.ErrorIs(t, err, ipfs.ErrUnavailable, "Has = %v", ok)
 	})
 	d.Thaw(t)
 	t.Run("the daemon answers again once it resumes", func(t *testing.T) {
 		got, err := s.Get(ctx, c)
-		if err != nil || string(got) != "before the hang" {
-			t.Errorf("Get after thaw = %q, %v", got, err)
-		}
+		require.NoError(t, err, "Get after thaw")
+		assert.Equal(t, "before the hang", string(got), "Get after thaw")
 	})
 }
 
@@ -307,9 +224,7 @@ func TestSilentDaemonIsUnavailable(t *testing.T) {
 	// A listener that accepts connections and never answers: the store must
 	// give up after its timeout instead of hanging.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var conns []net.Conn
 	done := make(chan struct{})
 	go func() {
@@ -323,40 +238,35 @@ func TestSilentDaemonIsUnavailable(t *testing.T) {
 		}
 	}()
 	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Error(err)
-		}
+		assert.NoError(t, l.Close())
 		<-done
 		for _, c := range conns {
 			_ = c.Close() // test listener; the peer is gone
 		}
 	})
 	_, err = kubo.New(t.Context(), kubo.Config{API: l.Addr().String(), Timeout: 300 * time.Millisecond})
-	if !errors.Is(err, ipfs.ErrUnavailable) {
-		t.Errorf("New error = %v, want ErrUnavailable", err)
-	}
+	require.ErrorIs(t, err, ipfs.ErrUnavailable)
 }
 
 func benchPayloads(b *testing.B, n int) [][]byte {
 	out := make([][]byte, n)
 	for i := range out {
-		out[i] = randomBytes(b, 1024)
+		out[i] = testkit.RandomBytes(b, 1024)
 	}
 	return out
 }
 
 func BenchmarkPut(b *testing.B) {
 	d := testnet.StartKubo(b)
-	s := newStore(b, d.API, 0)
-	payload := randomBytes(b, 1024)
+	s := ipfstest.KuboStore(b, d.API, 0)
+	payload := testkit.RandomBytes(b, 1024)
+	ctx := b.Context()
 	b.SetBytes(int64(len(payload)))
 	for b.Loop() {
-		if _, err := rand.Read(payload[:16]); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := s.Put(context.Background(), payload); err != nil {
-			b.Fatal(err)
-		}
+		_, err := rand.Read(payload[:16])
+		require.NoError(b, err)
+		_, err = s.Put(ctx, payload)
+		require.NoError(b, err)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "puts/s")
 }
@@ -365,33 +275,30 @@ func BenchmarkPut(b *testing.B) {
 // puts/s with BenchmarkPut's.
 func BenchmarkPutMany100(b *testing.B) {
 	d := testnet.StartKubo(b)
-	s := newStore(b, d.API, 0)
+	s := ipfstest.KuboStore(b, d.API, 0)
 	batch := benchPayloads(b, 100)
+	ctx := b.Context()
 	for b.Loop() {
 		for _, p := range batch {
-			if _, err := rand.Read(p[:16]); err != nil {
-				b.Fatal(err)
-			}
+			_, err := rand.Read(p[:16])
+			require.NoError(b, err)
 		}
-		if _, err := s.PutMany(context.Background(), batch); err != nil {
-			b.Fatal(err)
-		}
+		_, err := s.PutMany(ctx, batch)
+		require.NoError(b, err)
 	}
 	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "puts/s")
 }
 
 func BenchmarkGet(b *testing.B) {
 	d := testnet.StartKubo(b)
-	s := newStore(b, d.API, 0)
-	c, err := s.Put(context.Background(), randomBytes(b, 1024))
-	if err != nil {
-		b.Fatal(err)
-	}
+	s := ipfstest.KuboStore(b, d.API, 0)
+	ctx := b.Context()
+	c, err := s.Put(ctx, testkit.RandomBytes(b, 1024))
+	require.NoError(b, err)
 	b.SetBytes(1024)
 	for b.Loop() {
-		if _, err := s.Get(context.Background(), c); err != nil {
-			b.Fatal(err)
-		}
+		_, err := s.Get(ctx, c)
+		require.NoError(b, err)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "gets/s")
 }
