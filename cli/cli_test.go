@@ -16,13 +16,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/medprov/medprov/wire"
-
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/medprov/medprov/client"
 	"github.com/medprov/medprov/envelope"
+	"github.com/medprov/medprov/internal/testkit"
+	"github.com/medprov/medprov/wire"
 )
 
 var fixedTime = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -35,98 +37,61 @@ func run(t *testing.T, env map[string]string, args ...string) (int, string, stri
 	return code, out.String(), errb.String()
 }
 
+// assertMode asserts that the file at path has permission bits want.
+func assertMode(t *testing.T, want os.FileMode, path string) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	got := fi.Mode().Perm()
+	assert.Equal(t, want, got, "%s: mode %04o, want %04o", filepath.Base(path), got, want)
+}
+
 func TestKeygen(t *testing.T) {
 	dir := t.TempDir()
 	priv := filepath.Join(dir, "alice.pem")
 	code, out, stderr := run(t, nil, "keygen", "--out", priv)
-	if code != ExitOK {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
+	require.Equal(t, ExitOK, code, "exit code; stderr %s", stderr)
 	pubPath := filepath.Join(dir, "alice.pub.pem")
-	if !strings.Contains(out, pubPath) {
-		t.Errorf("output does not name the public key file: %s", out)
-	}
+	assert.Contains(t, out, pubPath, "output does not name the public key file")
 
 	t.Run("the private key is PKCS#8 PEM readable only by its owner", func(t *testing.T) {
-		fi, err := os.Stat(priv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := fi.Mode().Perm(); got != 0o600 {
-			t.Errorf("mode = %04o, want 0600", got)
-		}
+		assertMode(t, 0o600, priv)
 		b, err := os.ReadFile(priv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.HasPrefix(b, []byte("-----BEGIN PRIVATE KEY-----")) {
-			t.Errorf("not a PKCS#8 PEM: %.40s", b)
-		}
+		require.NoError(t, err)
+		assert.True(t, bytes.HasPrefix(b, []byte("-----BEGIN PRIVATE KEY-----")), "not a PKCS#8 PEM: %.40s", b)
 	})
 	t.Run("the public key belongs to the private key", func(t *testing.T) {
 		k, err := readPrivateKey(priv)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		pub, _, err := readPublicKey(pubPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !pub.Equal(&k.PublicKey) {
-			t.Error("public key does not match the private key")
-		}
-		fi, err := os.Stat(pubPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := fi.Mode().Perm(); got != 0o644 {
-			t.Errorf("public key mode = %04o, want 0644", got)
-		}
+		require.NoError(t, err)
+		assert.True(t, pub.Equal(&k.PublicKey), "public key does not match the private key")
+		assertMode(t, 0o644, pubPath)
 	})
 	t.Run("an existing key is not overwritten", func(t *testing.T) {
 		before, err := os.ReadFile(priv)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		code, _, stderr := run(t, nil, "keygen", "--out", priv)
-		if code != ExitFailure || !strings.Contains(stderr, "--force") {
-			t.Errorf("exit %d, stderr %q; want failure naming --force", code, stderr)
-		}
+		assert.Equal(t, ExitFailure, code, "exit code; stderr %q", stderr)
+		assert.Contains(t, stderr, "--force")
 		after, err := os.ReadFile(priv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(before, after) {
-			t.Error("the key changed")
-		}
+		require.NoError(t, err)
+		assert.Equal(t, before, after, "the key changed")
 	})
 	t.Run("force replaces the key and keeps the mode", func(t *testing.T) {
 		before, err := os.ReadFile(priv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if code, _, stderr := run(t, nil, "keygen", "--out", priv, "--force"); code != ExitOK {
-			t.Fatalf("exit %d: %s", code, stderr)
-		}
+		require.NoError(t, err)
+		code, _, stderr := run(t, nil, "keygen", "--out", priv, "--force")
+		require.Equal(t, ExitOK, code, "exit code; stderr %s", stderr)
 		after, err := os.ReadFile(priv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fi, err := os.Stat(priv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if bytes.Equal(before, after) || fi.Mode().Perm() != 0o600 {
-			t.Errorf("key unchanged (%v) or mode %04o", bytes.Equal(before, after), fi.Mode().Perm())
-		}
+		require.NoError(t, err)
+		assert.NotEqual(t, before, after, "key unchanged")
+		assertMode(t, 0o600, priv)
 	})
 	t.Run("a key others can read is refused", func(t *testing.T) {
-		if err := os.Chmod(priv, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := readPrivateKey(priv); err == nil || !strings.Contains(err.Error(), "chmod 600") {
-			t.Errorf("err = %v, want a refusal asking for chmod 600", err)
-		}
+		require.NoError(t, os.Chmod(priv, 0o644))
+		_, err := readPrivateKey(priv)
+		assert.ErrorContains(t, err, "chmod 600", "want a refusal asking for chmod 600")
 	})
 }
 
@@ -147,17 +112,11 @@ func TestEveryCommandHasShortAndLongHelp(t *testing.T) {
 		}
 		n++
 		t.Run(c.CommandPath()+" has help", func(t *testing.T) {
-			if strings.TrimSpace(c.Short) == "" {
-				t.Error("no Short help")
-			}
-			if len(strings.TrimSpace(c.Long)) < len(c.Short) {
-				t.Error("Long help missing or shorter than Short")
-			}
+			assert.NotEmpty(t, strings.TrimSpace(c.Short), "no Short help")
+			assert.GreaterOrEqual(t, len(strings.TrimSpace(c.Long)), len(c.Short), "Long help missing or shorter than Short")
 			if c.Runnable() {
 				c.Flags().VisitAll(func(f *pflag.Flag) {
-					if f.Usage == "" {
-						t.Errorf("flag --%s has no usage", f.Name)
-					}
+					assert.NotEmpty(t, f.Usage, "flag --%s has no usage", f.Name)
 				})
 			}
 		})
@@ -168,14 +127,12 @@ func TestEveryCommandHasShortAndLongHelp(t *testing.T) {
 	for _, w := range want {
 		t.Run("medprov "+w+" exists", func(t *testing.T) {
 			c, rest, err := root.Find(strings.Fields(w))
-			if err != nil || len(rest) != 0 || c.CommandPath() != "medprov "+w {
-				t.Errorf("found %q (rest %v, err %v)", c.CommandPath(), rest, err)
-			}
+			require.NoError(t, err)
+			assert.Empty(t, rest, "arguments left over")
+			assert.Equal(t, "medprov "+w, c.CommandPath())
 		})
 	}
-	if n < len(want) {
-		t.Errorf("walked %d commands, want at least %d", n, len(want))
-	}
+	assert.GreaterOrEqual(t, n, len(want), "commands walked")
 }
 
 func TestUsageErrorsExitTwo(t *testing.T) {
@@ -192,9 +149,7 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name+" is a usage error", func(t *testing.T) {
 			code, _, stderr := run(t, nil, tt.args...)
-			if code != ExitUsage {
-				t.Errorf("exit %d, want %d; stderr %s", code, ExitUsage, stderr)
-			}
+			assert.Equal(t, ExitUsage, code, "exit code; stderr %s", stderr)
 		})
 	}
 }
@@ -236,9 +191,8 @@ func startFake(t *testing.T, status int, body string) (*fakeGateway, string) {
 func keyPair(t *testing.T, dir, name string) (priv, pub string) {
 	t.Helper()
 	priv = filepath.Join(dir, name+".pem")
-	if code, _, stderr := run(t, nil, "keygen", "--out", priv); code != ExitOK {
-		t.Fatalf("keygen: %s", stderr)
-	}
+	code, _, stderr := run(t, nil, "keygen", "--out", priv)
+	require.Equal(t, ExitOK, code, "keygen: %s", stderr)
 	return priv, publicKeyPath(priv)
 }
 
@@ -246,9 +200,7 @@ func TestActorRegisterUsesTheAdminToken(t *testing.T) {
 	dir := t.TempDir()
 	_, pub := keyPair(t, dir, "pat")
 	tokFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokFile, []byte("from-file-token\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(tokFile, []byte("from-file-token\n"), 0o600))
 	tests := []struct {
 		name      string
 		env       map[string]string
@@ -263,37 +215,29 @@ func TestActorRegisterUsesTheAdminToken(t *testing.T) {
 			f, url := startFake(t, http.StatusCreated, `{"id":"pat-1","role":"patient","status":"active","registeredTx":"tx1"}`)
 			args := append([]string{"actor", "register", "--gateway", url, "--id", "pat-1", "--role", "patient", "--pubkey", pub}, tt.extra...)
 			code, out, stderr := run(t, tt.env, args...)
-			if code != ExitOK {
-				t.Fatalf("exit %d: %s", code, stderr)
-			}
-			if !strings.Contains(out, "tx1") {
-				t.Errorf("output lacks the tx: %s", out)
-			}
-			if got := f.reqs[0].Header.Get("Authorization"); got != "Bearer "+tt.wantToken {
-				t.Errorf("Authorization = %q", got)
-			}
+			require.Equal(t, ExitOK, code, "exit code; stderr %s", stderr)
+			assert.Contains(t, out, "tx1", "output lacks the tx")
+			require.NotEmpty(t, f.reqs, "requests sent")
+			assert.Equal(t, "Bearer "+tt.wantToken, f.reqs[0].Header.Get("Authorization"))
 		})
 	}
 	t.Run("no token is a usage error and sends nothing", func(t *testing.T) {
 		f, url := startFake(t, http.StatusCreated, `{}`)
 		code, _, _ := run(t, nil, "actor", "register", "--gateway", url, "--id", "p", "--role", "patient", "--pubkey", pub)
-		if code != ExitUsage || len(f.reqs) != 0 {
-			t.Errorf("exit %d, %d requests", code, len(f.reqs))
-		}
+		assert.Equal(t, ExitUsage, code)
+		assert.Empty(t, f.reqs, "requests sent")
 	})
 	t.Run("the gateway comes from MEDPROV_GATEWAY", func(t *testing.T) {
 		f, url := startFake(t, http.StatusCreated, `{"id":"p"}`)
 		code, _, stderr := run(t, map[string]string{EnvGateway: url, EnvAdminToken: "t"}, "actor", "register", "--id", "p", "--role", "patient", "--pubkey", pub)
-		if code != ExitOK || len(f.reqs) != 1 {
-			t.Errorf("exit %d (%s), %d requests", code, stderr, len(f.reqs))
-		}
+		assert.Equal(t, ExitOK, code, "exit code; stderr %s", stderr)
+		assert.Len(t, f.reqs, 1, "requests sent")
 	})
 	t.Run("a refusal exits one and shows the code", func(t *testing.T) {
 		_, url := startFake(t, http.StatusConflict, `{"error":{"code":"conflict","message":"actor exists"}}`)
 		code, _, stderr := run(t, map[string]string{EnvAdminToken: "t"}, "actor", "register", "--gateway", url, "--id", "p", "--role", "patient", "--pubkey", pub)
-		if code != ExitFailure || !strings.Contains(stderr, "409 conflict: actor exists") {
-			t.Errorf("exit %d, stderr %q", code, stderr)
-		}
+		assert.Equal(t, ExitFailure, code, "exit code; stderr %q", stderr)
+		assert.Contains(t, stderr, "409 conflict: actor exists")
 	})
 }
 
@@ -302,26 +246,17 @@ func TestAccessRequestWritesAndVerifiesReadings(t *testing.T) {
 	resKey, _ := keyPair(t, dir, "res")
 	devPriv, devPub := keyPair(t, dir, "dev")
 	dk, err := readPrivateKey(devPriv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	p, err := client.NewReading("dev-1", 4, "heart_rate", "bpm", 71, fixedTime)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	env, err := client.SignReading(dk, p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	sum := sha256.Sum256(env.Payload)
-	grant := func(hash string) string {
-		b, err := json.Marshal(wire.AccessGrant{AccessID: "acc-1", Decision: "granted", Readings: []wire.ReleasedReading{
+	grant := func(t *testing.T, hash string) string {
+		t.Helper()
+		return string(testkit.MustJSON(t, wire.AccessGrant{AccessID: "acc-1", Decision: "granted", Readings: []wire.ReleasedReading{
 			{ReadingID: "dev-1:4", Payload: env.Payload, Signature: env.Signature, DataHash: hash, CID: "bafy"},
-		}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
+		}}))
 	}
 	args := func(url, out string) []string {
 		return []string{"access", "request", "--gateway", url, "--researcher", "res-1", "--key", resKey, "--patient", "pat-1",
@@ -329,71 +264,53 @@ func TestAccessRequestWritesAndVerifiesReadings(t *testing.T) {
 	}
 
 	t.Run("a genuine reading is written and verified", func(t *testing.T) {
-		f, url := startFake(t, http.StatusOK, grant(hex.EncodeToString(sum[:])))
+		f, url := startFake(t, http.StatusOK, grant(t, hex.EncodeToString(sum[:])))
 		out := filepath.Join(t.TempDir(), "released")
 		code, stdout, stderr := run(t, nil, args(url, out)...)
-		if code != ExitOK {
-			t.Fatalf("exit %d: %s\n%s", code, stderr, stdout)
-		}
-		if !strings.Contains(stdout, "dev-1:4 VERIFIED") {
-			t.Errorf("output: %s", stdout)
-		}
+		require.Equal(t, ExitOK, code, "exit code; stderr %s\nstdout %s", stderr, stdout)
+		assert.Contains(t, stdout, "dev-1:4 VERIFIED")
 		got, err := os.ReadFile(filepath.Join(out, "dev-1_4.json"))
-		if err != nil || !bytes.Equal(got, env.Payload) {
-			t.Errorf("payload file = %s (%v), want the signed bytes", got, err)
-		}
+		require.NoError(t, err, "payload file")
+		assert.Equal(t, env.Payload, got, "payload file, want the signed bytes")
 		sig, err := os.ReadFile(filepath.Join(out, "dev-1_4.sig"))
-		if err != nil || envelope.VerifyDigest(&dk.PublicKey, sum[:], sig) != nil {
-			t.Errorf("signature file does not verify (%v)", err)
-		}
+		require.NoError(t, err, "signature file")
+		assert.NoError(t, envelope.VerifyDigest(&dk.PublicKey, sum[:], sig), "signature file does not verify")
 		for _, name := range []string{"dev-1_4.json", "dev-1_4.sig", "access.json"} {
-			fi, err := os.Stat(filepath.Join(out, name))
-			if err != nil || fi.Mode().Perm() != 0o600 {
-				t.Errorf("%s: mode %v (%v), want 0600", name, fi.Mode().Perm(), err)
-			}
+			assertMode(t, 0o600, filepath.Join(out, name))
 		}
-		var action map[string]any
+		require.NotEmpty(t, f.bodies, "requests sent")
 		sent, err := envelope.Parse(f.bodies[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := json.Unmarshal(sent.Payload, &action); err != nil {
-			t.Fatal(err)
-		}
-		if action["action"] != wire.ActionAccessRequest || action["actorId"] != "res-1" || action["patientId"] != "pat-1" {
-			t.Errorf("signed action = %v", action)
-		}
+		require.NoError(t, err)
+		var action map[string]any
+		require.NoError(t, json.Unmarshal(sent.Payload, &action))
+		assert.Equal(t, wire.ActionAccessRequest, action["action"], "signed action")
+		assert.Equal(t, "res-1", action["actorId"], "signed actorId")
+		assert.Equal(t, "pat-1", action["patientId"], "signed patientId")
 	})
 	t.Run("the device key is found in a key directory", func(t *testing.T) {
-		_, url := startFake(t, http.StatusOK, grant(hex.EncodeToString(sum[:])))
+		_, url := startFake(t, http.StatusOK, grant(t, hex.EncodeToString(sum[:])))
 		keyDir := t.TempDir()
 		b, err := os.ReadFile(devPub)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(keyDir, "dev-1.pub.pem"), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(keyDir, "dev-1.pub.pem"), b, 0o644))
 		a := args(url, t.TempDir())
 		a = append(a[:len(a)-2], "--device-key-dir", keyDir)
 		code, stdout, stderr := run(t, nil, a...)
-		if code != ExitOK || !strings.Contains(stdout, "dev-1:4 VERIFIED") {
-			t.Errorf("exit %d (%s), output %s", code, stderr, stdout)
-		}
+		assert.Equal(t, ExitOK, code, "exit code; stderr %s", stderr)
+		assert.Contains(t, stdout, "dev-1:4 VERIFIED")
 	})
 	t.Run("a reading whose hash differs from the ledger's fails", func(t *testing.T) {
-		_, url := startFake(t, http.StatusOK, grant(strings.Repeat("0", 64)))
+		_, url := startFake(t, http.StatusOK, grant(t, strings.Repeat("0", 64)))
 		code, stdout, _ := run(t, nil, args(url, t.TempDir())...)
-		if code != ExitFailure || !strings.Contains(stdout, "dev-1:4 FAILED") {
-			t.Errorf("exit %d, output %s", code, stdout)
-		}
+		assert.Equal(t, ExitFailure, code, "exit code; output %s", stdout)
+		assert.Contains(t, stdout, "dev-1:4 FAILED")
 	})
 	t.Run("a denial exits one with the recorded access id", func(t *testing.T) {
 		_, url := startFake(t, http.StatusForbidden, `{"error":{"code":"forbidden","message":"access denied: consent_revoked"},"accessId":"acc-2"}`)
 		code, _, stderr := run(t, nil, args(url, t.TempDir())...)
-		if code != ExitFailure || !strings.Contains(stderr, "acc-2") || !strings.Contains(stderr, "consent_revoked") {
-			t.Errorf("exit %d, stderr %q", code, stderr)
-		}
+		assert.Equal(t, ExitFailure, code, "exit code; stderr %q", stderr)
+		assert.Contains(t, stderr, "acc-2")
+		assert.Contains(t, stderr, "consent_revoked")
 	})
 }
 
@@ -401,84 +318,59 @@ func TestSignedGetCommandsSignTheRequest(t *testing.T) {
 	dir := t.TempDir()
 	regKey, regPub := keyPair(t, dir, "reg")
 	pub, _, err := readPublicKey(regPub)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	f, url := startFake(t, http.StatusOK, `{"items":[{"id":"tx1","type":"access.denied","actorId":"res-1","txId":"tx1"}],"bookmark":"","count":1}`)
 	code, out, stderr := run(t, nil, "audit", "events", "--gateway", url, "--actor", "reg-1", "--key", regKey, "--patient", "pat-1", "--type", "access.denied")
-	if code != ExitOK {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	if !strings.Contains(out, "access.denied") {
-		t.Errorf("output: %s", out)
-	}
+	require.Equal(t, ExitOK, code, "exit code; stderr %s", stderr)
+	assert.Contains(t, out, "access.denied")
+	require.NotEmpty(t, f.reqs, "requests sent")
 	r := f.reqs[0]
 	raw, err := base64.StdEncoding.DecodeString(r.Header.Get(wire.SignatureHeader))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	env, err := envelope.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := env.Verify(pub); err != nil {
-		t.Fatalf("signature: %v", err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, env.Verify(pub), "signature")
 	var a wire.HTTPGetAction
-	if err := json.Unmarshal(env.Payload, &a); err != nil {
-		t.Fatal(err)
-	}
-	if a.Path != r.RequestURI || a.ActorID != "reg-1" || r.URL.Query().Get("type") != "access.denied" {
-		t.Errorf("signed %+v for %s", a, r.RequestURI)
-	}
+	require.NoError(t, json.Unmarshal(env.Payload, &a))
+	assert.Equal(t, r.RequestURI, a.Path, "signed path")
+	assert.Equal(t, "reg-1", a.ActorID, "signed actor")
+	assert.Equal(t, "access.denied", r.URL.Query().Get("type"), "type filter sent")
 }
 
 func TestSimulateSendsSignedReadingsUntilTheDuration(t *testing.T) {
 	dir := t.TempDir()
 	devPriv, devPub := keyPair(t, dir, "dev")
 	pub, _, err := readPublicKey(devPub)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Run("accepted readings are counted and each is signed with a fresh seq", func(t *testing.T) {
 		f, url := startFake(t, http.StatusAccepted, `{"readingId":"x","status":"queued"}`)
 		code, out, stderr := run(t, nil, "device", "simulate", "--gateway", url, "--device", "dev-1="+devPriv,
 			"--rate", "40", "--duration", "200ms", "--seq-start", "100", "--json")
-		if code != ExitOK {
-			t.Fatalf("exit %d: %s", code, stderr)
-		}
+		require.Equal(t, ExitOK, code, "exit code; stderr %s", stderr)
 		var st simStats
-		if err := json.Unmarshal([]byte(out), &st); err != nil {
-			t.Fatalf("output %q: %v", out, err)
-		}
-		if st.Sent == 0 || st.Sent != st.Accepted || st.Sent != len(f.reqs) {
-			t.Errorf("sent %d, accepted %d, with %d requests", st.Sent, st.Accepted, len(f.reqs))
-		}
+		require.NoError(t, json.Unmarshal([]byte(out), &st), "output %q", out)
+		assert.NotZero(t, st.Sent, "readings sent")
+		assert.Equal(t, st.Sent, st.Accepted, "readings accepted, want every one sent")
+		assert.Len(t, f.reqs, st.Sent, "requests, want one per reading sent")
 		seen := map[float64]bool{}
 		for _, b := range f.bodies {
 			env, err := envelope.Parse(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := env.Verify(pub); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
+			require.NoError(t, env.Verify(pub))
 			var p map[string]any
-			if err := json.Unmarshal(env.Payload, &p); err != nil {
-				t.Fatal(err)
-			}
-			seq := p["seq"].(float64)
-			if seen[seq] || seq < 100 || p["deviceId"] != "dev-1" {
-				t.Errorf("reading %v repeats a seq or is misaddressed", p)
-			}
+			require.NoError(t, json.Unmarshal(env.Payload, &p))
+			seq, ok := p["seq"].(float64)
+			require.True(t, ok, "reading %v has no numeric seq", p)
+			assert.False(t, seen[seq], "reading %v repeats a seq", p)
+			assert.GreaterOrEqual(t, seq, 100.0, "reading %v is below --seq-start", p)
+			assert.Equal(t, "dev-1", p["deviceId"], "reading %v is misaddressed", p)
 			seen[seq] = true
 		}
 	})
 	t.Run("refused readings make it exit one", func(t *testing.T) {
 		_, url := startFake(t, http.StatusForbidden, `{"error":{"code":"forbidden","message":"device is revoked"}}`)
 		code, out, _ := run(t, nil, "device", "simulate", "--gateway", url, "--device", "dev-1="+devPriv, "--rate", "20", "--duration", "100ms")
-		if code != ExitFailure || !strings.Contains(out, "device is revoked") {
-			t.Errorf("exit %d, output %s", code, out)
-		}
+		assert.Equal(t, ExitFailure, code, "exit code; output %s", out)
+		assert.Contains(t, out, "device is revoked")
 	})
 }

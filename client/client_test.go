@@ -4,19 +4,20 @@ import (
 	"crypto/ecdsa"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/medprov/medprov/wire"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/medprov/medprov/client"
 	"github.com/medprov/medprov/envelope"
+	"github.com/medprov/medprov/internal/testkit"
+	"github.com/medprov/medprov/wire"
 )
 
 // recorded is what the fake gateway saw of one request.
@@ -58,9 +59,7 @@ func (f *fakeGateway) last(t *testing.T) recorded {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.reqs) == 0 {
-		t.Fatal("the gateway received no request")
-	}
+	require.NotEmpty(t, f.reqs, "the gateway received no request")
 	return f.reqs[len(f.reqs)-1]
 }
 
@@ -70,70 +69,48 @@ func newFake(t *testing.T, status int, body string, opts ...client.Option) (*fak
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	c, err := client.New(srv.URL, append([]client.Option{client.WithHTTPClient(srv.Client())}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return f, c
 }
 
-func mustKey(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := envelope.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func mustPEM(t testing.TB, k *ecdsa.PrivateKey) string {
-	t.Helper()
-	b, err := envelope.MarshalPublicKey(&k.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-// openEnvelope parses a body envelope, checks its signature under pub and
-// decodes its payload into a map.
-func openEnvelope(t *testing.T, raw []byte, pub *ecdsa.PublicKey) map[string]any {
+// openEnvelopeBytes parses a body envelope, checks its signature under pub
+// and returns its payload.
+func openEnvelopeBytes(t *testing.T, raw []byte, pub *ecdsa.PublicKey) []byte {
 	t.Helper()
 	env, err := envelope.Parse(raw)
-	if err != nil {
-		t.Fatalf("body is not an envelope: %v: %s", err, raw)
-	}
-	if err := env.Verify(pub); err != nil {
-		t.Fatalf("envelope signature: %v", err)
-	}
+	require.NoError(t, err, "body is not an envelope: %s", raw)
+	require.NoError(t, env.Verify(pub), "envelope signature")
+	return env.Payload
+}
+
+// openEnvelope is openEnvelopeBytes with the payload decoded into a map.
+func openEnvelope(t *testing.T, raw []byte, pub *ecdsa.PublicKey) map[string]any {
+	t.Helper()
 	var m map[string]any
-	if err := json.Unmarshal(env.Payload, &m); err != nil {
-		t.Fatalf("payload: %v", err)
-	}
+	require.NoError(t, json.Unmarshal(openEnvelopeBytes(t, raw, pub), &m), "payload")
 	return m
 }
 
 // checkHeader asserts the common action fields.
 func checkHeader(t *testing.T, m map[string]any, action, actorID string, now time.Time) {
 	t.Helper()
-	if m["action"] != action || m["actorId"] != actorID {
-		t.Errorf("action, actorId = %v, %v; want %s, %s", m["action"], m["actorId"], action, actorID)
-	}
-	if m["issuedAt"] != now.UTC().Format(time.RFC3339) {
-		t.Errorf("issuedAt = %v, want %s", m["issuedAt"], now.UTC().Format(time.RFC3339))
-	}
-	nonce, err := base64.StdEncoding.DecodeString(m["nonce"].(string))
-	if err != nil || len(nonce) < 16 {
-		t.Errorf("nonce %v is not base64 of >= 16 bytes (%v)", m["nonce"], err)
-	}
+	assert.Equal(t, action, m["action"], "action")
+	assert.Equal(t, actorID, m["actorId"], "actorId")
+	assert.Equal(t, now.UTC().Format(time.RFC3339), m["issuedAt"], "issuedAt")
+	s, ok := m["nonce"].(string)
+	require.True(t, ok, "nonce %v is not a string", m["nonce"])
+	nonce, err := base64.StdEncoding.DecodeString(s)
+	assert.NoError(t, err, "nonce %q is not base64", s)
+	assert.GreaterOrEqual(t, len(nonce), 16, "nonce %q is shorter than 16 bytes", s)
 }
 
 var fixedNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func TestSignedPosts(t *testing.T) {
-	actor := mustKey(t)
+	actor := testkit.MustKey(t)
 	tests := []struct {
 		name     string
-		call     func(*client.Client) error
+		call     func(t *testing.T, c *client.Client)
 		respBody string
 		path     string
 		action   string
@@ -141,12 +118,10 @@ func TestSignedPosts(t *testing.T) {
 	}{
 		{
 			name: "device registration is signed by the operator",
-			call: func(c *client.Client) error {
+			call: func(t *testing.T, c *client.Client) {
 				d, err := c.RegisterDevice(t.Context(), client.DeviceRegistration{DeviceID: "dev-1", PatientID: "pat-1", DeviceType: "ecg", PublicKey: "PEM"})
-				if err == nil && d.RegisteredTx != "tx1" {
-					t.Errorf("RegisteredTx = %q, want tx1", d.RegisteredTx)
-				}
-				return err
+				require.NoError(t, err)
+				assert.Equal(t, "tx1", d.RegisteredTx)
 			},
 			respBody: `{"id":"dev-1","status":"active","registeredTx":"tx1"}`,
 			path:     "/v1/devices",
@@ -155,9 +130,9 @@ func TestSignedPosts(t *testing.T) {
 		},
 		{
 			name: "device revocation goes to the device's revoke route",
-			call: func(c *client.Client) error {
+			call: func(t *testing.T, c *client.Client) {
 				_, err := c.RevokeDevice(t.Context(), "dev-1")
-				return err
+				require.NoError(t, err)
 			},
 			respBody: `{"id":"dev-1","status":"revoked"}`,
 			path:     "/v1/devices/dev-1/revoke",
@@ -166,12 +141,11 @@ func TestSignedPosts(t *testing.T) {
 		},
 		{
 			name: "consent grant carries purpose, types and window",
-			call: func(c *client.Client) error {
+			call: func(t *testing.T, c *client.Client) {
 				r, err := c.GrantConsent(t.Context(), client.ConsentGrant{GranteeID: "res-1", Purpose: "study.x", DataTypes: []string{"ecg", "spo2"}, NotBefore: fixedNow, NotAfter: fixedNow.Add(24 * time.Hour)})
-				if err == nil && (r.ConsentID != "cns-1" || r.TxID != "tx2") {
-					t.Errorf("receipt = %+v, want cns-1/tx2", r)
-				}
-				return err
+				require.NoError(t, err)
+				assert.Equal(t, "cns-1", r.ConsentID)
+				assert.Equal(t, "tx2", r.TxID)
 			},
 			respBody: `{"consentId":"cns-1","txId":"tx2"}`,
 			path:     "/v1/consents",
@@ -180,12 +154,12 @@ func TestSignedPosts(t *testing.T) {
 		},
 		{
 			name: "consent revocation returns the revoked consent",
-			call: func(c *client.Client) error {
+			call: func(t *testing.T, c *client.Client) {
 				r, err := c.RevokeConsent(t.Context(), "cns-1")
-				if err == nil && (r.ConsentID != "cns-1" || r.TxID != "tx3" || r.Consent.Status != "revoked") {
-					t.Errorf("receipt = %+v, want cns-1/tx3/revoked", r)
-				}
-				return err
+				require.NoError(t, err)
+				assert.Equal(t, "cns-1", r.ConsentID)
+				assert.Equal(t, "tx3", r.TxID)
+				assert.Equal(t, "revoked", r.Consent.Status)
 			},
 			respBody: `{"consentId":"cns-1","txId":"tx3","block":4,"consent":{"id":"cns-1","status":"revoked","grantedTx":"tx2","revokedTx":"tx3"}}`,
 			path:     "/v1/consents/cns-1/revoke",
@@ -194,12 +168,12 @@ func TestSignedPosts(t *testing.T) {
 		},
 		{
 			name: "access request carries the range and cursor",
-			call: func(c *client.Client) error {
+			call: func(t *testing.T, c *client.Client) {
 				g, err := c.RequestAccess(t.Context(), client.AccessRequest{PatientID: "pat-1", Purpose: "study.x", DataTypes: []string{"ecg"}, From: fixedNow, To: fixedNow.Add(time.Hour), Cursor: "cur"})
-				if err == nil && (g.AccessID != "acc-1" || len(g.Readings) != 1 || string(g.Readings[0].Payload) != "hi") {
-					t.Errorf("grant = %+v", g)
-				}
-				return err
+				require.NoError(t, err)
+				assert.Equal(t, "acc-1", g.AccessID)
+				require.Len(t, g.Readings, 1)
+				assert.Equal(t, "hi", string(g.Readings[0].Payload))
 			},
 			respBody: `{"accessId":"acc-1","decision":"granted","readings":[{"readingId":"d:1","payload":"aGk=","signature":"AQ==","dataHash":"ab","cid":"Qm"}]}`,
 			path:     "/v1/access",
@@ -210,258 +184,187 @@ func TestSignedPosts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f, c := newFake(t, http.StatusOK, tt.respBody, client.WithActor("actor-1", actor), client.WithClock(func() time.Time { return fixedNow }))
-			if err := tt.call(c); err != nil {
-				t.Fatal(err)
-			}
+			tt.call(t, c)
 			got := f.last(t)
-			if got.method != http.MethodPost || got.path != tt.path {
-				t.Errorf("request = %s %s, want POST %s", got.method, got.path, tt.path)
-			}
-			if ct := got.header.Get("Content-Type"); ct != "application/json" {
-				t.Errorf("Content-Type = %q", ct)
-			}
+			assert.Equal(t, http.MethodPost, got.method)
+			assert.Equal(t, tt.path, got.path)
+			assert.Equal(t, "application/json", got.header.Get("Content-Type"))
 			m := openEnvelope(t, got.body, &actor.PublicKey)
 			checkHeader(t, m, tt.action, "actor-1", fixedNow)
 			for k, want := range tt.fields {
-				if g, _ := json.Marshal(m[k]); string(g) != mustJSON(t, want) {
-					t.Errorf("payload %s = %s, want %s", k, g, mustJSON(t, want))
-				}
+				assert.JSONEq(t, string(testkit.MustJSON(t, want)), string(testkit.MustJSON(t, m[k])), "payload %s", k)
 			}
-			if len(m) != 4+len(tt.fields) {
-				t.Errorf("payload has %d fields, want %d: %v", len(m), 4+len(tt.fields), m)
-			}
+			assert.Len(t, m, 4+len(tt.fields), "payload fields")
 		})
 	}
-}
-
-func mustJSON(t *testing.T, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 func TestSignedCallWithoutActorFailsBeforeSending(t *testing.T) {
 	f, c := newFake(t, http.StatusOK, `{}`)
 	_, err := c.GrantConsent(t.Context(), client.ConsentGrant{GranteeID: "r"})
-	if !errors.Is(err, client.ErrNoActor) {
-		t.Fatalf("err = %v, want ErrNoActor", err)
-	}
+	require.ErrorIs(t, err, client.ErrNoActor)
 	_, err = c.Consents(t.Context(), "p")
-	if !errors.Is(err, client.ErrNoActor) {
-		t.Fatalf("GET err = %v, want ErrNoActor", err)
-	}
-	if len(f.reqs) != 0 {
-		t.Errorf("%d requests sent, want none", len(f.reqs))
-	}
+	require.ErrorIs(t, err, client.ErrNoActor, "GET")
+	assert.Empty(t, f.reqs, "requests sent")
 }
 
 func TestRegisterActorSendsAdminToken(t *testing.T) {
 	f, c := newFake(t, http.StatusCreated, `{"id":"pat-1","role":"patient","status":"active","registeredTx":"tx0"}`, client.WithAdminToken("s3cret"))
 	a, err := c.RegisterActor(t.Context(), wire.ActorInput{ID: "pat-1", Role: "patient", PublicKey: "PEM"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a.RegisteredTx != "tx0" || a.Status != "active" {
-		t.Errorf("actor = %+v", a)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "tx0", a.RegisteredTx)
+	assert.Equal(t, "active", a.Status)
 	got := f.last(t)
-	if got.path != "/v1/actors" || got.header.Get("Authorization") != "Bearer s3cret" {
-		t.Errorf("request %s with Authorization %q", got.path, got.header.Get("Authorization"))
-	}
-	if want := `{"id":"pat-1","role":"patient","publicKey":"PEM"}`; string(got.body) != want {
-		t.Errorf("body = %s, want %s", got.body, want)
-	}
+	assert.Equal(t, "/v1/actors", got.path)
+	assert.Equal(t, "Bearer s3cret", got.header.Get("Authorization"))
+	assert.Equal(t, `{"id":"pat-1","role":"patient","publicKey":"PEM"}`, string(got.body))
 }
 
 func TestSubmitReading(t *testing.T) {
-	dev := mustKey(t)
+	dev := testkit.MustKey(t)
 	p, err := client.NewReading("dev-1", 7, "heart_rate", "bpm", 72, fixedNow)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	env, err := client.SignReading(dev, p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Run("the payload is the wire reading in wire order", func(t *testing.T) {
-		if err := env.Verify(&dev.PublicKey); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, env.Verify(&dev.PublicKey))
 		want := `{"deviceId":"dev-1","seq":7,"type":"heart_rate","unit":"bpm","value":72,"measuredAt":"2026-03-01T12:00:00Z","nonce":"` + p.Nonce + `"}`
-		if string(env.Payload) != want {
-			t.Errorf("payload = %s\nwant      %s", env.Payload, want)
-		}
+		assert.Equal(t, want, string(env.Payload))
 	})
 	t.Run("wait for commit adds the query and decodes tx and block", func(t *testing.T) {
 		f, c := newFake(t, http.StatusCreated, `{"readingId":"dev-1:7","dataHash":"h","cid":"c","status":"recorded","txId":"tx9","block":12}`)
 		r, err := c.SubmitReading(t.Context(), env, client.WaitForCommit())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.TxID != "tx9" || r.Block != 12 || r.Status != wire.StatusRecorded {
-			t.Errorf("receipt = %+v", r)
-		}
+		require.NoError(t, err)
+		assert.Equal(t, "tx9", r.TxID)
+		assert.Equal(t, uint64(12), r.Block)
+		assert.Equal(t, wire.StatusRecorded, r.Status)
 		got := f.last(t)
-		if got.requestURI != "/v1/readings?wait=commit" {
-			t.Errorf("request URI = %s", got.requestURI)
-		}
-		if string(openEnvelopeBytes(t, got.body, &dev.PublicKey)) != string(env.Payload) {
-			t.Error("the body's payload is not the signed reading")
-		}
+		assert.Equal(t, "/v1/readings?wait=commit", got.requestURI)
+		assert.Equal(t, string(env.Payload), string(openEnvelopeBytes(t, got.body, &dev.PublicKey)), "the body's payload is not the signed reading")
 	})
 	t.Run("without waiting the request has no query", func(t *testing.T) {
 		f, c := newFake(t, http.StatusAccepted, `{"readingId":"dev-1:7","status":"queued"}`)
 		r, err := c.SubmitReading(t.Context(), env)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := f.last(t); got.requestURI != "/v1/readings" || r.Status != wire.StatusQueued {
-			t.Errorf("request URI = %s, status %s", got.requestURI, r.Status)
-		}
+		require.NoError(t, err)
+		assert.Equal(t, "/v1/readings", f.last(t).requestURI)
+		assert.Equal(t, wire.StatusQueued, r.Status)
 	})
 	t.Run("a string value is refused", func(t *testing.T) {
-		if _, err := client.NewReading("d", 1, "t", "u", "seventy", fixedNow); !errors.Is(err, client.ErrBadValue) {
-			t.Errorf("err = %v, want ErrBadValue", err)
-		}
+		_, err := client.NewReading("d", 1, "t", "u", "seventy", fixedNow)
+		require.ErrorIs(t, err, client.ErrBadValue)
 	})
 	t.Run("two readings never share a nonce", func(t *testing.T) {
 		q, err := client.NewReading("dev-1", 7, "heart_rate", "bpm", 72, fixedNow)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if q.Nonce == p.Nonce {
-			t.Error("nonce repeated")
-		}
+		require.NoError(t, err)
+		assert.NotEqual(t, p.Nonce, q.Nonce, "nonce repeated")
 	})
 }
 
-func openEnvelopeBytes(t *testing.T, raw []byte, pub *ecdsa.PublicKey) []byte {
-	t.Helper()
-	env, err := envelope.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := env.Verify(pub); err != nil {
-		t.Fatal(err)
-	}
-	return env.Payload
-}
-
 func TestSubmitReadingsBatch(t *testing.T) {
-	dev := mustKey(t)
+	dev := testkit.MustKey(t)
 	var envs []envelope.Envelope
 	for seq := uint64(1); seq <= 2; seq++ {
 		p, err := client.NewReading("dev-1", seq, "spo2", "%", 98, fixedNow)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		e, err := client.SignReading(dev, p)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		envs = append(envs, e)
 	}
 	f, c := newFake(t, http.StatusMultiStatus, `{"results":[{"index":0,"readingId":"dev-1:1","status":"queued"},{"index":1,"readingId":"dev-1:2","status":"rejected","error":{"code":"conflict","message":"duplicate seq"}}]}`)
 	b, err := c.SubmitReadings(t.Context(), envs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	assert.Len(t, b.Results, 2)
 	failed := b.Failed()
-	if len(b.Results) != 2 || len(failed) != 1 || failed[0].Index == nil || *failed[0].Index != 1 || failed[0].Error.Code != "conflict" {
-		t.Errorf("results = %+v, failed %+v", b.Results, failed)
+	if assert.Len(t, failed, 1) {
+		if assert.NotNil(t, failed[0].Index) {
+			assert.Equal(t, 1, *failed[0].Index)
+		}
+		if assert.NotNil(t, failed[0].Error) {
+			assert.Equal(t, wire.Code("conflict"), failed[0].Error.Code)
+		}
 	}
 	var body struct {
 		Readings []json.RawMessage `json:"readings"`
 	}
-	if err := json.Unmarshal(f.last(t).body, &body); err != nil {
-		t.Fatal(err)
-	}
-	if len(body.Readings) != 2 {
-		t.Fatalf("%d readings sent", len(body.Readings))
-	}
+	require.NoError(t, json.Unmarshal(f.last(t).body, &body))
+	require.Len(t, body.Readings, 2, "readings sent")
 	for i, raw := range body.Readings {
-		if got := openEnvelopeBytes(t, raw, &dev.PublicKey); string(got) != string(envs[i].Payload) {
-			t.Errorf("reading %d payload differs", i)
-		}
+		assert.Equal(t, string(envs[i].Payload), string(openEnvelopeBytes(t, raw, &dev.PublicKey)), "reading %d payload differs", i)
 	}
 }
 
 func TestSignedGets(t *testing.T) {
-	actor := mustKey(t)
+	actor := testkit.MustKey(t)
 	tests := []struct {
 		name    string
-		call    func(*client.Client) error
+		call    func(t *testing.T, c *client.Client)
 		body    string
 		wantURI string
 	}{
 		{
 			name: "consents accept a bare array",
-			call: func(c *client.Client) error {
+			call: func(t *testing.T, c *client.Client) {
 				cs, err := c.Consents(t.Context(), "pat-1")
-				if err == nil && (len(cs) != 1 || len(cs[0].History) != 2) {
-					t.Errorf("consents = %+v", cs)
-				}
-				return err
+				require.NoError(t, err)
+				require.Len(t, cs, 1)
+				assert.Len(t, cs[0].History, 2)
 			},
 			body:    `[{"id":"cns-1","status":"revoked","history":[{"txId":"a","status":"active"},{"txId":"b","status":"revoked"}]}]`,
 			wantURI: "/v1/patients/pat-1/consents",
 		},
 		{
 			name: "consents accept a page",
-			call: func(c *client.Client) error {
+			call: func(t *testing.T, c *client.Client) {
 				cs, err := c.Consents(t.Context(), "pat-1")
-				if err == nil && len(cs) != 1 {
-					t.Errorf("consents = %+v", cs)
-				}
-				return err
+				require.NoError(t, err)
+				assert.Len(t, cs, 1)
 			},
 			body:    `{"items":[{"id":"cns-1"}],"bookmark":"","count":1}`,
 			wantURI: "/v1/patients/pat-1/consents",
 		},
 		{
 			name: "access log passes page size and bookmark",
-			call: func(c *client.Client) error {
+			call: func(t *testing.T, c *client.Client) {
 				p, err := c.AccessLog(t.Context(), "pat-1", client.PageRequest{PageSize: 10, Bookmark: "b/1"})
-				if err == nil && (p.Count != 1 || p.Items[0].Decision != "denied" || p.Bookmark != "next") {
-					t.Errorf("page = %+v", p)
-				}
-				return err
+				require.NoError(t, err)
+				assert.Equal(t, 1, p.Count)
+				assert.Equal(t, "next", p.Bookmark)
+				require.NotEmpty(t, p.Items)
+				assert.Equal(t, "denied", p.Items[0].Decision)
 			},
 			body:    `{"items":[{"id":"acc-1","decision":"denied","reason":"consent_revoked"}],"bookmark":"next","count":1}`,
 			wantURI: "/v1/patients/pat-1/access-log?bookmark=b%2F1&pageSize=10",
 		},
 		{
 			name: "audit events pass every filter",
-			call: func(c *client.Client) error {
+			call: func(t *testing.T, c *client.Client) {
 				_, err := c.AuditEvents(t.Context(), client.EventFilter{PatientID: "pat-1", ActorID: "res-1", Type: "access.denied", From: fixedNow, To: fixedNow.Add(time.Hour)}, client.PageRequest{PageSize: 5})
-				return err
+				require.NoError(t, err)
 			},
 			body:    `{"items":[],"bookmark":"","count":0}`,
 			wantURI: "/v1/audit/events?actorId=res-1&from=2026-03-01T12%3A00%3A00Z&pageSize=5&patientId=pat-1&to=2026-03-01T13%3A00%3A00Z&type=access.denied",
 		},
 		{
 			name: "provenance keeps the colon of a reading id",
-			call: func(c *client.Client) error {
+			call: func(t *testing.T, c *client.Client) {
 				p, err := c.Provenance(t.Context(), "dev-1:7")
-				if err == nil && (p.Reading.ID != "dev-1:7" || p.Device.ID != "dev-1" || p.Tx == nil || p.Tx.Block != 3) {
-					t.Errorf("provenance = %+v", p)
-				}
-				return err
+				require.NoError(t, err)
+				assert.Equal(t, "dev-1:7", p.Reading.ID)
+				assert.Equal(t, "dev-1", p.Device.ID)
+				require.NotNil(t, p.Tx)
+				assert.Equal(t, uint64(3), p.Tx.Block)
 			},
 			body:    `{"reading":{"id":"dev-1:7"},"device":{"id":"dev-1"},"consents":[],"accesses":[],"tx":{"txId":"t","block":3}}`,
 			wantURI: "/v1/readings/dev-1:7/provenance",
 		},
 		{
 			name: "verify decodes the checks",
-			call: func(c *client.Client) error {
+			call: func(t *testing.T, c *client.Client) {
 				v, err := c.VerifyReading(t.Context(), "dev-1:7")
-				if err == nil && (!v.OK || len(v.Checks) != 1 || v.Checks[0].Name != "hash") {
-					t.Errorf("verification = %+v", v)
-				}
-				return err
+				require.NoError(t, err)
+				assert.True(t, v.OK, "verification not OK: %+v", v)
+				require.Len(t, v.Checks, 1)
+				assert.Equal(t, "hash", v.Checks[0].Name)
 			},
 			body:    `{"readingId":"dev-1:7","ok":true,"checks":[{"name":"hash","ok":true}]}`,
 			wantURI: "/v1/audit/verify/dev-1:7",
@@ -470,22 +373,16 @@ func TestSignedGets(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f, c := newFake(t, http.StatusOK, tt.body, client.WithActor("reg-1", actor), client.WithClock(func() time.Time { return fixedNow }))
-			if err := tt.call(c); err != nil {
-				t.Fatal(err)
-			}
+			tt.call(t, c)
 			got := f.last(t)
-			if got.method != http.MethodGet || got.requestURI != tt.wantURI {
-				t.Errorf("request = %s %s, want GET %s", got.method, got.requestURI, tt.wantURI)
-			}
+			assert.Equal(t, http.MethodGet, got.method)
+			assert.Equal(t, tt.wantURI, got.requestURI)
 			raw, err := base64.StdEncoding.DecodeString(got.header.Get(wire.SignatureHeader))
-			if err != nil {
-				t.Fatalf("signature header is not base64: %v", err)
-			}
+			require.NoError(t, err, "signature header is not base64")
 			m := openEnvelope(t, raw, &actor.PublicKey)
 			checkHeader(t, m, wire.ActionHTTPGet, "reg-1", fixedNow)
-			if m["method"] != "GET" || m["path"] != got.requestURI {
-				t.Errorf("signed method, path = %v %v; want GET %s", m["method"], m["path"], got.requestURI)
-			}
+			assert.Equal(t, "GET", m["method"], "signed method")
+			assert.Equal(t, got.requestURI, m["path"], "signed path")
 		})
 	}
 }
@@ -494,24 +391,27 @@ func TestBaseURLPathIsAPrefix(t *testing.T) {
 	f := &fakeGateway{status: http.StatusOK, body: `{}`}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
-	c, err := client.New(srv.URL+"/medprov/", client.WithActor("a", mustKey(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Provenance(t.Context(), "d:1"); err != nil {
-		t.Fatal(err)
-	}
-	if got := f.last(t).requestURI; got != "/medprov/v1/readings/d:1/provenance" {
-		t.Errorf("request URI = %s", got)
-	}
+	c, err := client.New(srv.URL+"/medprov/", client.WithActor("a", testkit.MustKey(t)))
+	require.NoError(t, err)
+	_, err = c.Provenance(t.Context(), "d:1")
+	require.NoError(t, err)
+	assert.Equal(t, "/medprov/v1/readings/d:1/provenance", f.last(t).requestURI)
 }
 
 func TestNewRefusesBadURLs(t *testing.T) {
-	for _, u := range []string{"", "127.0.0.1:8080", "ftp://x", "http://"} {
-		t.Run("refuses "+u, func(t *testing.T) {
-			if _, err := client.New(u); err == nil {
-				t.Errorf("New(%q) succeeded", u)
-			}
+	tests := []struct {
+		name string
+		url  string
+	}{
+		{"an empty URL is refused", ""},
+		{"a host and port without a scheme is refused", "127.0.0.1:8080"},
+		{"a scheme other than http or https is refused", "ftp://x"},
+		{"a URL without a host is refused", "http://"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := client.New(tt.url)
+			assert.Error(t, err, "New(%q) succeeded", tt.url)
 		})
 	}
 }
@@ -557,26 +457,19 @@ func TestErrorResponses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, c := newFake(t, tt.status, tt.body, client.WithActor("r", mustKey(t)))
+			f, c := newFake(t, tt.status, tt.body, client.WithActor("r", testkit.MustKey(t)))
 			f.header = tt.header
 			_, err := c.RequestAccess(t.Context(), client.AccessRequest{PatientID: "p"})
 			var ae *client.APIError
-			if !errors.As(err, &ae) {
-				t.Fatalf("err = %v (%T), want *APIError", err, err)
+			require.ErrorAs(t, err, &ae)
+			assert.Equal(t, tt.want, *ae)
+			if tt.sentinel != nil {
+				assert.ErrorIs(t, err, tt.sentinel)
 			}
-			if *ae != tt.want {
-				t.Errorf("error = %+v\nwant    %+v", *ae, tt.want)
-			}
-			if tt.sentinel != nil && !errors.Is(err, tt.sentinel) {
-				t.Errorf("errors.Is(%v, %v) = false", err, tt.sentinel)
-			}
-			if errors.Is(err, client.ErrNotFound) {
-				t.Error("error matches ErrNotFound")
-			}
+			assert.NotErrorIs(t, err, client.ErrNotFound)
 			id, denied := client.IsDenied(err)
-			if denied != (tt.want.AccessID != "") || id != tt.want.AccessID {
-				t.Errorf("IsDenied = %q, %v", id, denied)
-			}
+			assert.Equal(t, tt.want.AccessID != "", denied, "IsDenied")
+			assert.Equal(t, tt.want.AccessID, id, "IsDenied access id")
 		})
 	}
 }
@@ -586,17 +479,15 @@ func TestRetryAfterAsHTTPDate(t *testing.T) {
 	f.header = map[string]string{"Retry-After": time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)}
 	err := c.Ping(t.Context())
 	var ae *client.APIError
-	if !errors.As(err, &ae) {
-		t.Fatalf("err = %v", err)
-	}
-	if ae.RetryAfter < 58*time.Minute || ae.RetryAfter > time.Hour {
-		t.Errorf("RetryAfter = %v, want about an hour", ae.RetryAfter)
-	}
+	require.ErrorAs(t, err, &ae)
+	assert.GreaterOrEqual(t, ae.RetryAfter, 58*time.Minute, "RetryAfter, want about an hour")
+	assert.LessOrEqual(t, ae.RetryAfter, time.Hour, "RetryAfter, want about an hour")
 }
 
 func TestErrorMessageNamesStatusAndCode(t *testing.T) {
 	e := &client.APIError{Status: 403, Code: "no_consent", Message: "no consent", AccessID: "acc-1"}
-	if got := e.Error(); !strings.Contains(got, "403") || !strings.Contains(got, "no_consent") || !strings.Contains(got, "acc-1") {
-		t.Errorf("Error() = %q", got)
-	}
+	got := e.Error()
+	assert.Contains(t, got, "403")
+	assert.Contains(t, got, "no_consent")
+	assert.Contains(t, got, "acc-1")
 }

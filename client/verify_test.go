@@ -5,26 +5,24 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"testing"
 
-	"github.com/medprov/medprov/wire"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/medprov/medprov/client"
 	"github.com/medprov/medprov/envelope"
+	"github.com/medprov/medprov/internal/testkit"
+	"github.com/medprov/medprov/wire"
 )
 
 // released builds what a gateway would release for a reading signed by dev.
 func released(t *testing.T, dev *ecdsa.PrivateKey, seq uint64) (wire.ReleasedReading, wire.Reading) {
 	t.Helper()
 	p, err := client.NewReading("dev-1", seq, "heart_rate", "bpm", 72, fixedNow)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	env, err := client.SignReading(dev, p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	sum := sha256.Sum256(env.Payload)
 	r := wire.ReleasedReading{ReadingID: p.ReadingID(), Payload: env.Payload, Signature: env.Signature, DataHash: hex.EncodeToString(sum[:]), CID: "bafy"}
 	rec := wire.Reading{ID: p.ReadingID(), DeviceID: "dev-1", Seq: seq, Type: "heart_rate", Unit: "bpm", MeasuredAt: "2026-03-01T12:00:00.000Z", DataHash: r.DataHash, Signature: base64.StdEncoding.EncodeToString(env.Signature), CID: "bafy"}
@@ -32,8 +30,8 @@ func released(t *testing.T, dev *ecdsa.PrivateKey, seq uint64) (wire.ReleasedRea
 }
 
 func TestVerifyReleasedReading(t *testing.T) {
-	dev := mustKey(t)
-	other := mustKey(t)
+	dev := testkit.MustKey(t)
+	other := testkit.MustKey(t)
 	tests := []struct {
 		name      string
 		mutate    func(r *wire.ReleasedReading, rec *wire.Reading)
@@ -88,20 +86,15 @@ func TestVerifyReleasedReading(t *testing.T) {
 			}
 			v, err := client.VerifyReleasedReading(r, tt.key, recp)
 			if tt.want == nil {
-				if err != nil || !v.OK {
-					t.Fatalf("err = %v, ok = %v, checks %+v", err, v.OK, v.Checks)
-				}
+				require.NoError(t, err, "checks %+v", v.Checks)
+				require.True(t, v.OK, "checks %+v", v.Checks)
 				return
 			}
-			if !errors.Is(err, tt.want) {
-				t.Errorf("err = %v, want %v", err, tt.want)
-			}
-			if v.OK {
-				t.Error("verification OK despite a failed check")
-			}
+			assert.ErrorIs(t, err, tt.want)
+			assert.False(t, v.OK, "verification OK despite a failed check")
 			for _, c := range v.Checks {
-				if c.Name == tt.failCheck && c.OK {
-					t.Errorf("check %s passed", c.Name)
+				if c.Name == tt.failCheck {
+					assert.False(t, c.OK, "check %s passed", c.Name)
 				}
 			}
 		})

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/medprov/medprov/ledger"
 	"github.com/medprov/medprov/wire"
 )
@@ -66,13 +69,9 @@ func appendN(t *testing.T, q *Queue, dev string, from, n int) []Record {
 		recs[i].Item = item(dev, uint64(from+i), fmt.Sprintf("h%d", from+i))
 	}
 	errs, err := q.Append(t.Context(), recs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range errs {
-		if e != nil {
-			t.Fatal(e)
-		}
+	require.NoError(t, err)
+	for i, e := range errs {
+		require.NoError(t, e, "record %d", i)
 	}
 	return recs
 }
@@ -84,7 +83,7 @@ func waitAll(t *testing.T, chans []<-chan Outcome) []Outcome {
 		select {
 		case outs[i] = <-ch:
 		case <-time.After(20 * time.Second):
-			t.Fatalf("no outcome for record %d", i)
+			require.Failf(t, "no outcome", "no outcome for record %d within 20s", i)
 		}
 	}
 	return outs
@@ -127,7 +126,6 @@ func TestBatcher(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.ledger.committed = map[string]int{}
 			q, _ := openTestQueue(t, filepath.Join(t.TempDir(), "q.db"), 100000)
-			defer q.Close()
 			b, stop := runBatcher(t, q, tt.ledger, tt.cfg)
 			defer stop()
 			recs := appendN(t, q, "d1", 0, tt.n)
@@ -138,19 +136,15 @@ func TestBatcher(t *testing.T) {
 				if tt.wantRejected[seq] {
 					want = StateRejected
 				}
-				if o.State != want {
-					t.Errorf("seq %d: state %v, want %v", seq, o.State, want)
-				}
-				if want == StateRecorded && tt.ledger.committed[recs[i].Item.ID()] != 1 {
-					t.Errorf("seq %d committed %d times, want 1", seq, tt.ledger.committed[recs[i].Item.ID()])
+				assert.Equal(t, want, o.State, "seq %d", seq)
+				if want == StateRecorded {
+					assert.Equal(t, 1, tt.ledger.committed[recs[i].Item.ID()], "seq %d: times committed", seq)
 				}
 			}
-			if tt.wantSizes != nil && !tt.wantSizes(tt.ledger.sizes) {
-				t.Errorf("batch sizes = %v", tt.ledger.sizes)
+			if tt.wantSizes != nil {
+				assert.True(t, tt.wantSizes(tt.ledger.sizes), "batch sizes = %v", tt.ledger.sizes)
 			}
-			if got := q.Pending(); got != 0 {
-				t.Errorf("Pending() = %d after all outcomes, want 0", got)
-			}
+			assert.Zero(t, q.Pending(), "Pending() after all outcomes")
 		})
 	}
 }
@@ -165,27 +159,18 @@ func TestBatcherReplaysAfterRestart(t *testing.T) {
 	b1.Add(recs, false)
 	time.Sleep(20 * time.Millisecond) // let it fail a few attempts; no assertion depends on timing
 	stop()
-	if err := q.Close(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, q.Close())
 
 	q2, pending := openTestQueue(t, path, 1000)
-	defer q2.Close()
-	if len(pending) != len(recs) {
-		t.Fatalf("replayed %d records, want %d", len(pending), len(recs))
-	}
+	require.Len(t, pending, len(recs), "records replayed")
 	up := &faultyLedger{committed: map[string]int{}}
 	b, stop2 := runBatcher(t, q2, up, BatcherConfig{})
 	defer stop2()
 	outs := waitAll(t, b.Add(pending, true))
 	for i, o := range outs {
-		if o.State != StateRecorded {
-			t.Errorf("record %d: %v, want recorded", i, o.State)
-		}
+		assert.Equal(t, StateRecorded, o.State, "record %d", i)
 	}
-	if len(up.committed) != len(recs) {
-		t.Errorf("ledger holds %d readings, want %d", len(up.committed), len(recs))
-	}
+	assert.Len(t, up.committed, len(recs), "readings on the ledger")
 }
 
 func TestTransient(t *testing.T) {
@@ -203,31 +188,22 @@ func TestTransient(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := transient(tt.err); got != tt.want {
-				t.Errorf("transient(%v) = %v, want %v", tt.err, got, tt.want)
-			}
+			assert.Equal(t, tt.want, transient(tt.err), "transient(%v)", tt.err)
 		})
 	}
 }
 
 func TestLagIsTheAgeOfTheOldestWaitingRecord(t *testing.T) {
 	q, _ := openTestQueue(t, filepath.Join(t.TempDir(), "q.db"), 100)
-	defer q.Close()
 	b := NewBatcher(q, &faultyLedger{committed: map[string]int{}}, BatcherConfig{MaxBatch: 1, MaxWait: time.Hour}, nil, nil)
-	if got := b.Lag(); got != 0 {
-		t.Fatalf("empty batcher lag = %v, want 0", got)
-	}
+	require.Zero(t, b.Lag(), "empty batcher lag")
 	old := time.Now().Add(-time.Minute)
 	b.Add([]Record{{ID: 1, EnqueuedAt: old}, {ID: 2, EnqueuedAt: time.Now()}}, false)
-	if batch, _ := b.cut(); len(batch) != 1 {
-		t.Fatalf("cut %d records, want 1", len(batch))
-	}
+	batch, _ := b.cut()
+	require.Len(t, batch, 1, "records cut")
 	// Record 1 left with the cut; record 2 is fresh, whatever the cut did.
-	if got := b.Lag(); got > 10*time.Second {
-		t.Errorf("lag after the old record was cut = %v, want the fresh record's age", got)
-	}
+	assert.LessOrEqual(t, b.Lag(), 10*time.Second, "lag after the old record was cut, want the fresh record's age")
 	b.Add([]Record{{ID: 3, EnqueuedAt: old}}, false)
-	if _, _ = b.cut(); b.Lag() < 50*time.Second {
-		t.Errorf("lag with a minute-old record waiting = %v, want about a minute", b.Lag())
-	}
+	b.cut() // record 2 leaves; the minute-old record 3 waits
+	assert.GreaterOrEqual(t, b.Lag(), 50*time.Second, "lag with a minute-old record waiting, want about a minute")
 }

@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
 )
 
 // countingStore records how many PutMany calls reach it; its "CID" is the
@@ -37,22 +39,19 @@ func TestBlobGroupCoalescesConcurrentPuts(t *testing.T) {
 	g := newBlobGroup(cs, 4096)
 	const callers = 64
 	var wg sync.WaitGroup
-	errs := make(chan error, callers)
 	for i := range callers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// assert, not require: this is not the test's goroutine.
 			data := [][]byte{[]byte(fmt.Sprintf("blob-%d-a", i)), []byte(fmt.Sprintf("blob-%d-b", i))}
 			cids, err := g.PutMany(t.Context(), data)
-			if err != nil {
-				errs <- err
+			if !assert.NoError(t, err, "caller %d", i) || !assert.Len(t, cids, len(data), "caller %d", i) {
 				return
 			}
 			for j, d := range data {
 				h := sha256.Sum256(d)
-				if cids[j] != hex.EncodeToString(h[:]) {
-					errs <- fmt.Errorf("caller %d got another caller's CID", i)
-				}
+				assert.Equal(t, hex.EncodeToString(h[:]), cids[j], "caller %d got another caller's CID", i)
 			}
 		}()
 	}
@@ -69,11 +68,5 @@ func TestBlobGroupCoalescesConcurrentPuts(t *testing.T) {
 	}
 	close(cs.gate)
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	if cs.calls != 2 {
-		t.Errorf("%d store calls for %d callers, want 2 (the first alone, then all the rest)", cs.calls, callers)
-	}
+	assert.Equal(t, 2, cs.calls, "store calls for %d callers, want 2 (the first alone, then all the rest)", callers)
 }

@@ -1,11 +1,13 @@
 package loadgen
 
 import (
-	"errors"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestParseCounters(t *testing.T) {
@@ -47,12 +49,12 @@ process_cpu_seconds_total 12.5
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := parseCounters(strings.NewReader(tt.text))
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			if tt.wantErr {
+				require.Error(t, err)
+			} else {
+				require.NoError(t, err)
 			}
-			if got != tt.want {
-				t.Errorf("got %+v, want %+v", got, tt.want)
-			}
+			assert.Equal(t, tt.want, got)
 		})
 	}
 }
@@ -84,9 +86,7 @@ func TestPercentileMs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := percentileMs(tt.ds, tt.q); got != tt.want {
-				t.Errorf("got %v, want %v", got, tt.want)
-			}
+			assert.Equal(t, tt.want, percentileMs(tt.ds, tt.q))
 		})
 	}
 }
@@ -111,38 +111,33 @@ func TestSampled(t *testing.T) {
 					got++
 				}
 			}
-			if got != tt.want {
-				t.Errorf("got %d sampled, want %d", got, tt.want)
-			}
+			assert.Equal(t, tt.want, got, "requests sampled")
 		})
 	}
 }
 
 func TestCheckLoopback(t *testing.T) {
 	tests := []struct {
-		url string
-		ok  bool
+		name string
+		url  string
+		ok   bool
 	}{
-		{"http://127.0.0.1:8080", true},
-		{"http://127.3.2.1:8080", true},
-		{"http://[::1]:8080", true},
-		{"http://localhost:8080", true},
-		{"http://10.0.0.5:8080", false},
-		{"https://gateway.example.org", false},
+		{"the IPv4 loopback address is accepted", "http://127.0.0.1:8080", true},
+		{"any address in 127.0.0.0/8 is accepted", "http://127.3.2.1:8080", true},
+		{"the IPv6 loopback address is accepted", "http://[::1]:8080", true},
+		{"localhost is accepted", "http://localhost:8080", true},
+		{"a private network address is refused", "http://10.0.0.5:8080", false},
+		{"a public host name is refused", "https://gateway.example.org", false},
 	}
 	for _, tt := range tests {
-		name := tt.url + " is refused"
-		if tt.ok {
-			name = tt.url + " is accepted"
-		}
-		t.Run(name, func(t *testing.T) {
+		t.Run(tt.name, func(t *testing.T) {
 			u, err := url.Parse(tt.url)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			err = checkLoopback(u)
-			if tt.ok != (err == nil) || (err != nil && !errors.Is(err, ErrNotLoopback)) {
-				t.Errorf("checkLoopback = %v, want ok %v", err, tt.ok)
+			if tt.ok {
+				require.NoError(t, err, "checkLoopback(%s)", tt.url)
+			} else {
+				require.ErrorIs(t, err, ErrNotLoopback, "checkLoopback(%s)", tt.url)
 			}
 		})
 	}
@@ -160,9 +155,7 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.cfg.withDefaults().Readings; got != tt.want {
-				t.Errorf("Readings = %d, want %d", got, tt.want)
-			}
+			assert.Equal(t, tt.want, tt.cfg.withDefaults().Readings, "Readings")
 		})
 	}
 }
