@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/medprov/medprov/wire"
 )
 
 // FuzzPostReading throws arbitrary bodies at device ingest, seeded with a
@@ -24,7 +26,7 @@ func FuzzPostReading(f *testing.F) {
 		if batch {
 			path = "/v1/readings/batch"
 		}
-		checkResponse(t, post(s, path, body, nil))
+		checkResponse(t, post(t, s, path, body, nil))
 	})
 }
 
@@ -39,7 +41,7 @@ func FuzzSignedActions(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, route uint8, body []byte) {
 		hdr := map[string]string{"Authorization": "Bearer " + adminToken}
-		checkResponse(t, post(s, routes[int(route)%len(routes)], body, hdr))
+		checkResponse(t, post(t, s, routes[int(route)%len(routes)], body, hdr))
 	})
 }
 
@@ -54,12 +56,12 @@ func FuzzSignedGET(f *testing.F) {
 		if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " \r\n\t#") {
 			return
 		}
-		req, err := http.NewRequest(http.MethodGet, "http://gw"+path, nil)
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://gw"+path, nil)
 		if err != nil {
 			return
 		}
 		if sig != "" && !strings.ContainsAny(sig, "\r\n\x00") {
-			req.Header.Set("X-Medprov-Signature", sig)
+			req.Header.Set(wire.SignatureHeader, sig)
 		}
 		rec := httptest.NewRecorder()
 		s.Handler().ServeHTTP(rec, req)

@@ -15,17 +15,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/medprov/medprov/wire"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/medprov/medprov/client"
-	"github.com/medprov/medprov/envelope"
 	"github.com/medprov/medprov/gateway"
+	"github.com/medprov/medprov/internal/testkit"
 	"github.com/medprov/medprov/node"
 	"github.com/medprov/medprov/seal"
 	"github.com/medprov/medprov/test/scenario"
+	"github.com/medprov/medprov/wire"
 )
 
 const adminToken = "test-admin-token-0123456789"
@@ -55,11 +54,9 @@ func openServer(t testing.TB, dir string) (*node.Node, func()) {
 func metric(t *testing.T, s *node.Node, name string) float64 {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	s.Handler().ServeHTTP(rec, httptest.NewRequestWithContext(t.Context(), http.MethodGet, "/metrics", nil))
 	m, err := client.ParseMetrics(rec.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "parsing /metrics")
 	return m[name]
 }
 
@@ -67,10 +64,8 @@ func metric(t *testing.T, s *node.Node, name string) float64 {
 func waitMetric(t *testing.T, s *node.Node, name string, want float64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for metric(t, s, name) < want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s = %v, want %v", name, metric(t, s, name), want)
-		}
+	for got := metric(t, s, name); got < want; got = metric(t, s, name) {
+		require.False(t, time.Now().After(deadline), "%s = %v after 10s, want %v", name, got, want)
 		time.Sleep(20 * time.Millisecond)
 	}
 }
@@ -89,9 +84,8 @@ func TestEventsResumeFromCheckpoint(t *testing.T) {
 	register(t, s, "a3", wire.RolePatient)
 	waitMetric(t, s, registered, 1)
 	time.Sleep(200 * time.Millisecond) // a replay of a1/a2 would have arrived before a3's event
-	if got := metric(t, s, registered); got != 1 {
-		t.Errorf("after restart the gateway handled %v ActorRegistered events, want only the new one", got)
-	}
+	assert.Equal(t, float64(1), metric(t, s, registered),
+		"ActorRegistered events handled after the restart: want only the new one")
 }
 
 var (
@@ -104,9 +98,7 @@ var (
 func specRoutes(t *testing.T) []string {
 	t.Helper()
 	f, err := os.Open("openapi.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer f.Close()
 	var out []string
 	inPaths, cur := false, ""
@@ -126,9 +118,7 @@ func specRoutes(t *testing.T) []string {
 			out = append(out, strings.ToUpper(m[1])+" "+cur)
 		}
 	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, sc.Err(), "reading openapi.yaml")
 	sort.Strings(out)
 	return out
 }
@@ -141,51 +131,36 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 	}
 	sort.Strings(router)
 	spec := specRoutes(t)
-	inSpec := map[string]bool{}
-	for _, r := range spec {
-		inSpec[r] = true
-	}
-	inRouter := map[string]bool{}
-	for _, r := range router {
-		inRouter[r] = true
-		if !inSpec[r] {
-			t.Errorf("route %s is served but missing from openapi.yaml", r)
-		}
-	}
-	for _, r := range spec {
-		if !inRouter[r] {
-			t.Errorf("openapi.yaml documents %s but the router does not serve it", r)
-		}
-	}
-	if len(router) < 17 {
-		t.Errorf("router has %d routes, want every route of the design", len(router))
-	}
+	assert.Subset(t, spec, router, "every route the router serves is documented in openapi.yaml")
+	assert.Subset(t, router, spec, "every route openapi.yaml documents is served by the router")
+	assert.GreaterOrEqual(t, len(router), 17, "the router serves every route of the design")
+
 	rec := httptest.NewRecorder()
-	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/openapi.yaml", nil))
-	if rec.Code != http.StatusOK || !bytes.HasPrefix(rec.Body.Bytes(), []byte("openapi: 3")) {
-		t.Errorf("GET /openapi.yaml = %d", rec.Code)
-	}
+	s.Handler().ServeHTTP(rec, httptest.NewRequestWithContext(t.Context(), http.MethodGet, "/openapi.yaml", nil))
+	assert.Equal(t, http.StatusOK, rec.Code, "GET /openapi.yaml")
+	assert.True(t, bytes.HasPrefix(rec.Body.Bytes(), []byte("openapi: 3")), "GET /openapi.yaml serves an OpenAPI 3 document")
 }
 
 // checkResponse fails unless the response is a non-5xx JSON answer whose
-// error statuses carry an error code.
+// error statuses carry an error code (503 is pushback, not a failure).
 func checkResponse(t *testing.T, rec *httptest.ResponseRecorder) {
 	t.Helper()
-	if rec.Code >= 500 && rec.Code != http.StatusServiceUnavailable {
-		t.Fatalf("status %d: %s", rec.Code, rec.Body.String())
+	if rec.Code >= 500 {
+		require.Equal(t, http.StatusServiceUnavailable, rec.Code, "a server error: %s", rec.Body)
 	}
-	if rec.Code >= 400 {
-		var eb struct {
-			Error struct{ Code, Message string } `json:"error"`
-		}
-		if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil || eb.Error.Code == "" || eb.Error.Message == "" {
-			t.Fatalf("status %d without a JSON error body: %q", rec.Code, rec.Body.String())
-		}
+	if rec.Code < 400 {
+		return
 	}
+	var eb struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &eb), "status %d without a JSON error body: %q", rec.Code, rec.Body)
+	require.NotEmpty(t, eb.Error.Code, "status %d without an error code: %q", rec.Code, rec.Body)
+	require.NotEmpty(t, eb.Error.Message, "status %d without an error message: %q", rec.Code, rec.Body)
 }
 
-func post(s *node.Node, path string, body []byte, hdr map[string]string) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+func post(t testing.TB, s *node.Node, path string, body []byte, hdr map[string]string) *httptest.ResponseRecorder {
+	req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, path, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	for k, v := range hdr {
 		req.Header.Set(k, v)
@@ -195,31 +170,13 @@ func post(s *node.Node, path string, body []byte, hdr map[string]string) *httpte
 	return rec
 }
 
-func mustJSON(t testing.TB, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // register registers an actor with a fresh key through the admin route.
 func register(t testing.TB, s *node.Node, id, role string) *ecdsa.PrivateKey {
 	t.Helper()
-	k, err := envelope.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := envelope.MarshalPublicKey(&k.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := post(s, "/v1/actors", mustJSON(t, map[string]string{"id": id, "role": role, "publicKey": string(pub)}),
+	k := testkit.MustKey(t)
+	rec := post(t, s, "/v1/actors", testkit.MustJSON(t, map[string]string{"id": id, "role": role, "publicKey": testkit.PublicPEM(t, k)}),
 		map[string]string{"Authorization": "Bearer " + adminToken})
-	if rec.Code != http.StatusCreated {
-		t.Fatalf("register %s: %d %s", id, rec.Code, rec.Body)
-	}
+	require.Equal(t, http.StatusCreated, rec.Code, "register %s: %s", id, rec.Body)
 	return k
 }
 
@@ -229,31 +186,19 @@ func withDevice(t testing.TB, s *node.Node) *ecdsa.PrivateKey {
 	t.Helper()
 	op := register(t, s, "op", wire.RoleOperator)
 	register(t, s, "pat", wire.RolePatient)
-	dk, err := envelope.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := envelope.MarshalPublicKey(&dk.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dk := testkit.MustKey(t)
 	h, err := client.NewActionHeader(wire.ActionDeviceRegister, "op", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := client.SignPayload(op, wire.DeviceRegisterAction{ActionHeader: h, DeviceID: "dev", PatientID: "pat", DeviceType: "hr", PublicKey: string(pub)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rec := post(s, "/v1/devices", mustJSON(t, env), nil); rec.Code != http.StatusCreated {
-		t.Fatalf("register device: %d %s", rec.Code, rec.Body)
-	}
+	require.NoError(t, err)
+	env, err := client.SignPayload(op, wire.DeviceRegisterAction{ActionHeader: h, DeviceID: "dev", PatientID: "pat", DeviceType: "hr", PublicKey: testkit.PublicPEM(t, dk)})
+	require.NoError(t, err)
+	rec := post(t, s, "/v1/devices", testkit.MustJSON(t, env), nil)
+	require.Equal(t, http.StatusCreated, rec.Code, "register device: %s", rec.Body)
 	return dk
 }
 
 func TestErrorsAreJSONWithStatus(t *testing.T) {
 	s := newServer(t)
-	cases := []struct {
+	tests := []struct {
 		name   string
 		method string
 		path   string
@@ -268,20 +213,18 @@ func TestErrorsAreJSONWithStatus(t *testing.T) {
 		{"a reading from an unknown device is 403", http.MethodPost, "/v1/readings", readingFor(t, "nobody"), nil, http.StatusForbidden},
 		{"an empty body is 400", http.MethodPost, "/v1/consents", "", nil, http.StatusBadRequest},
 		{"a signed GET without signature is 401", http.MethodGet, "/v1/audit/events", "", nil, http.StatusUnauthorized},
-		{"a signed GET with garbage is 401", http.MethodGet, "/v1/audit/events", "", map[string]string{gateway.SignatureHeader: "!!"}, http.StatusUnauthorized},
+		{"a signed GET with garbage is 401", http.MethodGet, "/v1/audit/events", "", map[string]string{wire.SignatureHeader: "!!"}, http.StatusUnauthorized},
 		{"an oversized consent is 413", http.MethodPost, "/v1/consents", `{"payload":"` + strings.Repeat("A", 100<<10) + `"}`, nil, http.StatusRequestEntityTooLarge},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			req := httptest.NewRequest(c.method, c.path, strings.NewReader(c.body))
-			for k, v := range c.hdr {
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequestWithContext(t.Context(), tt.method, tt.path, strings.NewReader(tt.body))
+			for k, v := range tt.hdr {
 				req.Header.Set(k, v)
 			}
 			rec := httptest.NewRecorder()
 			s.Handler().ServeHTTP(rec, req)
-			if rec.Code != c.want {
-				t.Errorf("status %d, want %d: %s", rec.Code, c.want, rec.Body)
-			}
+			assert.Equal(t, tt.want, rec.Code, "status: %s", rec.Body)
 			checkResponse(t, rec)
 		})
 	}
@@ -289,24 +232,16 @@ func TestErrorsAreJSONWithStatus(t *testing.T) {
 
 func readingFor(t testing.TB, dev string) string {
 	t.Helper()
-	k, err := envelope.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return signedReading(t, k, dev, 1)
+	return signedReading(t, testkit.MustKey(t), dev, 1)
 }
 
 func signedReading(t testing.TB, k *ecdsa.PrivateKey, dev string, seq uint64) string {
 	t.Helper()
 	p, err := client.NewReading(dev, seq, "heart_rate", "bpm", 70, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	env, err := client.SignReading(k, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(mustJSON(t, env))
+	require.NoError(t, err)
+	return string(testkit.MustJSON(t, env))
 }
 
 // TestScenarioInProcess runs the end-to-end scenario suite against the

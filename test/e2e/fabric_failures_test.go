@@ -9,15 +9,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/medprov/medprov/wire"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/medprov/medprov/client"
-	"github.com/medprov/medprov/envelope"
+	"github.com/medprov/medprov/internal/testkit"
 	"github.com/medprov/medprov/ledger/fabric"
+	"github.com/medprov/medprov/wire"
 )
 
 // sender streams signed readings of one device to the gateway and records
-// which ones the gateway acknowledged.
+// which ones the gateway acknowledged. It runs on its own goroutine, so it
+// reports failures with assert, never require.
 type sender struct {
 	c        *client.Client
 	dev      string
@@ -30,13 +33,11 @@ type sender struct {
 func (s *sender) run(ctx context.Context, t *testing.T) {
 	for seq := uint64(1); ctx.Err() == nil; seq++ {
 		p, err := client.NewReading(s.dev, seq, "heart_rate", "bpm", seq%200, time.Now())
-		if err != nil {
-			t.Error(err)
+		if !assert.NoError(t, err) {
 			return
 		}
 		env, err := client.SignReading(s.key, p)
-		if err != nil {
-			t.Error(err)
+		if !assert.NoError(t, err) {
 			return
 		}
 		for ctx.Err() == nil {
@@ -57,7 +58,7 @@ func (s *sender) run(ctx context.Context, t *testing.T) {
 				continue
 			}
 			if ctx.Err() == nil {
-				t.Errorf("reading %s:%d: %v", s.dev, seq, err)
+				assert.NoError(t, err, "reading %s:%d", s.dev, seq)
 			}
 			return
 		}
@@ -69,18 +70,11 @@ func (s *sender) run(ctx context.Context, t *testing.T) {
 func gaugeValue(t *testing.T, baseURL, name string) float64 {
 	t.Helper()
 	c, err := client.New(baseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	m, err := c.Metrics(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, ok := m[name]
-	if !ok {
-		t.Fatalf("no %s in /metrics", name)
-	}
-	return v
+	require.NoError(t, err)
+	require.Contains(t, m, name, "/metrics")
+	return m[name]
 }
 
 // recordedOnChain reads every ReadingsRecorded event from block 0 and
@@ -89,38 +83,26 @@ func gaugeValue(t *testing.T, baseURL, name string) float64 {
 func recordedOnChain(t *testing.T, profile string, quiet time.Duration) map[string]int {
 	t.Helper()
 	p, err := fabric.LoadProfile(profile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	cfg, err := p.Config("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	tr, err := fabric.New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer tr.Close()
 	events, err := tr.Events(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	counts := map[string]int{}
 	for {
 		select {
 		case ev, ok := <-events:
-			if !ok {
-				t.Fatal("event stream ended early")
-			}
+			require.True(t, ok, "event stream ended early")
 			if ev.Name != wire.EventReadingsRecorded {
 				continue
 			}
 			var rr wire.ReadingsRecordedEvent
-			if err := json.Unmarshal(ev.Payload, &rr); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, json.Unmarshal(ev.Payload, &rr), "event in block %d", ev.Block)
 			for _, id := range rr.ReadingIDs {
 				counts[id]++
 			}
@@ -141,60 +123,38 @@ func TestFabricFailuresLoseNothing(t *testing.T) {
 	ctx := t.Context()
 
 	admin, err := client.New(g.URL(), client.WithAdminToken(g.AdminToken))
-	if err != nil {
-		t.Fatal(err)
-	}
-	newKey := func() (*ecdsa.PrivateKey, string) {
-		k, err := envelope.GenerateKey()
-		if err != nil {
-			t.Fatal(err)
-		}
-		pub, err := envelope.MarshalPublicKey(&k.PublicKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k, string(pub)
-	}
-	opKey, opPub := newKey()
-	_, patPub := newKey()
-	for _, a := range []wire.ActorInput{{ID: "op", Role: wire.RoleOperator, PublicKey: opPub}, {ID: "pat", Role: wire.RolePatient, PublicKey: patPub}} {
-		if _, err := admin.RegisterActor(ctx, a); err != nil {
-			t.Fatal(err)
-		}
+	require.NoError(t, err)
+	opKey := testkit.MustKey(t)
+	for _, a := range []wire.ActorInput{
+		{ID: "op", Role: wire.RoleOperator, PublicKey: testkit.PublicPEM(t, opKey)},
+		{ID: "pat", Role: wire.RolePatient, PublicKey: testkit.PublicPEM(t, testkit.MustKey(t))},
+	} {
+		_, err := admin.RegisterActor(ctx, a)
+		require.NoError(t, err, "register %s", a.ID)
 	}
 	op, err := client.New(g.URL(), client.WithActor("op", opKey))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var senders []*sender
 	for _, dev := range []string{"dev-a", "dev-b"} {
-		k, pub := newKey()
-		if _, err := op.RegisterDevice(ctx, client.DeviceRegistration{DeviceID: dev, PatientID: "pat", DeviceType: "hr", PublicKey: pub}); err != nil {
-			t.Fatal(err)
-		}
+		k := testkit.MustKey(t)
+		_, err := op.RegisterDevice(ctx, client.DeviceRegistration{DeviceID: dev, PatientID: "pat", DeviceType: "hr", PublicKey: testkit.PublicPEM(t, k)})
+		require.NoError(t, err, "register device %s", dev)
 		c, err := client.New(g.URL())
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		senders = append(senders, &sender{c: c, dev: dev, key: k})
 	}
 
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for _, s := range senders {
-		wg.Add(1)
-		go func() { defer wg.Done(); s.run(loadCtx, t) }()
+		wg.Go(func() { s.run(loadCtx, t) })
 	}
 	for _, component := range []string{"peer.hospital", "chaincode.hospital", "orderer0"} {
 		time.Sleep(2 * time.Second)
 		t.Logf("stopping %s under load", component)
-		if err := n.Stop(ctx, component); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, n.Stop(ctx, component), "stopping %s", component)
 		time.Sleep(4 * time.Second)
-		if err := n.Up(ctx); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, n.Up(ctx), "restarting %s", component)
 	}
 	time.Sleep(2 * time.Second)
 	stopLoad()
@@ -202,9 +162,7 @@ func TestFabricFailuresLoseNothing(t *testing.T) {
 
 	deadline := time.Now().Add(3 * time.Minute)
 	for gaugeValue(t, g.URL(), "medprov_ingest_queue_depth") > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("acknowledged readings still queued after 3 minutes")
-		}
+		require.False(t, time.Now().After(deadline), "acknowledged readings still queued after 3 minutes")
 		time.Sleep(500 * time.Millisecond)
 	}
 	g.Stop(t)
@@ -214,19 +172,13 @@ func TestFabricFailuresLoseNothing(t *testing.T) {
 	for _, s := range senders {
 		total += len(s.acked)
 		for _, id := range s.acked {
-			if counts[id] != 1 {
-				t.Errorf("acknowledged reading %s recorded %d times, want exactly once", id, counts[id])
-			}
+			assert.Equal(t, 1, counts[id], "times acknowledged reading %s was recorded", id)
 		}
 	}
 	for id, c := range counts {
-		if c > 1 {
-			t.Errorf("reading %s recorded %d times", id, c)
-		}
+		assert.LessOrEqual(t, c, 1, "times reading %s was recorded", id)
 	}
-	if total < 100 {
-		t.Errorf("only %d readings acknowledged; the load did not run", total)
-	}
+	assert.GreaterOrEqual(t, total, 100, "readings acknowledged; fewer means the load did not run")
 	t.Logf("%d readings acknowledged across peer, chaincode server and orderer restarts; %d on chain; pushback answers: %d/%d",
 		total, len(counts), senders[0].pushback, senders[1].pushback)
 }

@@ -15,15 +15,16 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // RepoRoot returns the module root (the directory holding go.mod).
 func RepoRoot(t testing.TB) string {
 	t.Helper()
 	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		t.Fatal("cannot locate the test source")
-	}
+	require.True(t, ok, "cannot locate the test source")
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
@@ -49,9 +50,7 @@ func Binary(t testing.TB) string {
 			buildErr = fmt.Errorf("go build ./cmd/medprov: %w\n%s", err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
+	require.NoError(t, buildErr)
 	return binPath
 }
 
@@ -59,13 +58,9 @@ func Binary(t testing.TB) string {
 func FreePort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, ln.Close())
 	return addr
 }
 
@@ -88,16 +83,12 @@ func (g *Gateway) URL() string { return "http://" + g.Addr }
 func (g *Gateway) Start(t testing.TB) {
 	t.Helper()
 	logf, err := os.OpenFile(g.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	args := append([]string{"serve", "--addr", g.Addr, "--data-dir", g.DataDir, "--log-level", "warn"}, g.Args...)
 	cmd := exec.Command(Binary(t), args...)
 	cmd.Env = append(os.Environ(), append([]string{"MEDPROV_ADMIN_TOKEN=" + g.AdminToken}, g.Env...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, cmd.Start(), "starting medprov serve")
 	g.cmd = cmd
 	g.exited = make(chan struct{})
 	go func() {
@@ -106,25 +97,31 @@ func (g *Gateway) Start(t testing.TB) {
 		close(g.exited)
 	}()
 	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(g.URL() + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
+	for !g.healthy(t) {
 		select {
 		case <-g.exited:
-			t.Fatalf("medprov serve exited during start; log: %s", tail(g.LogPath))
+			require.FailNow(t, "medprov serve exited during start", "log: %s", tail(g.LogPath))
 		default:
 		}
 		if time.Now().After(deadline) {
 			g.Kill()
-			t.Fatalf("medprov serve did not answer within 60s; log: %s", tail(g.LogPath))
+			require.FailNow(t, "medprov serve did not answer within 60s", "log: %s", tail(g.LogPath))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// healthy reports whether GET /healthz answers 200.
+func (g *Gateway) healthy(t testing.TB) bool {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, g.URL()+"/healthz", nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // Stop sends SIGTERM and waits for a clean exit (30s at most, then SIGKILL).
@@ -140,7 +137,7 @@ func (g *Gateway) Stop(t testing.TB) {
 	case <-g.exited:
 	case <-time.After(30 * time.Second):
 		g.Kill()
-		t.Errorf("medprov serve ignored SIGTERM for 30s")
+		assert.Fail(t, "medprov serve ignored SIGTERM for 30s")
 	}
 	g.cmd = nil
 }

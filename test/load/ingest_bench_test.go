@@ -2,7 +2,6 @@ package load
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"io"
 	"log/slog"
@@ -44,7 +43,7 @@ func startInProcess(b *testing.B, adminToken string) string {
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	mk, err := seal.LoadOrCreateMasterKey(filepath.Join(dir, "master.key"))
 	require.NoError(b, err)
-	n, err := node.Open(context.Background(), node.Config{
+	n, err := node.Open(b.Context(), node.Config{
 		DataDir: dir, MasterKey: mk, AdminToken: adminToken,
 		Queue:   ingest.QueueConfig{MaxPending: 200000},
 		Batcher: ingest.BatcherConfig{MaxBatch: *flagBatchMax, MaxWait: *flagBatchWait, InFlight: *flagInFlight},
@@ -53,21 +52,15 @@ func startInProcess(b *testing.B, adminToken string) string {
 	})
 	require.NoError(b, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	srv := node.NewHTTPServer(n.Handler(), log)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	b.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			b.Error(err)
-		}
-		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-			b.Error(err)
-		}
+		assert.NoError(b, srv.Shutdown(sctx), "shutting the HTTP server down")
+		assert.ErrorIs(b, <-served, http.ErrServerClosed, "Serve ends only by Shutdown")
 		assert.NoError(b, n.Close())
 	})
 	return "http://" + ln.Addr().String()
@@ -90,36 +83,28 @@ func BenchmarkGatewayIngest(b *testing.B) {
 		cfg.Progress = os.Stderr
 	}
 	bench, err := loadgen.New(b.Context(), cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	if *flagCPUProfile != "" {
 		f, err := os.Create(*flagCPUProfile)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			b.Fatal(err)
-		}
+		require.NoError(b, err)
+		require.NoError(b, pprof.StartCPUProfile(f))
 		defer func() {
 			pprof.StopCPUProfile()
-			if err := f.Close(); err != nil {
-				b.Error(err)
-			}
+			assert.NoError(b, f.Close(), "closing the CPU profile")
 		}()
 	}
 	b.ResetTimer()
 	rep, err := bench.Run(b.Context())
 	b.StopTimer()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if !rep.Drained || len(rep.Errors) != 0 || rep.ReadingsRejected != 0 || rep.ReadingsCommitted < rep.ReadingsAcked {
-		b.Fatalf("drained %v, errors %v, rejected %d, committed %d of %d acked", rep.Drained, rep.Errors, rep.ReadingsRejected, rep.ReadingsCommitted, rep.ReadingsAcked)
-	}
+	require.NoError(b, err)
+	require.True(b, rep.Drained, "the queue drained")
+	require.Empty(b, rep.Errors, "request errors")
+	require.Zero(b, rep.ReadingsRejected, "readings rejected by the ledger")
+	require.GreaterOrEqual(b, rep.ReadingsCommitted, rep.ReadingsAcked, "committed readings cover the acknowledged ones")
 	b.ReportMetric(rep.AckedPerSec, "acked/s")
 	b.ReportMetric(rep.CommittedPerSec, "committed/s")
 	b.ReportMetric(rep.P99AckMs, "p99-ack-ms")
 	b.ReportMetric(rep.P99CommitMs, "p99-commit-ms")
+	b.ReportMetric(rep.ECDSAPerReading, "ecdsa/reading")
 	b.ReportMetric(0, "ns/op")
 }

@@ -17,16 +17,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/medprov/medprov/loadgen"
-	"github.com/medprov/medprov/wire"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/medprov/medprov/chaincode"
 	"github.com/medprov/medprov/cli"
 	"github.com/medprov/medprov/client"
 	"github.com/medprov/medprov/envelope"
+	"github.com/medprov/medprov/internal/testkit"
 	"github.com/medprov/medprov/ledger"
 	ledgerembedded "github.com/medprov/medprov/ledger/embedded"
+	"github.com/medprov/medprov/loadgen"
 	"github.com/medprov/medprov/test/e2e"
+	"github.com/medprov/medprov/wire"
 )
 
 // TestBenchEmbedded runs "medprov bench" for 10s against the gateway binary
@@ -46,50 +49,31 @@ func TestBenchEmbedded(t *testing.T) {
 	code := cli.Run(t.Context(), []string{"bench", "--gateway", g.URL(), "--json", "--duration", "10s",
 		"--presign-rate", "8000"}, &out, &errb, getenv)
 	t.Logf("bench progress:\n%s", errb.String())
-	if code != cli.ExitOK {
-		t.Fatalf("medprov bench exited %d", code)
-	}
+	require.Equal(t, cli.ExitOK, code, "medprov bench exit code")
 	t.Logf("report: %s", out.String())
 
 	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(out.Bytes(), &raw); err != nil {
-		t.Fatalf("output is not one JSON object: %v", err)
-	}
+	require.NoError(t, json.Unmarshal(out.Bytes(), &raw), "output is not one JSON object")
 	for _, k := range []string{"acked_per_sec", "committed_per_sec", "p99_ack_ms", "p99_commit_ms", "errors", "verify_per_sec", "committed_per_verify"} {
-		if _, ok := raw[k]; !ok {
-			t.Errorf("report lacks %q", k)
-		}
+		assert.Contains(t, raw, k, "the report has every promised key")
 	}
 	var rep loadgen.Report
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, json.Unmarshal(out.Bytes(), &rep))
 	t.Run("every acknowledged reading was committed, none rejected", func(t *testing.T) {
-		if rep.ReadingsAcked == 0 {
-			t.Fatal("no reading was acknowledged")
-		}
-		if !rep.Drained {
-			t.Errorf("the queue did not drain")
-		}
-		if rep.ReadingsCommitted < rep.ReadingsAcked {
-			t.Errorf("committed %d < acked %d", rep.ReadingsCommitted, rep.ReadingsAcked)
-		}
-		if rep.ReadingsRejected != 0 {
-			t.Errorf("%d readings rejected by the ledger", rep.ReadingsRejected)
-		}
+		require.NotZero(t, rep.ReadingsAcked, "no reading was acknowledged")
+		assert.True(t, rep.Drained, "the queue drained")
+		assert.GreaterOrEqual(t, rep.ReadingsCommitted, rep.ReadingsAcked, "committed readings cover the acknowledged ones")
+		assert.Zero(t, rep.ReadingsRejected, "readings rejected by the ledger")
 	})
 	t.Run("no request or reading failed", func(t *testing.T) {
-		if len(rep.Errors) != 0 {
-			t.Errorf("errors: %v", rep.Errors)
-		}
-		if rep.ReadingsSent != rep.ReadingsAcked {
-			t.Errorf("sent %d, acked %d", rep.ReadingsSent, rep.ReadingsAcked)
-		}
+		assert.Empty(t, rep.Errors, "request errors")
+		assert.Equal(t, rep.ReadingsSent, rep.ReadingsAcked, "every reading sent was acknowledged")
 	})
 	t.Run("ack and commit latency and the ECDSA reference were measured", func(t *testing.T) {
-		if rep.P99AckMs <= 0 || rep.CommitSamples == 0 || rep.P99CommitMs <= 0 || rep.VerifyPerSec <= 0 {
-			t.Errorf("p99 ack %v ms, commit samples %d, p99 commit %v ms, verify/s %v", rep.P99AckMs, rep.CommitSamples, rep.P99CommitMs, rep.VerifyPerSec)
-		}
+		assert.Positive(t, rep.P99AckMs, "p99 ack ms")
+		assert.NotZero(t, rep.CommitSamples, "commit samples")
+		assert.Positive(t, rep.P99CommitMs, "p99 commit ms")
+		assert.Positive(t, rep.VerifyPerSec, "ECDSA verifications/s")
 	})
 	t.Logf("acked %.0f/s, committed %.0f/s (during load %.0f/s), p50/p95/p99 ack %.1f/%.1f/%.1f ms, p99 commit %.1f ms, verify %.0f/s, committed/verify %.3f",
 		rep.AckedPerSec, rep.CommittedPerSec, rep.CommittedDuringLoadPerSec, rep.P50AckMs, rep.P95AckMs, rep.P99AckMs, rep.P99CommitMs, rep.VerifyPerSec, rep.CommittedPerVerify)
@@ -116,43 +100,23 @@ type crashDevice struct {
 func registerDevices(ctx context.Context, t *testing.T, base, adminToken string, n int) []crashDevice {
 	t.Helper()
 	admin, err := client.New(base, client.WithAdminToken(adminToken))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	prefix := fmt.Sprintf("crash-%06x", rand.Uint32()&0xffffff)
 	keys := map[string]*ecdsa.PrivateKey{}
 	for _, a := range []struct{ id, role string }{{prefix + "-op", wire.RoleOperator}, {prefix + "-pat", wire.RolePatient}} {
-		k, err := envelope.GenerateKey()
-		if err != nil {
-			t.Fatal(err)
-		}
-		pem, err := envelope.MarshalPublicKey(&k.PublicKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := admin.RegisterActor(ctx, wire.ActorInput{ID: a.id, Role: a.role, PublicKey: string(pem)}); err != nil {
-			t.Fatalf("register %s: %v", a.id, err)
-		}
+		k := testkit.MustKey(t)
+		_, err := admin.RegisterActor(ctx, wire.ActorInput{ID: a.id, Role: a.role, PublicKey: testkit.PublicPEM(t, k)})
+		require.NoError(t, err, "register %s", a.id)
 		keys[a.id] = k
 	}
 	op, err := client.New(base, client.WithActor(prefix+"-op", keys[prefix+"-op"]))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	devs := make([]crashDevice, n)
 	for i := range devs {
-		k, err := envelope.GenerateKey()
-		if err != nil {
-			t.Fatal(err)
-		}
-		pem, err := envelope.MarshalPublicKey(&k.PublicKey)
-		if err != nil {
-			t.Fatal(err)
-		}
+		k := testkit.MustKey(t)
 		id := prefix + "-d" + strconv.Itoa(i+1)
-		if _, err := op.RegisterDevice(ctx, client.DeviceRegistration{DeviceID: id, PatientID: prefix + "-pat", DeviceType: "crash", PublicKey: string(pem)}); err != nil {
-			t.Fatalf("register device %s: %v", id, err)
-		}
+		_, err := op.RegisterDevice(ctx, client.DeviceRegistration{DeviceID: id, PatientID: prefix + "-pat", DeviceType: "crash", PublicKey: testkit.PublicPEM(t, k)})
+		require.NoError(t, err, "register device %s", id)
 		devs[i] = crashDevice{id: id, key: k}
 	}
 	return devs
@@ -240,15 +204,11 @@ func waitDrained(ctx context.Context, t *testing.T, base string, d time.Duration
 	deadline := time.Now().Add(d)
 	for {
 		depth, err := queueDepth(ctx, base)
-		if err != nil {
-			t.Fatalf("queue depth: %v", err)
-		}
+		require.NoError(t, err, "queue depth")
 		if depth == 0 {
 			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("queue depth still %d after %s", depth, d)
-		}
+		require.False(t, time.Now().After(deadline), "queue depth still %d after %s", depth, d)
 		time.Sleep(100 * time.Millisecond)
 	}
 }
@@ -267,9 +227,7 @@ func TestCrashDuringLoad(t *testing.T) {
 	const workers, devicesPerWorker, batch = 8, 4, 50
 	devs := registerDevices(ctx, t, g.URL(), g.AdminToken, workers*devicesPerWorker)
 	c, err := client.New(g.URL(), client.WithHTTPClient(&http.Client{Timeout: 30 * time.Second}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	load := &crashLoad{c: c, batch: batch, acked: map[string]bool{}, failures: map[string]int{}}
 
 	stop := make(chan struct{})
@@ -286,7 +244,7 @@ func TestCrashDuringLoad(t *testing.T) {
 		if time.Now().After(deadline) {
 			close(stop)
 			wg.Wait()
-			t.Fatalf("after 30s: %d acked, failures %v", load.ackedCount(), load.failures)
+			require.FailNow(t, "the load did not get going", "after 30s: %d acked, failures %v", load.ackedCount(), load.failures)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -297,88 +255,67 @@ func TestCrashDuringLoad(t *testing.T) {
 	wg.Wait()
 	close(errc)
 	for err := range errc {
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err, "load worker")
 	}
 	acked := load.ackedCount()
 	t.Logf("SIGKILL after %.1fs with %d requests in flight: %d readings acknowledged (%d when killed), failed requests/items: %v",
 		time.Since(started).Seconds(), inFlight, acked, killedAt, load.failures)
 	for kind, n := range load.failures {
-		if strings.HasPrefix(kind, "item") || strings.HasPrefix(kind, "http") {
-			t.Errorf("%d refusals before the kill: %s", n, kind)
-		}
+		refusal := strings.HasPrefix(kind, "item") || strings.HasPrefix(kind, "http")
+		assert.False(t, refusal, "%d refusals before the kill: %s", n, kind)
 	}
 
 	g.Start(t)
 	replay, err := queueDepth(ctx, g.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Logf("after restart the queue replays %d readings", replay)
 	waitDrained(ctx, t, g.URL(), 60*time.Second)
 	g.Stop(t)
 
 	cc, err := chaincode.NewChaincode()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	l, err := ledgerembedded.New(ctx, ledgerembedded.Config{Dir: filepath.Join(g.DataDir, "ledger"), Chaincode: cc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	if err := l.Verify(ctx); err != nil {
-		t.Fatalf("the chain does not verify after the crash: %v", err)
-	}
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, l.Close(), "closing the ledger") })
+	require.NoError(t, l.Verify(ctx), "the chain does not verify after the crash")
 
 	t.Run("every acknowledged reading is on the ledger", func(t *testing.T) {
 		missing := 0
 		for id := range load.acked {
 			b, err := l.Evaluate(ctx, ledger.Proposal{Function: "GetReading", Args: []string{id}})
 			if err != nil {
-				if missing++; missing <= 5 {
-					t.Errorf("GetReading %s: %v", id, err)
+				if missing++; missing <= 5 { // the first few; the count below says how many
+					assert.NoError(t, err, "GetReading %s", id)
 				}
 				continue
 			}
 			var r wire.Reading
-			if err := json.Unmarshal(b, &r); err != nil {
-				t.Fatalf("GetReading %s: %v", id, err)
-			}
-			if r.ID != id {
-				t.Errorf("GetReading %s returned %s", id, r.ID)
-			}
+			require.NoError(t, json.Unmarshal(b, &r), "GetReading %s", id)
+			assert.Equal(t, id, r.ID, "GetReading %s", id)
 		}
-		if missing > 0 {
-			t.Errorf("%d of %d acknowledged readings are not on the ledger", missing, len(load.acked))
-		}
+		assert.Zero(t, missing, "acknowledged readings not on the ledger, of %d", len(load.acked))
 	})
 
 	t.Run("every reading appears in exactly one ReadingsRecorded event", func(t *testing.T) {
 		seen := readingEvents(ctx, t, l)
 		var twice, absent int
+		// Each check reports the first few readings; the counts below say how many.
 		for id, n := range seen {
 			if n > 1 {
 				if twice++; twice <= 5 {
-					t.Errorf("reading %s recorded %d times", id, n)
+					assert.Failf(t, "a reading was recorded more than once", "reading %s recorded %d times", id, n)
 				}
 			}
 		}
 		for id := range load.acked {
 			if seen[id] == 0 {
 				if absent++; absent <= 5 {
-					t.Errorf("acknowledged reading %s is in no event", id)
+					assert.Failf(t, "an acknowledged reading is in no event", "reading %s", id)
 				}
 			}
 		}
-		if twice > 0 || absent > 0 {
-			t.Errorf("%d readings recorded more than once, %d acknowledged readings in no event", twice, absent)
-		}
+		assert.Zero(t, twice, "readings recorded more than once")
+		assert.Zero(t, absent, "acknowledged readings in no event")
 		t.Logf("%d readings in events (%d acknowledged, %d more were in flight at the kill)", len(seen), len(load.acked), len(seen)-len(load.acked))
 	})
 }
@@ -391,9 +328,7 @@ func readingEvents(ctx context.Context, t *testing.T, l *ledgerembedded.Ledger) 
 	want := 0
 	for n := range l.Height() {
 		blk, err := l.Block(ctx, n)
-		if err != nil {
-			t.Fatalf("block %d: %v", n, err)
-		}
+		require.NoError(t, err, "block %d", n)
 		for _, tx := range blk.Transactions {
 			if tx.Event != nil {
 				want++
@@ -403,25 +338,17 @@ func readingEvents(ctx context.Context, t *testing.T, l *ledgerembedded.Ledger) 
 	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	evs, err := l.Events(ectx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	seen := map[string]int{}
 	for range want {
 		ev, ok := <-evs
-		if !ok {
-			t.Fatalf("event stream ended before the %d events the blocks hold", want)
-		}
+		require.True(t, ok, "event stream ended before the %d events the blocks hold", want)
 		if ev.Name != wire.EventReadingsRecorded {
 			continue
 		}
 		var p wire.ReadingsRecordedEvent
-		if err := json.Unmarshal(ev.Payload, &p); err != nil {
-			t.Fatalf("event in block %d: %v", ev.Block, err)
-		}
-		if p.TxID != ev.TxID {
-			t.Errorf("event txId %s in transaction %s", p.TxID, ev.TxID)
-		}
+		require.NoError(t, json.Unmarshal(ev.Payload, &p), "event in block %d", ev.Block)
+		assert.Equal(t, ev.TxID, p.TxID, "the event's txId is its transaction's")
 		for _, id := range p.ReadingIDs {
 			seen[id]++
 		}

@@ -16,10 +16,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/medprov/medprov/wire"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/medprov/medprov/client"
 	"github.com/medprov/medprov/envelope"
+	"github.com/medprov/medprov/internal/testkit"
+	"github.com/medprov/medprov/wire"
 )
 
 // Env is a running gateway the suite drives.
@@ -34,6 +37,23 @@ type Env struct {
 	// Prefix makes actor and device IDs unique, so the suite can run twice
 	// against one ledger.
 	Prefix string
+}
+
+// newHTTPClient builds the HTTP client of every request the suite makes:
+// the API clients of every party (newClient) and the raw requests
+// (world.httpc). It is the one place to wrap the suite's traffic, e.g. in
+// a RoundTripper that checks each exchange against openapi.yaml.
+func newHTTPClient() *http.Client {
+	return &http.Client{Timeout: 60 * time.Second}
+}
+
+// newClient returns an API client of env's gateway that sends through
+// newHTTPClient.
+func newClient(t *testing.T, env Env, opts ...client.Option) *client.Client {
+	t.Helper()
+	c, err := client.New(env.BaseURL, append([]client.Option{client.WithHTTPClient(newHTTPClient())}, opts...)...)
+	require.NoError(t, err)
+	return c
 }
 
 type party struct {
@@ -55,49 +75,26 @@ type world struct {
 
 func newParty(t *testing.T, env Env, id string) *party {
 	t.Helper()
-	k, err := envelope.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(env.BaseURL, client.WithActor(id, k), client.WithHTTPClient(&http.Client{Timeout: 60 * time.Second}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &party{id: id, key: k, c: c}
+	k := testkit.MustKey(t)
+	return &party{id: id, key: k, c: newClient(t, env, client.WithActor(id, k))}
 }
 
-func pubPEM(t *testing.T, k *ecdsa.PrivateKey) string {
-	t.Helper()
-	b, err := envelope.MarshalPublicKey(&k.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-// wantStatus asserts that err is an *client.APIError with status.
+// wantStatus requires err to be an *client.APIError with status, and
+// returns it.
 func wantStatus(t *testing.T, err error, status int) *client.APIError {
 	t.Helper()
 	var ae *client.APIError
-	if !errors.As(err, &ae) {
-		t.Fatalf("got error %v, want HTTP %d", err, status)
-	}
-	if ae.Status != status {
-		t.Fatalf("got HTTP %d (%s: %s), want %d", ae.Status, ae.Code, ae.Message, status)
-	}
+	require.ErrorAs(t, err, &ae, "want HTTP %d", status)
+	require.Equal(t, status, ae.Status, "HTTP status (%s: %s)", ae.Code, ae.Message)
 	return ae
 }
 
 func (w *world) reading(t *testing.T, dev *party, seq uint64, typ string, value any, at time.Time) envelope.Envelope {
 	t.Helper()
 	p, err := client.NewReading(dev.id, seq, typ, "bpm", value, at)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	env, err := client.SignReading(dev.key, p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return env
 }
 
@@ -105,106 +102,109 @@ func (w *world) reading(t *testing.T, dev *party, seq uint64, typ string, value 
 func (w *world) rawPost(t *testing.T, path, contentType string, body []byte) (int, string) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, w.env.BaseURL+path, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	req.Header.Set("Content-Type", contentType)
 	resp, err := w.httpc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer resp.Body.Close()
 	var eb struct {
 		Error struct{ Code string } `json:"error"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&eb); err != nil {
-		t.Fatalf("%s answered %d with a body that is not JSON: %v", path, resp.StatusCode, err)
-	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&eb), "%s answered %d with a body that is not JSON", path, resp.StatusCode)
 	return resp.StatusCode, eb.Error.Code
 }
 
 // Run runs the whole scenario against env.
 func Run(t *testing.T, env Env) {
 	ctx := t.Context()
-	admin, err := client.New(env.BaseURL, client.WithAdminToken(env.AdminToken))
-	if err != nil {
-		t.Fatal(err)
-	}
+	admin := newClient(t, env, client.WithAdminToken(env.AdminToken))
 	p := env.Prefix
-	w := &world{env: env, admin: admin, httpc: &http.Client{Timeout: 60 * time.Second},
+	w := &world{env: env, admin: admin, httpc: newHTTPClient(),
 		operator: newParty(t, env, p+"op-1"), patient: newParty(t, env, p+"pat-1"), other: newParty(t, env, p+"pat-2"),
 		res: newParty(t, env, p+"res-1"), reg: newParty(t, env, p+"reg-1"),
 		dev: newParty(t, env, p+"dev-1"), dev2: newParty(t, env, p+"dev-2")}
 	now := time.Now().UTC()
 
 	t.Run("admin registers every role", func(t *testing.T) {
-		for _, a := range []struct {
+		tests := []struct {
+			name string
 			p    *party
 			role string
-		}{{w.operator, wire.RoleOperator}, {w.patient, wire.RolePatient}, {w.other, wire.RolePatient},
-			{w.res, wire.RoleResearcher}, {w.reg, wire.RoleRegulator}} {
-			got, err := admin.RegisterActor(ctx, wire.ActorInput{ID: a.p.id, Role: a.role, PublicKey: pubPEM(t, a.p.key)})
-			if err != nil {
-				t.Fatalf("register %s: %v", a.p.id, err)
-			}
-			if got.ID != a.p.id || got.Role != a.role || got.Status != "active" || got.RegisteredTx == "" {
-				t.Errorf("registered actor = %+v", got)
-			}
+		}{
+			{"an operator is registered", w.operator, wire.RoleOperator},
+			{"a patient is registered", w.patient, wire.RolePatient},
+			{"a second patient is registered", w.other, wire.RolePatient},
+			{"a researcher is registered", w.res, wire.RoleResearcher},
+			{"a regulator is registered", w.reg, wire.RoleRegulator},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				got, err := admin.RegisterActor(ctx, wire.ActorInput{ID: tt.p.id, Role: tt.role, PublicKey: testkit.PublicPEM(t, tt.p.key)})
+				require.NoError(t, err, "register %s", tt.p.id)
+				assert.Equal(t, tt.p.id, got.ID)
+				assert.Equal(t, tt.role, got.Role)
+				assert.Equal(t, wire.StatusActive, got.Status)
+				assert.NotEmpty(t, got.RegisteredTx)
+			})
 		}
 	})
 
 	t.Run("actor registration refusals", func(t *testing.T) {
-		bad, err := client.New(env.BaseURL, client.WithAdminToken("not-the-admin-token-at-all"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		bad := newClient(t, env, client.WithAdminToken("not-the-admin-token-at-all"))
 		k := newParty(t, env, p+"x-1")
-		_, err = bad.RegisterActor(ctx, wire.ActorInput{ID: k.id, Role: wire.RolePatient, PublicKey: pubPEM(t, k.key)})
-		wantStatus(t, err, http.StatusUnauthorized)
-		_, err = admin.RegisterActor(ctx, wire.ActorInput{ID: w.patient.id, Role: wire.RolePatient, PublicKey: pubPEM(t, k.key)})
-		wantStatus(t, err, http.StatusConflict)
-		_, err = admin.RegisterActor(ctx, wire.ActorInput{ID: k.id, Role: wire.RolePatient, PublicKey: "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"})
-		wantStatus(t, err, http.StatusBadRequest)
-		_, err = admin.RegisterActor(ctx, wire.ActorInput{ID: k.id, Role: "surgeon", PublicKey: pubPEM(t, k.key)})
-		wantStatus(t, err, http.StatusBadRequest)
+		tests := []struct {
+			name  string
+			admin *client.Client
+			in    wire.ActorInput
+			want  error
+		}{
+			{"a wrong admin token is unauthenticated", bad,
+				wire.ActorInput{ID: k.id, Role: wire.RolePatient, PublicKey: testkit.PublicPEM(t, k.key)}, client.ErrUnauthenticated},
+			{"an actor ID already taken is a conflict", admin,
+				wire.ActorInput{ID: w.patient.id, Role: wire.RolePatient, PublicKey: testkit.PublicPEM(t, k.key)}, client.ErrConflict},
+			{"a public key that does not parse is invalid", admin,
+				wire.ActorInput{ID: k.id, Role: wire.RolePatient, PublicKey: "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"}, client.ErrInvalid},
+			{"an unknown role is invalid", admin,
+				wire.ActorInput{ID: k.id, Role: "surgeon", PublicKey: testkit.PublicPEM(t, k.key)}, client.ErrInvalid},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				_, err := tt.admin.RegisterActor(ctx, tt.in)
+				require.ErrorIs(t, err, tt.want)
+			})
+		}
 	})
 
 	t.Run("operator registers devices to a patient", func(t *testing.T) {
 		for _, d := range []*party{w.dev, w.dev2} {
-			got, err := w.operator.c.RegisterDevice(ctx, client.DeviceRegistration{DeviceID: d.id, PatientID: w.patient.id, DeviceType: "hr-monitor", PublicKey: pubPEM(t, d.key)})
-			if err != nil {
-				t.Fatalf("register device: %v", err)
-			}
-			if got.PatientID != w.patient.id || got.OperatorID != w.operator.id || got.Status != "active" {
-				t.Errorf("device = %+v", got)
-			}
+			got, err := w.operator.c.RegisterDevice(ctx, client.DeviceRegistration{DeviceID: d.id, PatientID: w.patient.id, DeviceType: "hr-monitor", PublicKey: testkit.PublicPEM(t, d.key)})
+			require.NoError(t, err, "register device %s", d.id)
+			assert.Equal(t, w.patient.id, got.PatientID)
+			assert.Equal(t, w.operator.id, got.OperatorID)
+			assert.Equal(t, wire.StatusActive, got.Status)
 		}
-		// A patient cannot register devices.
-		d := newParty(t, env, p+"dev-x")
-		_, err := w.patient.c.RegisterDevice(ctx, client.DeviceRegistration{DeviceID: d.id, PatientID: w.patient.id, DeviceType: "x", PublicKey: pubPEM(t, d.key)})
-		wantStatus(t, err, http.StatusForbidden)
+		t.Run("a patient cannot register devices", func(t *testing.T) {
+			d := newParty(t, env, p+"dev-x")
+			_, err := w.patient.c.RegisterDevice(ctx, client.DeviceRegistration{DeviceID: d.id, PatientID: w.patient.id, DeviceType: "x", PublicKey: testkit.PublicPEM(t, d.key)})
+			require.ErrorIs(t, err, client.ErrForbidden)
+		})
 	})
 
 	t.Run("device reading is committed with wait=commit", func(t *testing.T) {
 		r, err := w.dev.c.SubmitReading(ctx, w.reading(t, w.dev, 1, "heart_rate", 72, now.Add(-time.Minute)), client.WaitForCommit())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Status != wire.StatusRecorded || r.TxID == "" || r.ReadingID != w.dev.id+":1" || r.CID == "" {
-			t.Errorf("receipt = %+v, want recorded with txId", r)
-		}
+		require.NoError(t, err)
+		assert.Equal(t, wire.StatusRecorded, r.Status)
+		assert.NotEmpty(t, r.TxID)
+		assert.Equal(t, w.dev.id+":1", r.ReadingID)
+		assert.NotEmpty(t, r.CID)
 		w.recorded = append(w.recorded, r.ReadingID)
 	})
 
 	t.Run("queued readings and a batch are acknowledged then committed", func(t *testing.T) {
 		for seq := uint64(2); seq <= 4; seq++ {
 			r, err := w.dev.c.SubmitReading(ctx, w.reading(t, w.dev, seq, "heart_rate", 70+seq, now.Add(-time.Duration(seq)*time.Second)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r.Status != wire.StatusQueued {
-				t.Errorf("seq %d: status %q, want queued", seq, r.Status)
-			}
+			require.NoError(t, err)
+			assert.Equal(t, wire.StatusQueued, r.Status, "seq %d", seq)
 			w.recorded = append(w.recorded, r.ReadingID)
 		}
 		envs := []envelope.Envelope{
@@ -216,94 +216,85 @@ func Run(t *testing.T, env Env) {
 		forged.Signature = w.reading(t, w.dev2, 7, "heart_rate", 60, now).Signature
 		envs = append(envs, forged)
 		b, err := w.dev.c.SubmitReadings(ctx, envs, client.WaitForCommit())
-		if err != nil {
-			t.Fatal(err)
+		require.NoError(t, err)
+		require.Equal(t, 3, b.Accepted, "accepted: %+v", b.Results)
+		require.Equal(t, 1, b.Rejected, "rejected: %+v", b.Results)
+		require.Len(t, b.Results, len(envs))
+		for i, r := range b.Results[:3] {
+			assert.Equal(t, wire.StatusRecorded, r.Status, "batch item %d", i)
 		}
-		if b.Accepted != 3 || b.Rejected != 1 {
-			t.Fatalf("batch accepted=%d rejected=%d, want 3 and 1: %+v", b.Accepted, b.Rejected, b.Results)
-		}
-		for _, r := range b.Results[:3] {
-			if r.Status != wire.StatusRecorded {
-				t.Errorf("batch item %d: %q, want recorded", r.Index, r.Status)
-			}
-		}
-		if f := b.Results[3]; f.Error == nil || f.Error.Code != "unauthenticated" {
-			t.Errorf("forged batch item: %+v, want unauthenticated", f)
+		if f := b.Results[3]; assert.NotNil(t, f.Error, "forged batch item %+v is not refused", f) {
+			assert.Equal(t, wire.CodeUnauthenticated, f.Error.Code, "forged batch item")
 		}
 		w.recorded = append(w.recorded, b.Results[0].ReadingID, b.Results[1].ReadingID)
 	})
 
 	t.Run("forged replayed and refused readings", func(t *testing.T) {
-		// Signed by another device's key.
+		t.Run("replaying the identical signed reading returns the same reading", func(t *testing.T) {
+			signed := w.reading(t, w.dev, 52, "heart_rate", 65, now)
+			first, err := w.dev.c.SubmitReading(ctx, signed, client.WaitForCommit())
+			require.NoError(t, err)
+			again, err := w.dev.c.SubmitReading(ctx, signed)
+			require.NoError(t, err, "identical replay")
+			assert.Equal(t, first.ReadingID, again.ReadingID, "replay receipt %+v: want the existing reading", again)
+			assert.False(t, again.Status == wire.StatusQueued && again.CID != "", "replay receipt %+v: want no second record", again)
+			w.recorded = append(w.recorded, first.ReadingID)
+		})
+
 		forged := w.reading(t, w.dev, 50, "heart_rate", 1, now)
-		other := w.reading(t, w.dev2, 50, "heart_rate", 1, now)
-		forged.Signature = other.Signature
-		_, err := w.dev.c.SubmitReading(ctx, forged)
-		wantStatus(t, err, http.StatusUnauthorized)
-		// A payload altered after signing.
+		forged.Signature = w.reading(t, w.dev2, 50, "heart_rate", 1, now).Signature
 		tampered := w.reading(t, w.dev, 51, "heart_rate", 1, now)
 		tampered.Payload = bytes.Replace(tampered.Payload, []byte(`"value":1`), []byte(`"value":2`), 1)
-		_, err = w.dev.c.SubmitReading(ctx, tampered)
-		wantStatus(t, err, http.StatusUnauthorized)
-		// Replaying the identical signed reading is harmless: same reading, no second record.
-		signed := w.reading(t, w.dev, 52, "heart_rate", 65, now)
-		first, err := w.dev.c.SubmitReading(ctx, signed, client.WaitForCommit())
-		if err != nil {
-			t.Fatal(err)
-		}
-		again, err := w.dev.c.SubmitReading(ctx, signed)
-		if err != nil {
-			t.Fatalf("identical replay: %v", err)
-		}
-		if again.ReadingID != first.ReadingID || again.Status == wire.StatusQueued && again.CID != "" {
-			t.Errorf("replay receipt = %+v, want the existing reading, not a new one", again)
-		}
-		w.recorded = append(w.recorded, first.ReadingID)
-		// The same seq with different content is a conflict.
-		_, err = w.dev.c.SubmitReading(ctx, w.reading(t, w.dev, 52, "heart_rate", 99, now))
-		wantStatus(t, err, http.StatusConflict)
-		// An unknown device.
 		ghost := newParty(t, env, p+"ghost")
-		_, err = ghost.c.SubmitReading(ctx, w.reading(t, ghost, 1, "heart_rate", 1, now))
-		wantStatus(t, err, http.StatusForbidden)
+		tests := []struct {
+			name string
+			from *party
+			env  envelope.Envelope
+			want error
+		}{
+			{"a reading signed by another device's key is unauthenticated", w.dev, forged, client.ErrUnauthenticated},
+			{"a payload altered after signing is unauthenticated", w.dev, tampered, client.ErrUnauthenticated},
+			{"the same seq with different content is a conflict", w.dev, w.reading(t, w.dev, 52, "heart_rate", 99, now), client.ErrConflict},
+			{"a reading from an unknown device is forbidden", ghost, w.reading(t, ghost, 1, "heart_rate", 1, now), client.ErrForbidden},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				_, err := tt.from.c.SubmitReading(ctx, tt.env)
+				require.ErrorIs(t, err, tt.want)
+			})
+		}
 	})
 
 	t.Run("revoked device is refused", func(t *testing.T) {
-		if _, err := w.patient.c.RevokeDevice(ctx, w.dev2.id); err == nil {
-			t.Fatal("a patient revoked an operator's device")
-		}
+		_, err := w.patient.c.RevokeDevice(ctx, w.dev2.id)
+		require.Error(t, err, "a patient revoked an operator's device")
 		d, err := w.operator.c.RevokeDevice(ctx, w.dev2.id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d.Status != "revoked" {
-			t.Errorf("device status %q, want revoked", d.Status)
-		}
+		require.NoError(t, err)
+		assert.Equal(t, wire.StatusRevoked, d.Status)
 		_, err = w.dev2.c.SubmitReading(ctx, w.reading(t, w.dev2, 2, "heart_rate", 1, now))
-		wantStatus(t, err, http.StatusForbidden)
+		assert.ErrorIs(t, err, client.ErrForbidden, "a reading of the revoked device")
 		_, err = w.operator.c.RevokeDevice(ctx, w.dev2.id)
-		wantStatus(t, err, http.StatusConflict)
+		assert.ErrorIs(t, err, client.ErrConflict, "revoking the device again")
 	})
 
 	t.Run("malformed oversized and unknown requests", func(t *testing.T) {
-		cases := []struct {
+		tests := []struct {
 			name, path, body string
 			want             int
 		}{
-			{"malformed JSON", "/v1/readings", `{"payload":`, http.StatusBadRequest},
-			{"envelope without signature", "/v1/readings", `{"payload":"e30="}`, http.StatusBadRequest},
-			{"payload that is not a reading", "/v1/readings", `{"payload":"e30=","signature":"AAAA"}`, http.StatusBadRequest},
-			{"oversized body", "/v1/readings", `{"payload":"` + strings.Repeat("A", 200<<10) + `","signature":"AAAA"}`, http.StatusRequestEntityTooLarge},
-			{"empty batch", "/v1/readings/batch", `{"readings":[]}`, http.StatusBadRequest},
-			{"consent that is not an envelope", "/v1/consents", `[1,2,3]`, http.StatusBadRequest},
-			{"unknown route", "/v1/nope", `{}`, http.StatusNotFound},
+			{"malformed JSON is a bad request", "/v1/readings", `{"payload":`, http.StatusBadRequest},
+			{"an envelope without signature is a bad request", "/v1/readings", `{"payload":"e30="}`, http.StatusBadRequest},
+			{"a payload that is not a reading is a bad request", "/v1/readings", `{"payload":"e30=","signature":"AAAA"}`, http.StatusBadRequest},
+			{"an oversized body is too large", "/v1/readings", `{"payload":"` + strings.Repeat("A", 200<<10) + `","signature":"AAAA"}`, http.StatusRequestEntityTooLarge},
+			{"an empty batch is a bad request", "/v1/readings/batch", `{"readings":[]}`, http.StatusBadRequest},
+			{"a consent that is not an envelope is a bad request", "/v1/consents", `[1,2,3]`, http.StatusBadRequest},
+			{"an unknown route is not found", "/v1/nope", `{}`, http.StatusNotFound},
 		}
-		for _, c := range cases {
-			t.Run(c.name, func(t *testing.T) {
-				got, code := w.rawPost(t, c.path, "application/json", []byte(c.body))
-				if got != c.want || code == "" {
-					t.Errorf("POST %s: %d (code %q), want %d with an error code", c.path, got, code, c.want)
-				}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				got, code := w.rawPost(t, tt.path, "application/json", []byte(tt.body))
+				assert.Equal(t, tt.want, got, "POST %s", tt.path)
+				assert.NotEmpty(t, code, "POST %s: the error body has no code", tt.path)
 			})
 		}
 	})
@@ -312,96 +303,80 @@ func Run(t *testing.T, env Env) {
 	t.Run("patient grants consent and the researcher gets verified data", func(t *testing.T) {
 		rc, err := w.patient.c.GrantConsent(ctx, client.ConsentGrant{GranteeID: w.res.id, Purpose: "cardio-study",
 			DataTypes: []string{"heart_rate"}, NotBefore: now.Add(-24 * time.Hour), NotAfter: now.Add(24 * time.Hour)})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		consentID = rc.ConsentID
-		if consentID == "" || rc.TxID == "" {
-			t.Fatalf("consent receipt = %+v", rc)
-		}
+		require.NotEmpty(t, rc.ConsentID, "consent receipt %+v", rc)
+		require.NotEmpty(t, rc.TxID, "consent receipt %+v", rc)
 		g, err := w.res.c.RequestAccess(ctx, client.AccessRequest{PatientID: w.patient.id, Purpose: "cardio-study",
 			DataTypes: []string{"heart_rate"}, From: now.Add(-time.Hour), To: now.Add(time.Minute)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if g.Decision != wire.DecisionGranted || g.AccessID == "" {
-			t.Fatalf("access = %+v", g)
-		}
+		require.NoError(t, err)
+		require.Equal(t, wire.DecisionGranted, g.Decision, "access %+v", g)
+		require.NotEmpty(t, g.AccessID, "access %+v", g)
 		// Six heart_rate readings of dev-1 and one of dev-2 (revoked later,
 		// but its reading was recorded while it was active).
-		if len(g.Readings) != 7 {
-			t.Errorf("released %d readings, want 7 heart_rate readings", len(g.Readings))
-		}
+		assert.Len(t, g.Readings, 7, "released heart_rate readings")
 		for _, r := range g.Readings {
 			key := &w.dev.key.PublicKey
 			if strings.HasPrefix(r.ReadingID, w.dev2.id+":") {
 				key = &w.dev2.key.PublicKey
 			}
-			if _, err := client.VerifyReleasedReading(r, key, nil); err != nil {
-				t.Errorf("reading %s does not verify: %v", r.ReadingID, err)
-			}
+			_, err := client.VerifyReleasedReading(r, key, nil)
+			assert.NoError(t, err, "reading %s does not verify", r.ReadingID)
 		}
 	})
 
 	t.Run("access outside the consent is denied and still logged", func(t *testing.T) {
-		cases := []struct {
+		tests := []struct {
 			name    string
 			purpose string
 			types   []string
 			reason  string
 		}{
-			{"wrong purpose", "marketing", []string{"heart_rate"}, "purpose_mismatch"},
-			{"wrong data type", "cardio-study", []string{"spo2"}, "data_type_not_consented"},
+			{"a purpose the consent does not name is denied", "marketing", []string{"heart_rate"}, "purpose_mismatch"},
+			{"a data type the consent does not name is denied", "cardio-study", []string{"spo2"}, "data_type_not_consented"},
 		}
-		for _, c := range cases {
-			t.Run(c.name, func(t *testing.T) {
-				_, err := w.res.c.RequestAccess(ctx, client.AccessRequest{PatientID: w.patient.id, Purpose: c.purpose,
-					DataTypes: c.types, From: now.Add(-time.Hour), To: now})
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				_, err := w.res.c.RequestAccess(ctx, client.AccessRequest{PatientID: w.patient.id, Purpose: tt.purpose,
+					DataTypes: tt.types, From: now.Add(-time.Hour), To: now})
 				ae := wantStatus(t, err, http.StatusForbidden)
-				if ae.AccessID == "" {
-					t.Errorf("denial has no accessId")
-				}
-				if !strings.Contains(ae.Message, c.reason) {
-					t.Errorf("denial message %q does not name %s", ae.Message, c.reason)
-				}
+				assert.NotEmpty(t, ae.AccessID, "the denial has no accessId")
+				assert.Contains(t, ae.Message, tt.reason, "the denial names its reason")
 			})
 		}
-		// No consent at all for another patient.
-		_, err := w.res.c.RequestAccess(ctx, client.AccessRequest{PatientID: w.other.id, Purpose: "cardio-study",
-			DataTypes: []string{"heart_rate"}, From: now.Add(-time.Hour), To: now})
-		wantStatus(t, err, http.StatusForbidden)
+		t.Run("a patient who consented to nothing is denied", func(t *testing.T) {
+			_, err := w.res.c.RequestAccess(ctx, client.AccessRequest{PatientID: w.other.id, Purpose: "cardio-study",
+				DataTypes: []string{"heart_rate"}, From: now.Add(-time.Hour), To: now})
+			require.ErrorIs(t, err, client.ErrForbidden)
+		})
 	})
 
 	t.Run("consent not yet valid and expired", func(t *testing.T) {
-		_, err := w.patient.c.GrantConsent(ctx, client.ConsentGrant{GranteeID: w.res.id, Purpose: "future-study",
-			DataTypes: []string{"heart_rate"}, NotBefore: now.Add(time.Hour), NotAfter: now.Add(2 * time.Hour)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = w.res.c.RequestAccess(ctx, client.AccessRequest{PatientID: w.patient.id, Purpose: "future-study",
-			DataTypes: []string{"heart_rate"}, From: now.Add(time.Hour), To: now.Add(90 * time.Minute)})
-		if ae := wantStatus(t, err, http.StatusForbidden); !strings.Contains(ae.Message, "consent_not_yet_valid") {
-			t.Errorf("denial %q, want consent_not_yet_valid", ae.Message)
-		}
-		start := time.Now().UTC().Truncate(time.Second)
-		_, err = w.patient.c.GrantConsent(ctx, client.ConsentGrant{GranteeID: w.res.id, Purpose: "short-study",
-			DataTypes: []string{"heart_rate"}, NotBefore: start.Add(-time.Hour), NotAfter: start.Add(3 * time.Second)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Until(start.Add(4 * time.Second))) // let the consent lapse; nothing below depends on speed
-		_, err = w.res.c.RequestAccess(ctx, client.AccessRequest{PatientID: w.patient.id, Purpose: "short-study",
-			DataTypes: []string{"heart_rate"}, From: start.Add(-time.Hour), To: start})
-		if ae := wantStatus(t, err, http.StatusForbidden); !strings.Contains(ae.Message, "consent_expired") {
-			t.Errorf("denial %q, want consent_expired", ae.Message)
-		}
+		t.Run("a consent not yet valid is denied", func(t *testing.T) {
+			_, err := w.patient.c.GrantConsent(ctx, client.ConsentGrant{GranteeID: w.res.id, Purpose: "future-study",
+				DataTypes: []string{"heart_rate"}, NotBefore: now.Add(time.Hour), NotAfter: now.Add(2 * time.Hour)})
+			require.NoError(t, err)
+			_, err = w.res.c.RequestAccess(ctx, client.AccessRequest{PatientID: w.patient.id, Purpose: "future-study",
+				DataTypes: []string{"heart_rate"}, From: now.Add(time.Hour), To: now.Add(90 * time.Minute)})
+			ae := wantStatus(t, err, http.StatusForbidden)
+			assert.Contains(t, ae.Message, "consent_not_yet_valid")
+		})
+		t.Run("an expired consent is denied", func(t *testing.T) {
+			start := time.Now().UTC().Truncate(time.Second)
+			_, err := w.patient.c.GrantConsent(ctx, client.ConsentGrant{GranteeID: w.res.id, Purpose: "short-study",
+				DataTypes: []string{"heart_rate"}, NotBefore: start.Add(-time.Hour), NotAfter: start.Add(3 * time.Second)})
+			require.NoError(t, err)
+			time.Sleep(time.Until(start.Add(4 * time.Second))) // let the consent lapse; nothing below depends on speed
+			_, err = w.res.c.RequestAccess(ctx, client.AccessRequest{PatientID: w.patient.id, Purpose: "short-study",
+				DataTypes: []string{"heart_rate"}, From: start.Add(-time.Hour), To: start})
+			ae := wantStatus(t, err, http.StatusForbidden)
+			assert.Contains(t, ae.Message, "consent_expired")
+		})
 	})
 
 	t.Run("who may read what", func(t *testing.T) {
 		log, err := w.patient.c.AccessLog(ctx, w.patient.id, client.PageRequest{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		granted, denied := 0, 0
 		for _, e := range log.Items {
 			switch e.Decision {
@@ -411,128 +386,122 @@ func Run(t *testing.T, env Env) {
 				denied++
 			}
 		}
-		if granted < 1 || denied < 4 {
-			t.Errorf("patient's access log has %d granted and %d denied, want >= 1 and >= 4", granted, denied)
+		assert.GreaterOrEqual(t, granted, 1, "granted accesses in the patient's access log")
+		assert.GreaterOrEqual(t, denied, 4, "denied accesses in the patient's access log")
+
+		refusals := []struct {
+			name string
+			call func() error
+		}{
+			{"another patient cannot read the patient's access log", func() error {
+				_, err := w.other.c.AccessLog(ctx, w.patient.id, client.PageRequest{})
+				return err
+			}},
+			{"another patient cannot read the patient's consents", func() error {
+				_, err := w.other.c.Consents(ctx, w.patient.id)
+				return err
+			}},
+			{"a researcher cannot read the audit trail", func() error {
+				_, err := w.res.c.AuditEvents(ctx, client.EventFilter{}, client.PageRequest{})
+				return err
+			}},
+			{"a researcher cannot verify a reading", func() error {
+				_, err := w.res.c.VerifyReading(ctx, w.recorded[0])
+				return err
+			}},
 		}
-		_, err = w.other.c.AccessLog(ctx, w.patient.id, client.PageRequest{})
-		wantStatus(t, err, http.StatusForbidden)
-		_, err = w.other.c.Consents(ctx, w.patient.id)
-		wantStatus(t, err, http.StatusForbidden)
-		_, err = w.res.c.AuditEvents(ctx, client.EventFilter{}, client.PageRequest{})
-		wantStatus(t, err, http.StatusForbidden)
-		_, err = w.res.c.VerifyReading(ctx, w.recorded[0])
-		wantStatus(t, err, http.StatusForbidden)
+		for _, tt := range refusals {
+			t.Run(tt.name, func(t *testing.T) {
+				require.ErrorIs(t, tt.call(), client.ErrForbidden)
+			})
+		}
+
 		cons, err := w.reg.c.Consents(ctx, w.patient.id)
-		if err != nil || len(cons) < 3 {
-			t.Errorf("regulator reads consents: %d, %v", len(cons), err)
-		}
+		assert.NoError(t, err, "the regulator reads consents")
+		assert.GreaterOrEqual(t, len(cons), 3, "consents the regulator reads")
 		ev, err := w.reg.c.AuditEvents(ctx, client.EventFilter{PatientID: w.patient.id}, client.PageRequest{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		types := map[string]int{}
 		for _, e := range ev.Items {
 			types[e.Type]++
 		}
-		for _, want := range []string{"device.registered", "readings.recorded", "consent.granted", "access.granted", "access.denied"} {
-			if types[want] == 0 {
-				t.Errorf("audit trail of the patient lacks %s (has %v)", want, types)
-			}
+		for _, want := range []string{wire.AuditDeviceRegistered, wire.AuditReadingsRecorded, wire.AuditConsentGranted, wire.AuditAccessGranted, wire.AuditAccessDenied} {
+			assert.Contains(t, types, want, "the audit trail of the patient")
 		}
 	})
 
 	t.Run("signed GETs with a bad signature, stale time or replayed nonce are refused", func(t *testing.T) {
 		path := "/v1/patients/" + w.patient.id + "/consents"
-		get := func(h string) int {
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, env.BaseURL+path, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+		get := func(t *testing.T, h string) int {
+			t.Helper()
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, env.BaseURL+path, nil)
+			require.NoError(t, err)
 			if h != "" {
-				req.Header.Set("X-Medprov-Signature", h)
+				req.Header.Set(wire.SignatureHeader, h)
 			}
 			resp, err := w.httpc.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			resp.Body.Close()
 			return resp.StatusCode
 		}
-		h, err := client.SignedGetHeader(w.patient.key, w.patient.id, path, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := get(h); got != http.StatusOK {
-			t.Fatalf("fresh signed GET: %d", got)
-		}
-		if got := get(h); got != http.StatusUnauthorized {
-			t.Errorf("replayed nonce: %d, want 401", got)
-		}
+		fresh, err := client.SignedGetHeader(w.patient.key, w.patient.id, path, time.Now())
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, get(t, fresh), "fresh signed GET")
 		stale, err := client.SignedGetHeader(w.patient.key, w.patient.id, path, time.Now().Add(-10*time.Minute))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := get(stale); got != http.StatusUnauthorized {
-			t.Errorf("stale issuedAt: %d, want 401", got)
-		}
+		require.NoError(t, err)
 		forged, err := client.SignedGetHeader(w.other.key, w.patient.id, path, time.Now())
-		if err != nil {
-			t.Fatal(err)
+		require.NoError(t, err)
+		tests := []struct {
+			name   string
+			header string
+		}{
+			{"a replayed nonce is unauthenticated", fresh},
+			{"a stale issuedAt is unauthenticated", stale},
+			{"a signature by another key is unauthenticated", forged},
+			{"an unsigned GET is unauthenticated", ""},
 		}
-		if got := get(forged); got != http.StatusUnauthorized {
-			t.Errorf("signed by another key: %d, want 401", got)
-		}
-		if got := get(""); got != http.StatusUnauthorized {
-			t.Errorf("unsigned: %d, want 401", got)
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				assert.Equal(t, http.StatusUnauthorized, get(t, tt.header))
+			})
 		}
 	})
 
 	t.Run("regulator traces provenance and verifies a reading", func(t *testing.T) {
 		pv, err := w.reg.c.Provenance(ctx, w.recorded[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if pv.Reading.ID != w.recorded[0] || pv.Device.ID != w.dev.id || len(pv.Accesses) == 0 {
-			t.Errorf("provenance = %+v, want the reading, its device and the access that released it", pv)
-		}
-		if pv.Tx == nil || pv.Tx.TxID != pv.Reading.TxID || pv.Tx.Block == 0 || !pv.Tx.Valid {
-			t.Errorf("provenance tx = %+v, want the valid transaction and block that recorded the reading", pv.Tx)
+		require.NoError(t, err)
+		assert.Equal(t, w.recorded[0], pv.Reading.ID, "provenance names the reading")
+		assert.Equal(t, w.dev.id, pv.Device.ID, "provenance names the reading's device")
+		assert.NotEmpty(t, pv.Accesses, "provenance lists the access that released the reading")
+		if assert.NotNil(t, pv.Tx, "provenance has the transaction that recorded the reading") {
+			assert.Equal(t, pv.Reading.TxID, pv.Tx.TxID, "provenance tx")
+			assert.NotZero(t, pv.Tx.Block, "provenance tx block")
+			assert.True(t, pv.Tx.Valid, "provenance tx is valid")
 		}
 		v, err := w.reg.c.VerifyReading(ctx, w.recorded[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !v.OK || len(v.Checks) < 5 {
-			t.Errorf("verification = %+v, want ok with every check", v)
-		}
+		require.NoError(t, err)
+		assert.True(t, v.OK, "verification %+v", v)
+		assert.GreaterOrEqual(t, len(v.Checks), 5, "verification %+v has every check", v)
 		_, err = w.other.c.Provenance(ctx, w.recorded[0])
-		wantStatus(t, err, http.StatusForbidden)
+		assert.ErrorIs(t, err, client.ErrForbidden, "another patient traces the reading")
 	})
 
 	t.Run("revoked consent stops access and the denial is logged", func(t *testing.T) {
-		if _, err := w.other.c.RevokeConsent(ctx, consentID); err == nil {
-			t.Fatal("another patient revoked the consent")
-		}
-		if _, err := w.patient.c.RevokeConsent(ctx, consentID); err != nil {
-			t.Fatal(err)
-		}
-		_, err := w.res.c.RequestAccess(ctx, client.AccessRequest{PatientID: w.patient.id, Purpose: "cardio-study",
+		_, err := w.other.c.RevokeConsent(ctx, consentID)
+		require.Error(t, err, "another patient revoked the consent")
+		_, err = w.patient.c.RevokeConsent(ctx, consentID)
+		require.NoError(t, err)
+		_, err = w.res.c.RequestAccess(ctx, client.AccessRequest{PatientID: w.patient.id, Purpose: "cardio-study",
 			DataTypes: []string{"heart_rate"}, From: now.Add(-time.Hour), To: now})
 		ae := wantStatus(t, err, http.StatusForbidden)
-		if !strings.Contains(ae.Message, "consent_revoked") {
-			t.Errorf("denial %q, want consent_revoked", ae.Message)
-		}
+		assert.Contains(t, ae.Message, "consent_revoked")
 		log, err := w.patient.c.AccessLog(ctx, w.patient.id, client.PageRequest{PageSize: 1000})
-		if err != nil {
-			t.Fatal(err)
-		}
-		found := false
+		require.NoError(t, err)
+		var logged []string
 		for _, e := range log.Items {
-			found = found || e.ID == ae.AccessID
+			logged = append(logged, e.ID)
 		}
-		if !found {
-			t.Errorf("denied access %s is not in the patient's access log", ae.AccessID)
-		}
+		assert.Contains(t, logged, ae.AccessID, "the patient's access log has the denied access")
 	})
 
 	if env.Restart == nil {
@@ -543,30 +512,23 @@ func Run(t *testing.T, env Env) {
 		var last string
 		for seq := uint64(100); seq < 110; seq++ {
 			r, err := w.dev.c.SubmitReading(ctx, w.reading(t, w.dev, seq, "heart_rate", seq, now))
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			last = r.ReadingID
 		}
 		env.Restart(t)
 		pv, err := waitProvenance(ctx, w.reg.c, last)
-		if err != nil {
-			t.Fatalf("reading acknowledged before the restart: %v", err)
-		}
-		if pv.Reading.ID != last {
-			t.Errorf("provenance of %s = %+v", last, pv.Reading)
-		}
+		require.NoError(t, err, "reading acknowledged before the restart")
+		assert.Equal(t, last, pv.Reading.ID, "provenance %+v", pv.Reading)
 		cons, err := w.patient.c.Consents(ctx, w.patient.id)
-		if err != nil || len(cons) < 3 {
-			t.Errorf("consents after restart: %d, %v", len(cons), err)
-		}
+		assert.NoError(t, err, "consents after restart")
+		assert.GreaterOrEqual(t, len(cons), 3, "consents after restart")
 		v, err := w.reg.c.VerifyReading(ctx, w.recorded[0])
-		if err != nil || !v.OK {
-			t.Errorf("verify after restart: %+v, %v", v, err)
+		if assert.NoError(t, err, "verify after restart") {
+			assert.True(t, v.OK, "verify after restart: %+v", v)
 		}
 		r, err := w.dev.c.SubmitReading(ctx, w.reading(t, w.dev, 200, "heart_rate", 1, now), client.WaitForCommit())
-		if err != nil || r.Status != wire.StatusRecorded {
-			t.Errorf("new reading after restart: %+v, %v", r, err)
+		if assert.NoError(t, err, "new reading after restart") {
+			assert.Equal(t, wire.StatusRecorded, r.Status, "new reading after restart")
 		}
 	})
 }
