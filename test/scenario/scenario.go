@@ -21,6 +21,7 @@ import (
 
 	"github.com/medprov/medprov/client"
 	"github.com/medprov/medprov/envelope"
+	"github.com/medprov/medprov/internal/apispec"
 	"github.com/medprov/medprov/internal/testkit"
 	"github.com/medprov/medprov/wire"
 )
@@ -41,17 +42,19 @@ type Env struct {
 
 // newHTTPClient builds the HTTP client of every request the suite makes:
 // the API clients of every party (newClient) and the raw requests
-// (world.httpc). It is the one place to wrap the suite's traffic, e.g. in
-// a RoundTripper that checks each exchange against openapi.yaml.
-func newHTTPClient() *http.Client {
-	return &http.Client{Timeout: 60 * time.Second}
+// (world.httpc). Every exchange is validated against the gateway's OpenAPI document: a
+// request or response the spec does not describe fails t. Requests the
+// suite makes malformed on purpose pass only when the gateway refuses them
+// with an error status the spec declares for the route.
+func newHTTPClient(t testing.TB) *http.Client {
+	return &http.Client{Timeout: 60 * time.Second, Transport: apispec.NewTransport(t, nil, apispec.AllowRefused())}
 }
 
 // newClient returns an API client of env's gateway that sends through
 // newHTTPClient.
 func newClient(t *testing.T, env Env, opts ...client.Option) *client.Client {
 	t.Helper()
-	c, err := client.New(env.BaseURL, append([]client.Option{client.WithHTTPClient(newHTTPClient())}, opts...)...)
+	c, err := client.New(env.BaseURL, append([]client.Option{client.WithHTTPClient(newHTTPClient(t))}, opts...)...)
 	require.NoError(t, err)
 	return c
 }
@@ -119,7 +122,7 @@ func Run(t *testing.T, env Env) {
 	ctx := t.Context()
 	admin := newClient(t, env, client.WithAdminToken(env.AdminToken))
 	p := env.Prefix
-	w := &world{env: env, admin: admin, httpc: newHTTPClient(),
+	w := &world{env: env, admin: admin, httpc: newHTTPClient(t),
 		operator: newParty(t, env, p+"op-1"), patient: newParty(t, env, p+"pat-1"), other: newParty(t, env, p+"pat-2"),
 		res: newParty(t, env, p+"res-1"), reg: newParty(t, env, p+"reg-1"),
 		dev: newParty(t, env, p+"dev-1"), dev2: newParty(t, env, p+"dev-2")}
