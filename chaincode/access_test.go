@@ -6,6 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/medprov/medprov/internal/testkit"
 	"github.com/medprov/medprov/wire"
 )
 
@@ -25,9 +29,8 @@ func TestRequestAccess(t *testing.T) {
 		reading(t, dev, 5, "spo2", t0.Add(-1*time.Hour)),
 		reading(t, dev, 6, "temperature", t0.Add(-1*time.Hour)),
 	}
-	if res, _ := e.record(items...); res.Recorded != len(items) {
-		t.Fatalf("setup recorded %d of %d: %+v", res.Recorded, len(items), res.Results)
-	}
+	res, _ := e.record(items...)
+	require.Equal(t, len(items), res.Recorded, "setup readings recorded: %+v", res.Results)
 	rid := func(seq uint64) string { return dev.id + ":" + strconv.FormatUint(seq, 10) }
 
 	type consent struct {
@@ -93,45 +96,41 @@ func TestRequestAccess(t *testing.T) {
 			for _, c := range tt.consents {
 				cn := e.grant(patient, researcher, c.purpose, c.types, c.nb, c.na)
 				if c.revoke {
-					e.mustSubmit(nil, "RevokeConsent", e.sign(patient, wire.ActionConsentRevoke, action{"consentId": cn.ID}))
+					e.mustSubmit(nil, wire.FnRevokeConsent, e.sign(patient, wire.ActionConsentRevoke, action{"consentId": cn.ID}))
 				}
 			}
 			if !tt.at.IsZero() {
 				e.clock.Set(tt.at)
 			}
 			var got wire.AccessEvent
-			commit := e.mustSubmit(&got, "RequestAccess", e.sign(researcher, wire.ActionAccessRequest, tt.req))
+			commit := e.mustSubmit(&got, wire.FnRequestAccess, e.sign(researcher, wire.ActionAccessRequest, tt.req))
 
 			wantDecision := wire.DecisionGranted
 			if tt.reason != "" {
 				wantDecision = wire.DecisionDenied
 			}
-			if got.Decision != wantDecision || got.Reason != tt.reason {
-				t.Fatalf("decision %s (%s), want %s (%s)", got.Decision, got.Reason, wantDecision, tt.reason)
-			}
-			if !slices.Equal(got.ReadingIDs, tt.ids) || got.Count != len(tt.ids) {
-				t.Errorf("readingIds %v (count %d), want %v", got.ReadingIDs, got.Count, tt.ids)
-			}
-			if got.ID != "acc-"+commit.TxID[:24] || got.TxID != commit.TxID || got.ActorID != researcher.id {
-				t.Errorf("access event %+v does not name its transaction and researcher", got)
-			}
+			require.Equal(t, [2]string{wantDecision, tt.reason}, [2]string{got.Decision, got.Reason}, "decision and reason")
+			assert.Equal(t, tt.ids, got.ReadingIDs, "readingIds")
+			assert.Equal(t, len(tt.ids), got.Count, "count")
+			assert.Equal(t, "acc-"+commit.TxID[:24], got.ID, "access event id names its transaction")
+			assert.Equal(t, commit.TxID, got.TxID, "access event txId")
+			assert.Equal(t, researcher.id, got.ActorID, "access event actor")
 
 			// The decision is committed either way.
 			var stored wire.AccessEvent
-			e.mustEvaluate(&stored, "GetAccessEvent", got.ID)
-			if stored.Decision != got.Decision || stored.Reason != got.Reason || !slices.Equal(stored.ReadingIDs, got.ReadingIDs) {
-				t.Errorf("stored %+v, returned %+v", stored, got)
-			}
+			e.mustEvaluate(&stored, wire.FnGetAccessEvent, got.ID)
+			assert.Equal(t, got.Decision, stored.Decision, "stored decision")
+			assert.Equal(t, got.Reason, stored.Reason, "stored reason")
+			assert.Equal(t, got.ReadingIDs, stored.ReadingIDs, "stored readingIds")
 			var log wire.AccessEventPage
-			e.mustEvaluate(&log, "GetAccessLog", patient.id, "1000", "")
-			if !slices.ContainsFunc(log.Items, func(a wire.AccessEvent) bool { return a.ID == got.ID }) {
-				t.Errorf("access log lacks %s", got.ID)
-			}
+			e.mustEvaluate(&log, wire.FnGetAccessLog, patient.id, "1000", "")
+			assert.True(t, slices.ContainsFunc(log.Items, func(a wire.AccessEvent) bool { return a.ID == got.ID }), "access log lacks %s", got.ID)
 			var audit wire.AuditEventPage
-			e.mustEvaluate(&audit, "ListEvents", mustJSON(t, wire.EventFilter{PatientID: patient.id, ActorID: researcher.id}), "", "")
+			e.mustEvaluate(&audit, wire.FnListEvents, string(testkit.MustJSON(t, wire.EventFilter{PatientID: patient.id, ActorID: researcher.id})), "", "")
 			wantType := "access." + wantDecision
-			if audit.Count != 1 || audit.Items[0].Type != wantType || audit.Items[0].SubjectID != got.ID || audit.Items[0].Decision != wantDecision {
-				t.Errorf("audit events of the researcher = %+v, want one %s of %s", audit.Items, wantType, got.ID)
+			if assert.Equal(t, 1, audit.Count, "audit events of the researcher: %+v", audit.Items) {
+				ev := audit.Items[0]
+				assert.Equal(t, [3]string{wantType, got.ID, wantDecision}, [3]string{ev.Type, ev.SubjectID, ev.Decision}, "audit event type, subject and decision")
 			}
 		})
 	}
@@ -147,27 +146,23 @@ func TestRequestAccess(t *testing.T) {
 				req["cursor"] = cursor
 			}
 			var got wire.AccessEvent
-			e.mustSubmit(&got, "RequestAccess", e.sign(researcher, wire.ActionAccessRequest, req))
+			e.mustSubmit(&got, wire.FnRequestAccess, e.sign(researcher, wire.ActionAccessRequest, req))
 			all = append(all, got.ReadingIDs...)
 			cursor = got.NextCursor
 			if cursor == "" {
 				break
 			}
-			if got.Count != 2 {
-				t.Fatalf("page %d has %d ids and a cursor, want 2", page, got.Count)
-			}
+			require.Equal(t, 2, got.Count, "ids on page %d, which has a cursor", page)
 		}
-		if want := []string{rid(3), rid(1), rid(2), rid(4), rid(5)}; !slices.Equal(all, want) {
-			t.Errorf("paged ids %v, want %v", all, want)
-		}
+		assert.Equal(t, []string{rid(3), rid(1), rid(2), rid(4), rid(5)}, all, "paged ids")
 	})
 
 	t.Run("refused requests write nothing", func(t *testing.T) {
 		researcher := e.actor("researcher")
 		var before wire.AccessEventPage
-		e.mustEvaluate(&before, "GetAccessLog", patient.id, "1000", "")
+		e.mustEvaluate(&before, wire.FnGetAccessLog, patient.id, "1000", "")
 		replayed := e.sign(researcher, wire.ActionAccessRequest, request)
-		e.mustSubmit(nil, "RequestAccess", replayed)
+		e.mustSubmit(nil, wire.FnRequestAccess, replayed)
 		cases := []struct {
 			name string
 			env  string
@@ -175,21 +170,17 @@ func TestRequestAccess(t *testing.T) {
 		}{
 			{"replayed nonce", replayed, wire.CodeConflict},
 			{"stale issuedAt", e.sign(researcher, wire.ActionAccessRequest, with(request, action{"issuedAt": t0.Add(-10 * time.Minute).Format(time.RFC3339)})), wire.CodeUnauthenticated},
-			{"forged signature", e.sign(&principal{id: researcher.id, key: mustKey(t)}, wire.ActionAccessRequest, request), wire.CodeUnauthenticated},
+			{"forged signature", e.sign(&principal{id: researcher.id, key: testkit.MustKey(t)}, wire.ActionAccessRequest, request), wire.CodeUnauthenticated},
 			{"from after to", e.sign(researcher, wire.ActionAccessRequest, with(request, action{"from": t0.Format(time.RFC3339), "to": t0.Add(-time.Hour).Format(time.RFC3339)})), wire.CodeInvalid},
 			{"limit too large", e.sign(researcher, wire.ActionAccessRequest, with(request, action{"limit": 1001})), wire.CodeInvalid},
 			{"patient cannot request access", e.sign(patient, wire.ActionAccessRequest, request), wire.CodeForbidden},
 		}
 		for _, c := range cases {
-			_, err := e.submit("RequestAccess", c.env)
-			if got := refusalCode(t, err); got != c.want {
-				t.Errorf("%s: code = %q, want %q", c.name, got, c.want)
-			}
+			_, err := e.submit(wire.FnRequestAccess, c.env)
+			assert.Equal(t, c.want, refusalCode(t, err), "%s: refusal code", c.name)
 		}
 		var after wire.AccessEventPage
-		e.mustEvaluate(&after, "GetAccessLog", patient.id, "1000", "")
-		if after.Count != before.Count+1 {
-			t.Errorf("access log grew from %d to %d, want only the first request logged", before.Count, after.Count)
-		}
+		e.mustEvaluate(&after, wire.FnGetAccessLog, patient.id, "1000", "")
+		assert.Equal(t, before.Count+1, after.Count, "access log size: want only the first request logged")
 	})
 }

@@ -10,25 +10,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/medprov/medprov/internal/testkit"
 	"github.com/medprov/medprov/wire"
 )
 
 func TestRegisterActor(t *testing.T) {
 	e := newEnv(t)
-	_, taken := newKey(t)
-	if _, err := e.submitAdmin("RegisterActor", mustJSON(t, wire.ActorInput{ID: "taken", Role: "patient", PublicKey: taken})); err != nil {
-		t.Fatalf("register first actor: %v", err)
+	actorArg := func(id, role, key string) string {
+		return string(testkit.MustJSON(t, wire.ActorInput{ID: id, Role: role, PublicKey: key}))
 	}
+	taken := freshPEM(t)
+	_, err := e.submitAdmin(wire.FnRegisterActor, actorArg("taken", "patient", taken))
+	require.NoError(t, err, "register first actor")
 	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "P-384 key")
 	der, err := x509.MarshalPKIXPublicKey(&p384.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "marshal P-384 key")
 	p384PEM := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-	fresh := func() string { _, k := newKey(t); return k }
 
 	tests := []struct {
 		name  string
@@ -36,15 +37,15 @@ func TestRegisterActor(t *testing.T) {
 		arg   string
 		want  wire.Code
 	}{
-		{"admin registers a patient", true, mustJSON(t, wire.ActorInput{ID: "pat-1", Role: "patient", PublicKey: fresh()}), ""},
-		{"admin registers a regulator", true, mustJSON(t, wire.ActorInput{ID: "reg-1", Role: "regulator", PublicKey: fresh()}), ""},
-		{"non-admin registration is refused", false, mustJSON(t, wire.ActorInput{ID: "pat-2", Role: "patient", PublicKey: fresh()}), wire.CodeForbidden},
-		{"duplicate actor is a conflict", true, mustJSON(t, wire.ActorInput{ID: "taken", Role: "patient", PublicKey: fresh()}), wire.CodeConflict},
-		{"key already registered to another actor is a conflict", true, mustJSON(t, wire.ActorInput{ID: "pat-3", Role: "patient", PublicKey: taken}), wire.CodeConflict},
-		{"malformed key is refused", true, mustJSON(t, wire.ActorInput{ID: "pat-4", Role: "patient", PublicKey: "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"}), wire.CodeInvalid},
-		{"P-384 key is refused", true, mustJSON(t, wire.ActorInput{ID: "pat-5", Role: "patient", PublicKey: p384PEM}), wire.CodeInvalid},
-		{"unknown role is refused", true, mustJSON(t, wire.ActorInput{ID: "pat-6", Role: "doctor", PublicKey: fresh()}), wire.CodeInvalid},
-		{"id with a colon is refused", true, mustJSON(t, wire.ActorInput{ID: "pat:7", Role: "patient", PublicKey: fresh()}), wire.CodeInvalid},
+		{"admin registers a patient", true, actorArg("pat-1", "patient", freshPEM(t)), ""},
+		{"admin registers a regulator", true, actorArg("reg-1", "regulator", freshPEM(t)), ""},
+		{"non-admin registration is refused", false, actorArg("pat-2", "patient", freshPEM(t)), wire.CodeForbidden},
+		{"duplicate actor is a conflict", true, actorArg("taken", "patient", freshPEM(t)), wire.CodeConflict},
+		{"key already registered to another actor is a conflict", true, actorArg("pat-3", "patient", taken), wire.CodeConflict},
+		{"malformed key is refused", true, actorArg("pat-4", "patient", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"), wire.CodeInvalid},
+		{"P-384 key is refused", true, actorArg("pat-5", "patient", p384PEM), wire.CodeInvalid},
+		{"unknown role is refused", true, actorArg("pat-6", "doctor", freshPEM(t)), wire.CodeInvalid},
+		{"id with a colon is refused", true, actorArg("pat:7", "patient", freshPEM(t)), wire.CodeInvalid},
 		{"unknown field is refused", true, `{"id":"pat-8","role":"patient","publicKey":"x","admin":true}`, wire.CodeInvalid},
 		{"malformed JSON is refused", true, `{"id":`, wire.CodeInvalid},
 	}
@@ -54,40 +55,30 @@ func TestRegisterActor(t *testing.T) {
 			if tt.admin {
 				submit = e.submitAdmin
 			}
-			c, err := submit("RegisterActor", tt.arg)
-			if got := refusalCode(t, err); got != tt.want {
-				t.Fatalf("code = %q, want %q (err %v)", got, tt.want, err)
-			}
+			c, err := submit(wire.FnRegisterActor, tt.arg)
+			require.Equal(t, tt.want, refusalCode(t, err), "refusal code (err %v)", err)
 			if tt.want != "" {
 				return
 			}
 			var in wire.ActorInput
-			if err := json.Unmarshal([]byte(tt.arg), &in); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, json.Unmarshal([]byte(tt.arg), &in))
 			var got wire.Actor
-			e.mustEvaluate(&got, "GetActor", in.ID)
+			e.mustEvaluate(&got, wire.FnGetActor, in.ID)
 			want := wire.Actor{
 				DocType: "actor", ID: in.ID, Role: in.Role, PublicKey: in.PublicKey, Org: "HospitalMSP",
 				Status: "active", RegisteredTx: c.TxID, RegisteredAt: t0.Format("2006-01-02T15:04:05.000000000Z"),
 			}
-			if got != want {
-				t.Errorf("GetActor = %+v, want %+v", got, want)
-			}
+			assert.Equal(t, want, got, "GetActor")
 		})
 	}
 
 	t.Run("unknown actor is not found", func(t *testing.T) {
-		_, err := e.evaluate("GetActor", "nobody")
-		if got := refusalCode(t, err); got != wire.CodeNotFound {
-			t.Errorf("code = %q, want not_found", got)
-		}
+		_, err := e.evaluate(wire.FnGetActor, "nobody")
+		assert.Equal(t, wire.CodeNotFound, refusalCode(t, err))
 	})
 	t.Run("refused registration writes nothing", func(t *testing.T) {
-		_, err := e.evaluate("GetActor", "pat-2")
-		if got := refusalCode(t, err); got != wire.CodeNotFound {
-			t.Errorf("code = %q, want not_found", got)
-		}
+		_, err := e.evaluate(wire.FnGetActor, "pat-2")
+		assert.Equal(t, wire.CodeNotFound, refusalCode(t, err))
 	})
 }
 
@@ -96,21 +87,19 @@ func TestSignedActionRules(t *testing.T) {
 	op := e.actor("operator")
 	patient := e.actor("patient")
 	researcher := e.actor("researcher")
-	otherKey, _ := newKey(t)
+	otherKey := testkit.MustKey(t)
 
 	// register builds a device.register action for a fresh device.
 	register := func(signer *principal, over action) string {
-		_, k := newKey(t)
-		a := action{"deviceId": e.uid("dev"), "patientId": patient.id, "deviceType": "ecg", "publicKey": k}
+		a := action{"deviceId": e.uid("dev"), "patientId": patient.id, "deviceType": "ecg", "publicKey": freshPEM(t)}
 		for key, v := range over {
 			a[key] = v
 		}
 		return e.sign(signer, wire.ActionDeviceRegister, a)
 	}
 	replayed := register(op, nil)
-	if _, err := e.submit("RegisterDevice", replayed); err != nil {
-		t.Fatalf("first use of the envelope: %v", err)
-	}
+	_, err := e.submit(wire.FnRegisterDevice, replayed)
+	require.NoError(t, err, "first use of the envelope")
 
 	tests := []struct {
 		name string
@@ -133,10 +122,8 @@ func TestSignedActionRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := e.submit("RegisterDevice", tt.env)
-			if got := refusalCode(t, err); got != tt.want {
-				t.Fatalf("code = %q, want %q (err %v)", got, tt.want, err)
-			}
+			_, err := e.submit(wire.FnRegisterDevice, tt.env)
+			assert.Equal(t, tt.want, refusalCode(t, err), "refusal code (err %v)", err)
 		})
 	}
 }

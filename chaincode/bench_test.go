@@ -6,12 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/medprov/medprov/wire"
-
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/medprov/medprov/chaincode"
+	"github.com/medprov/medprov/internal/testkit"
 	"github.com/medprov/medprov/ledger"
+	"github.com/medprov/medprov/wire"
 )
 
 // typedContract adds RecordReadingsTyped, the same transaction with typed
@@ -43,10 +45,8 @@ func (c *typedContract) RecordReadingsTyped(ctx contractapi.TransactionContextIn
 // ledger and reports committed readings per second.
 func BenchmarkRecordReadings100(b *testing.B) {
 	cc, err := chaincode.NewChaincode()
-	if err != nil {
-		b.Fatal(err)
-	}
-	benchRecord(b, newEnvWith(b, cc), "RecordReadings")
+	require.NoError(b, err, "NewChaincode")
+	benchRecord(b, newEnvWith(b, cc), wire.FnRecordReadings)
 }
 
 // BenchmarkRecordReadings100TypedResult is BenchmarkRecordReadings100 through
@@ -54,9 +54,7 @@ func BenchmarkRecordReadings100(b *testing.B) {
 // against their JSON schema.
 func BenchmarkRecordReadings100TypedResult(b *testing.B) {
 	cc, err := contractapi.NewChaincode(&typedContract{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err, "NewChaincode")
 	benchRecord(b, newEnvWith(b, cc), "RecordReadingsTyped")
 }
 
@@ -79,7 +77,7 @@ func benchRecord(b *testing.B, e *env, fn string) {
 			d := devices[int(seq)%len(devices)]
 			items[j] = reading(b, d, seq, "spo2", t0.Add(-time.Duration(seq)*time.Second))
 		}
-		batches[i] = mustJSON(b, wire.BatchInput{Readings: items})
+		batches[i] = string(testkit.MustJSON(b, wire.BatchInput{Readings: items}))
 	}
 	var next atomic.Int64
 	b.SetParallelism(4)
@@ -89,13 +87,12 @@ func benchRecord(b *testing.B, e *env, fn string) {
 		for pb.Next() {
 			i := next.Add(1) - 1
 			c, err := e.l.Submit(b.Context(), ledger.Proposal{Function: fn, Args: []string{batches[i]}})
-			if err != nil {
-				b.Error(err)
+			if !assert.NoError(b, err, "Submit batch %d", i) {
 				return
 			}
 			var res wire.BatchResult
-			if err := json.Unmarshal(c.Payload, &res); err != nil || res.Recorded != batchSize {
-				b.Errorf("batch %d recorded %d of %d (%v)", i, res.Recorded, batchSize, err)
+			if !assert.NoError(b, json.Unmarshal(c.Payload, &res), "result of batch %d", i) ||
+				!assert.Equal(b, batchSize, res.Recorded, "readings batch %d recorded", i) {
 				return
 			}
 		}

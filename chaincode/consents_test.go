@@ -4,6 +4,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/medprov/medprov/wire"
 )
 
@@ -45,24 +48,23 @@ func TestConsents(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := e.submit("GrantConsent", e.sign(tt.signer, wire.ActionConsentGrant, tt.fields))
-			if got := refusalCode(t, err); got != tt.want {
-				t.Fatalf("code = %q, want %q (err %v)", got, tt.want, err)
-			}
+			c, err := e.submit(wire.FnGrantConsent, e.sign(tt.signer, wire.ActionConsentGrant, tt.fields))
+			require.Equal(t, tt.want, refusalCode(t, err), "refusal code (err %v)", err)
 			if tt.want != "" {
 				return
 			}
 			var cn wire.Consent
-			e.mustEvaluate(&cn, "GetConsent", "cns-"+c.TxID[:24])
-			if cn.PatientID != patient.id || cn.GranteeID != researcher.id || cn.Status != "active" || cn.GrantedTx != c.TxID {
-				t.Errorf("consent = %+v", cn)
-			}
+			e.mustEvaluate(&cn, wire.FnGetConsent, "cns-"+c.TxID[:24])
+			assert.Equal(t, patient.id, cn.PatientID, "consent patient")
+			assert.Equal(t, researcher.id, cn.GranteeID, "consent grantee")
+			assert.Equal(t, "active", cn.Status, "consent status")
+			assert.Equal(t, c.TxID, cn.GrantedTx, "consent grantedTx")
 		})
 	}
 
 	cn := e.grant(patient, researcher, "cardio-study", []string{"spo2"}, t0.Add(-day), t0.Add(day))
 	revoke := func(signer *principal) error {
-		_, err := e.submit("RevokeConsent", e.sign(signer, wire.ActionConsentRevoke, action{"consentId": cn.ID}))
+		_, err := e.submit(wire.FnRevokeConsent, e.sign(signer, wire.ActionConsentRevoke, action{"consentId": cn.ID}))
 		return err
 	}
 	revokes := []struct {
@@ -77,37 +79,30 @@ func TestConsents(t *testing.T) {
 	}
 	for _, tt := range revokes {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := refusalCode(t, revoke(tt.signer)); got != tt.want {
-				t.Fatalf("code = %q, want %q", got, tt.want)
-			}
+			assert.Equal(t, tt.want, refusalCode(t, revoke(tt.signer)), "refusal code")
 		})
 	}
 
 	t.Run("consent list carries the full history", func(t *testing.T) {
 		var list []wire.Consent
-		e.mustEvaluate(&list, "ListConsents", patient.id)
-		if len(list) != 3 {
-			t.Fatalf("got %d consents, want 3", len(list))
-		}
+		e.mustEvaluate(&list, wire.FnListConsents, patient.id)
+		require.Len(t, list, 3, "consents")
 		var got *wire.Consent
 		for i := range list {
 			if list[i].ID == cn.ID {
 				got = &list[i]
 			}
 		}
-		if got == nil {
-			t.Fatalf("consent %s missing from %+v", cn.ID, list)
-		}
-		if got.Status != "revoked" || len(got.History) != 2 ||
-			got.History[0].Status != "active" || got.History[0].TxID != cn.GrantedTx ||
-			got.History[1].Status != "revoked" || got.History[1].TxID != got.RevokedTx {
-			t.Errorf("consent %+v, history %+v; want active then revoked", got, got.History)
+		require.NotNil(t, got, "consent %s missing from %+v", cn.ID, list)
+		assert.Equal(t, "revoked", got.Status, "consent status")
+		if assert.Len(t, got.History, 2, "consent history") {
+			assert.Equal(t, []string{"active", cn.GrantedTx, "revoked", got.RevokedTx},
+				[]string{got.History[0].Status, got.History[0].TxID, got.History[1].Status, got.History[1].TxID},
+				"history: active by the grant, then revoked by the revocation")
 		}
 	})
 	t.Run("unknown consent cannot be revoked", func(t *testing.T) {
-		_, err := e.submit("RevokeConsent", e.sign(patient, wire.ActionConsentRevoke, action{"consentId": "cns-000000000000000000000000"}))
-		if got := refusalCode(t, err); got != wire.CodeNotFound {
-			t.Errorf("code = %q, want not_found", got)
-		}
+		_, err := e.submit(wire.FnRevokeConsent, e.sign(patient, wire.ActionConsentRevoke, action{"consentId": "cns-000000000000000000000000"}))
+		assert.Equal(t, wire.CodeNotFound, refusalCode(t, err))
 	})
 }

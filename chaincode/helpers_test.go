@@ -7,22 +7,21 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"io"
 	"log/slog"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/medprov/medprov/wire"
-
 	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/medprov/medprov/chaincode"
-	"github.com/medprov/medprov/envelope"
+	"github.com/medprov/medprov/internal/testkit"
 	"github.com/medprov/medprov/ledger"
 	"github.com/medprov/medprov/ledger/embedded"
+	"github.com/medprov/medprov/wire"
 )
 
 // t0 is the fake clock's start: every test runs at the same ledger time.
@@ -69,9 +68,7 @@ type env struct {
 func newEnv(tb testing.TB) *env {
 	tb.Helper()
 	cc, err := chaincode.NewChaincode()
-	if err != nil {
-		tb.Fatalf("NewChaincode: %v", err)
-	}
+	require.NoError(tb, err, "NewChaincode")
 	return newEnvWith(tb, cc)
 }
 
@@ -82,16 +79,10 @@ func newEnvWith(tb testing.TB, cc shim.Chaincode) *env {
 		Dir:       tb.TempDir(),
 		Chaincode: cc,
 		Now:       c.Now,
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:    slog.New(slog.DiscardHandler),
 	})
-	if err != nil {
-		tb.Fatalf("embedded.New: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			tb.Errorf("close ledger: %v", err)
-		}
-	})
+	require.NoError(tb, err, "embedded.New")
+	tb.Cleanup(func() { assert.NoError(tb, l.Close(), "close ledger") })
 	return &env{tb: tb, l: l, clock: c}
 }
 
@@ -117,13 +108,9 @@ func (e *env) evaluate(fn string, args ...string) ([]byte, error) {
 func (e *env) mustSubmit(out any, fn string, args ...string) *ledger.Commit {
 	e.tb.Helper()
 	c, err := e.submit(fn, args...)
-	if err != nil {
-		e.tb.Fatalf("%s: %v", fn, err)
-	}
+	require.NoError(e.tb, err, fn)
 	if out != nil {
-		if err := json.Unmarshal(c.Payload, out); err != nil {
-			e.tb.Fatalf("%s result: %v", fn, err)
-		}
+		require.NoError(e.tb, json.Unmarshal(c.Payload, out), "%s result", fn)
 	}
 	return c
 }
@@ -132,12 +119,8 @@ func (e *env) mustSubmit(out any, fn string, args ...string) *ledger.Commit {
 func (e *env) mustEvaluate(out any, fn string, args ...string) {
 	e.tb.Helper()
 	b, err := e.evaluate(fn, args...)
-	if err != nil {
-		e.tb.Fatalf("%s: %v", fn, err)
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		e.tb.Fatalf("%s result %s: %v", fn, b, err)
-	}
+	require.NoError(e.tb, err, fn)
+	require.NoError(e.tb, json.Unmarshal(b, out), "%s result %s", fn, b)
 }
 
 // refusalCode returns the chaincode refusal code carried by err, or "" if
@@ -148,13 +131,9 @@ func refusalCode(tb testing.TB, err error) wire.Code {
 		return ""
 	}
 	var ce *ledger.ChaincodeError
-	if !errors.As(err, &ce) {
-		tb.Fatalf("error is not a chaincode refusal: %v", err)
-	}
+	require.ErrorAs(tb, err, &ce, "error is not a chaincode refusal")
 	r, ok := wire.ParseError(ce.Message)
-	if !ok {
-		tb.Fatalf("refusal carries no medprov code: %q", ce.Message)
-	}
+	require.True(tb, ok, "refusal carries no medprov code: %q", ce.Message)
 	return r.Code
 }
 
@@ -166,52 +145,26 @@ type principal struct {
 	pem  string
 }
 
-func newKey(tb testing.TB) (*ecdsa.PrivateKey, string) {
+// newPrincipal returns a principal with a fresh key.
+func newPrincipal(tb testing.TB, id, role string) *principal {
 	tb.Helper()
-	k, err := envelope.GenerateKey()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	p, err := envelope.MarshalPublicKey(&k.PublicKey)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return k, string(p)
+	k := testkit.MustKey(tb)
+	return &principal{id: id, role: role, key: k, pem: testkit.PublicPEM(tb, k)}
 }
 
-func mustKey(tb testing.TB) *ecdsa.PrivateKey {
+// freshPEM returns the public key of a new key pair.
+func freshPEM(tb testing.TB) string {
 	tb.Helper()
-	k, _ := newKey(tb)
-	return k
-}
-
-func newNonce(tb testing.TB) string {
-	tb.Helper()
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		tb.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
-func mustJSON(tb testing.TB, v any) string {
-	tb.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return string(b)
+	return testkit.PublicPEM(tb, testkit.MustKey(tb))
 }
 
 // actor registers an actor with a fresh key as the org admin.
 func (e *env) actor(role string) *principal {
 	e.tb.Helper()
-	k, pemKey := newKey(e.tb)
-	p := &principal{id: e.uid(role), role: role, key: k, pem: pemKey}
-	in := wire.ActorInput{ID: p.id, Role: role, PublicKey: pemKey}
-	if _, err := e.submitAdmin("RegisterActor", mustJSON(e.tb, in)); err != nil {
-		e.tb.Fatalf("register %s: %v", role, err)
-	}
+	p := newPrincipal(e.tb, e.uid(role), role)
+	in := wire.ActorInput{ID: p.id, Role: role, PublicKey: p.pem}
+	_, err := e.submitAdmin(wire.FnRegisterActor, string(testkit.MustJSON(e.tb, in)))
+	require.NoError(e.tb, err, "register %s", role)
 	return p
 }
 
@@ -224,7 +177,7 @@ func (e *env) sign(p *principal, name string, a action) string {
 	e.tb.Helper()
 	payload := map[string]any{
 		"action": name, "actorId": p.id,
-		"issuedAt": e.clock.Now().Format(time.RFC3339), "nonce": newNonce(e.tb),
+		"issuedAt": e.clock.Now().Format(time.RFC3339), "nonce": testkit.Nonce(e.tb),
 	}
 	for k, v := range a {
 		if v == nil {
@@ -233,29 +186,17 @@ func (e *env) sign(p *principal, name string, a action) string {
 		}
 		payload[k] = v
 	}
-	return signEnvelope(e.tb, p.key, []byte(mustJSON(e.tb, payload)))
-}
-
-func signEnvelope(tb testing.TB, key *ecdsa.PrivateKey, payload []byte) string {
-	tb.Helper()
-	env, err := envelope.Sign(key, payload)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return mustJSON(tb, env)
+	return string(testkit.MustJSON(e.tb, testkit.MustSign(e.tb, p.key, testkit.MustJSON(e.tb, payload))))
 }
 
 // device registers a device of patient by operator with a fresh key.
 func (e *env) device(op, patient *principal) *principal {
 	e.tb.Helper()
-	k, pemKey := newKey(e.tb)
-	d := &principal{id: e.uid("dev"), role: "device", key: k, pem: pemKey}
-	_, err := e.submit("RegisterDevice", e.sign(op, wire.ActionDeviceRegister, action{
-		"deviceId": d.id, "patientId": patient.id, "deviceType": "pulse-oximeter", "publicKey": pemKey,
+	d := newPrincipal(e.tb, e.uid("dev"), "device")
+	_, err := e.submit(wire.FnRegisterDevice, e.sign(op, wire.ActionDeviceRegister, action{
+		"deviceId": d.id, "patientId": patient.id, "deviceType": "pulse-oximeter", "publicKey": d.pem,
 	}))
-	if err != nil {
-		e.tb.Fatalf("register device: %v", err)
-	}
+	require.NoError(e.tb, err, "register device")
 	return d
 }
 
@@ -264,15 +205,13 @@ func (e *env) device(op, patient *principal) *principal {
 // for the gateway's ciphertext.
 func reading(tb testing.TB, dev *principal, seq uint64, typ string, measuredAt time.Time) wire.ReadingInput {
 	tb.Helper()
-	payload := mustJSON(tb, map[string]any{
+	payload := testkit.MustJSON(tb, map[string]any{
 		"deviceId": dev.id, "seq": seq, "type": typ, "unit": "%", "value": 97,
-		"measuredAt": measuredAt.Format(time.RFC3339Nano), "nonce": newNonce(tb),
+		"measuredAt": measuredAt.Format(time.RFC3339Nano), "nonce": testkit.Nonce(tb),
 	})
-	sum := sha256.Sum256([]byte(payload))
+	sum := sha256.Sum256(payload)
 	sig, err := ecdsa.SignASN1(rand.Reader, dev.key, sum[:])
-	if err != nil {
-		tb.Fatal(err)
-	}
+	require.NoError(tb, err, "sign reading")
 	cipher := sha256.Sum256(append([]byte("ciphertext:"), payload...))
 	return wire.ReadingInput{
 		DeviceID: dev.id, Seq: seq, Type: typ, Unit: "%",
@@ -289,7 +228,7 @@ func reading(tb testing.TB, dev *principal, seq uint64, typ string, measuredAt t
 func (e *env) record(items ...wire.ReadingInput) (wire.BatchResult, *ledger.Commit) {
 	e.tb.Helper()
 	var res wire.BatchResult
-	c := e.mustSubmit(&res, "RecordReadings", mustJSON(e.tb, wire.BatchInput{Readings: items}))
+	c := e.mustSubmit(&res, wire.FnRecordReadings, string(testkit.MustJSON(e.tb, wire.BatchInput{Readings: items})))
 	return res, c
 }
 
@@ -297,7 +236,7 @@ func (e *env) record(items ...wire.ReadingInput) (wire.BatchResult, *ledger.Comm
 func (e *env) grant(patient, researcher *principal, purpose string, types []string, notBefore, notAfter time.Time) wire.Consent {
 	e.tb.Helper()
 	var cn wire.Consent
-	e.mustSubmit(&cn, "GrantConsent", e.sign(patient, wire.ActionConsentGrant, action{
+	e.mustSubmit(&cn, wire.FnGrantConsent, e.sign(patient, wire.ActionConsentGrant, action{
 		"granteeId": researcher.id, "purpose": purpose, "dataTypes": types,
 		"notBefore": notBefore.Format(time.RFC3339), "notAfter": notAfter.Format(time.RFC3339),
 	}))

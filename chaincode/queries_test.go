@@ -5,6 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/medprov/medprov/internal/testkit"
 	"github.com/medprov/medprov/wire"
 )
 
@@ -29,9 +33,7 @@ func TestQueries(t *testing.T) {
 	items = append(items, reading(t, dev, 8, "heart-rate", t0.Add(-day)), reading(t, dev, 9, "heart-rate", t0.Add(-60*day)))
 	items = append(items, reading(t, otherDev, 1, "spo2", t0.Add(-day)))
 	res, batch := e.record(items...)
-	if res.Recorded != len(items) {
-		t.Fatalf("setup recorded %d of %d", res.Recorded, len(items))
-	}
+	require.Equal(t, len(items), res.Recorded, "setup readings recorded")
 	spo2ByTime := []string{dev.id + ":4", dev.id + ":2", dev.id + ":6", dev.id + ":1", dev.id + ":7", dev.id + ":5", dev.id + ":3"}
 	all := append([]string{dev.id + ":9", dev.id + ":8"}, spo2ByTime...)
 
@@ -41,10 +43,8 @@ func TestQueries(t *testing.T) {
 		bookmark := ""
 		for range 20 {
 			var page wire.ReadingPage
-			e.mustEvaluate(&page, "ListReadings", patient.id, typ, from, to, size, bookmark)
-			if page.Count != len(page.Items) {
-				t.Fatalf("count %d for %d items", page.Count, len(page.Items))
-			}
+			e.mustEvaluate(&page, wire.FnListReadings, patient.id, typ, from, to, size, bookmark)
+			require.Len(t, page.Items, page.Count, "items of a page and its count")
 			for _, r := range page.Items {
 				ids = append(ids, r.ID)
 			}
@@ -53,7 +53,7 @@ func TestQueries(t *testing.T) {
 			}
 			bookmark = page.Bookmark
 		}
-		t.Fatal("paging did not end")
+		require.Fail(t, "paging did not end")
 		return nil
 	}
 	readingTests := []struct {
@@ -68,59 +68,50 @@ func TestQueries(t *testing.T) {
 	}
 	for _, tt := range readingTests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := listAll(t, tt.typ, tt.from, tt.to, tt.size); !slices.Equal(got, tt.want) {
-				t.Errorf("ids %v, want %v", got, tt.want)
-			}
+			assert.Equal(t, tt.want, listAll(t, tt.typ, tt.from, tt.to, tt.size), "ids")
 		})
 	}
 	t.Run("bookmark of another patient is refused", func(t *testing.T) {
 		var page wire.ReadingPage
-		e.mustEvaluate(&page, "ListReadings", patient.id, "spo2", "", "", "1", "")
-		_, err := e.evaluate("ListReadings", other.id, "spo2", "", "", "1", page.Bookmark)
-		if got := refusalCode(t, err); got != wire.CodeInvalid {
-			t.Errorf("code = %q, want invalid", got)
-		}
+		e.mustEvaluate(&page, wire.FnListReadings, patient.id, "spo2", "", "", "1", "")
+		_, err := e.evaluate(wire.FnListReadings, other.id, "spo2", "", "", "1", page.Bookmark)
+		assert.Equal(t, wire.CodeInvalid, refusalCode(t, err))
 	})
 	t.Run("page size out of range is refused", func(t *testing.T) {
-		_, err := e.evaluate("ListReadings", patient.id, "", "", "", "1001", "")
-		if got := refusalCode(t, err); got != wire.CodeInvalid {
-			t.Errorf("code = %q, want invalid", got)
-		}
+		_, err := e.evaluate(wire.FnListReadings, patient.id, "", "", "", "1001", "")
+		assert.Equal(t, wire.CodeInvalid, refusalCode(t, err))
 	})
 
 	// A consent, a grant and a later revocation, a month after the batch.
 	cn := e.grant(patient, researcher, "cardio-study", []string{"spo2"}, t0.Add(-90*day), t0.Add(90*day))
 	var acc wire.AccessEvent
-	e.mustSubmit(&acc, "RequestAccess", e.sign(researcher, wire.ActionAccessRequest, action{
+	e.mustSubmit(&acc, wire.FnRequestAccess, e.sign(researcher, wire.ActionAccessRequest, action{
 		"patientId": patient.id, "purpose": "cardio-study", "dataTypes": []string{"spo2"},
 		"from": t0.Add(-80 * day).Format(time.RFC3339), "to": t0.Format(time.RFC3339),
 	}))
-	if acc.Decision != wire.DecisionGranted || acc.Count != len(spo2ByTime) {
-		t.Fatalf("access %+v, want granted with %d readings", acc, len(spo2ByTime))
-	}
+	require.Equal(t, wire.DecisionGranted, acc.Decision, "access decision (%+v)", acc)
+	require.Equal(t, len(spo2ByTime), acc.Count, "readings granted")
 	e.clock.Set(t0.Add(31 * day))
 	defer e.clock.Set(t0)
-	e.mustSubmit(nil, "RevokeConsent", e.sign(patient, wire.ActionConsentRevoke, action{"consentId": cn.ID}))
+	e.mustSubmit(nil, wire.FnRevokeConsent, e.sign(patient, wire.ActionConsentRevoke, action{"consentId": cn.ID}))
 
 	t.Run("provenance links device, consent and access", func(t *testing.T) {
 		var p wire.Provenance
-		e.mustEvaluate(&p, "GetProvenance", dev.id+":1")
-		if p.Reading.ID != dev.id+":1" || p.Reading.TxID != batch.TxID || p.Device.ID != dev.id {
-			t.Errorf("provenance reading %+v device %+v", p.Reading, p.Device)
+		e.mustEvaluate(&p, wire.FnGetProvenance, dev.id+":1")
+		assert.Equal(t, [3]string{dev.id + ":1", batch.TxID, dev.id}, [3]string{p.Reading.ID, p.Reading.TxID, p.Device.ID},
+			"provenance reading id and tx, device id")
+		if assert.Len(t, p.Consents, 1, "consents") {
+			assert.Equal(t, [2]string{cn.ID, "revoked"}, [2]string{p.Consents[0].ID, p.Consents[0].Status}, "the revoked consent")
 		}
-		if len(p.Consents) != 1 || p.Consents[0].ID != cn.ID || p.Consents[0].Status != "revoked" {
-			t.Errorf("consents %+v, want the revoked %s", p.Consents, cn.ID)
-		}
-		if len(p.Accesses) != 1 || p.Accesses[0].ID != acc.ID {
-			t.Errorf("accesses %+v, want %s", p.Accesses, acc.ID)
+		if assert.Len(t, p.Accesses, 1, "accesses") {
+			assert.Equal(t, acc.ID, p.Accesses[0].ID, "access")
 		}
 	})
 	t.Run("provenance of a type without consent lists none", func(t *testing.T) {
 		var p wire.Provenance
-		e.mustEvaluate(&p, "GetProvenance", dev.id+":8")
-		if len(p.Consents) != 0 || len(p.Accesses) != 0 {
-			t.Errorf("consents %+v accesses %+v, want none", p.Consents, p.Accesses)
-		}
+		e.mustEvaluate(&p, wire.FnGetProvenance, dev.id+":8")
+		assert.Empty(t, p.Consents, "consents")
+		assert.Empty(t, p.Accesses, "accesses")
 	})
 
 	types := func(evs []wire.AuditEvent) []string {
@@ -151,71 +142,31 @@ func TestQueries(t *testing.T) {
 			bookmark := ""
 			for range 20 {
 				var page wire.AuditEventPage
-				e.mustEvaluate(&page, "ListEvents", mustJSON(t, tt.filter), "2", bookmark)
+				e.mustEvaluate(&page, wire.FnListEvents, string(testkit.MustJSON(t, tt.filter)), "2", bookmark)
 				got = append(got, page.Items...)
 				if bookmark = page.Bookmark; bookmark == "" {
 					break
 				}
 			}
-			if !slices.Equal(types(got), tt.want) {
-				t.Errorf("types %v, want %v", types(got), tt.want)
-			}
+			assert.Equal(t, tt.want, types(got), "event types")
 			for i := 1; i < len(got); i++ {
-				if got[i].TxTime < got[i-1].TxTime {
-					t.Errorf("events out of time order: %s after %s", got[i].TxTime, got[i-1].TxTime)
-				}
+				assert.GreaterOrEqual(t, got[i].TxTime, got[i-1].TxTime, "events out of time order")
 			}
 		})
 	}
 	t.Run("batch audit event names the org and every patient", func(t *testing.T) {
 		var page wire.AuditEventPage
-		e.mustEvaluate(&page, "ListEvents", mustJSON(t, wire.EventFilter{Type: "readings.recorded"}), "", "")
-		if page.Count != 1 {
-			t.Fatalf("got %d batch events, want 1", page.Count)
-		}
+		e.mustEvaluate(&page, wire.FnListEvents, string(testkit.MustJSON(t, wire.EventFilter{Type: "readings.recorded"})), "", "")
+		require.Equal(t, 1, page.Count, "batch events")
 		ev := page.Items[0]
 		want := []string{other.id, patient.id}
 		slices.Sort(want)
-		if ev.ActorID != "org:HospitalMSP" || !slices.Equal(ev.PatientIDs, want) || ev.ID != batch.TxID {
-			t.Errorf("batch audit %+v, want org actor and patients %v", ev, want)
-		}
+		assert.Equal(t, "org:HospitalMSP", ev.ActorID, "batch audit actor")
+		assert.Equal(t, want, ev.PatientIDs, "batch audit patients")
+		assert.Equal(t, batch.TxID, ev.ID, "batch audit id")
 	})
 	t.Run("malformed filter is refused", func(t *testing.T) {
-		_, err := e.evaluate("ListEvents", `{"patient":"x"}`, "", "")
-		if got := refusalCode(t, err); got != wire.CodeInvalid {
-			t.Errorf("code = %q, want invalid", got)
-		}
-	})
-}
-
-func TestParseError(t *testing.T) {
-	tests := []struct {
-		name string
-		msg  string
-		want *wire.Error
-	}{
-		{"bare refusal", "[medprov:forbidden] device revoked", &wire.Error{Code: wire.CodeForbidden, Message: "device revoked"}},
-		{"refusal wrapped by Fabric", "chaincode response 500, [medprov:conflict] replayed nonce", &wire.Error{Code: wire.CodeConflict, Message: "replayed nonce"}},
-		{"unknown code is skipped for a later marker", "[medprov:teapot] x [medprov:not_found] actor a not found", &wire.Error{Code: wire.CodeNotFound, Message: "actor a not found"}},
-		{"message without marker", "chaincode response 500, boom", nil},
-		{"unterminated marker", "[medprov:invalid", nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, ok := wire.ParseError(tt.msg)
-			if (tt.want == nil) != !ok {
-				t.Fatalf("ok = %v, want %v", ok, tt.want != nil)
-			}
-			if tt.want != nil && *got != *tt.want {
-				t.Errorf("got %+v, want %+v", got, tt.want)
-			}
-		})
-	}
-	t.Run("Error and ParseError round-trip", func(t *testing.T) {
-		e := &wire.Error{Code: wire.CodeUnauthenticated, Message: "bad signature"}
-		got, ok := wire.ParseError("wrapped: " + e.Error())
-		if !ok || *got != *e || e.Status() != 401 {
-			t.Errorf("round trip %+v %v, status %d", got, ok, e.Status())
-		}
+		_, err := e.evaluate(wire.FnListEvents, `{"patient":"x"}`, "", "")
+		assert.Equal(t, wire.CodeInvalid, refusalCode(t, err))
 	})
 }

@@ -3,14 +3,16 @@ package chaincode_test
 import (
 	"context"
 	"encoding/json"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/medprov/medprov/wire"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
+	"github.com/medprov/medprov/internal/testkit"
 	"github.com/medprov/medprov/ledger"
+	"github.com/medprov/medprov/wire"
 )
 
 func TestDevices(t *testing.T) {
@@ -24,7 +26,6 @@ func TestDevices(t *testing.T) {
 	registerArgs := func(deviceID, patientID, key string) action {
 		return action{"deviceId": deviceID, "patientId": patientID, "deviceType": "ecg", "publicKey": key}
 	}
-	fresh := func() string { _, k := newKey(t); return k }
 	tests := []struct {
 		name   string
 		fn     string
@@ -33,50 +34,46 @@ func TestDevices(t *testing.T) {
 		fields action
 		want   wire.Code
 	}{
-		{"operator registers a device", "RegisterDevice", op, wire.ActionDeviceRegister, registerArgs("dev-a", patient.id, fresh()), ""},
-		{"duplicate device is a conflict", "RegisterDevice", op, wire.ActionDeviceRegister, registerArgs(dev.id, patient.id, fresh()), wire.CodeConflict},
-		{"device key of another device is a conflict", "RegisterDevice", op, wire.ActionDeviceRegister, registerArgs("dev-b", patient.id, dev.pem), wire.CodeConflict},
-		{"device key of an actor is a conflict", "RegisterDevice", op, wire.ActionDeviceRegister, registerArgs("dev-c", patient.id, patient.pem), wire.CodeConflict},
-		{"unknown patient is not found", "RegisterDevice", op, wire.ActionDeviceRegister, registerArgs("dev-d", "nobody", fresh()), wire.CodeNotFound},
-		{"binding to a non-patient is refused", "RegisterDevice", op, wire.ActionDeviceRegister, registerArgs("dev-e", researcher.id, fresh()), wire.CodeInvalid},
-		{"malformed device key is refused", "RegisterDevice", op, wire.ActionDeviceRegister, registerArgs("dev-f", patient.id, "not a key"), wire.CodeInvalid},
-		{"device id with a colon is refused", "RegisterDevice", op, wire.ActionDeviceRegister, registerArgs("dev:g", patient.id, fresh()), wire.CodeInvalid},
-		{"patient cannot register a device", "RegisterDevice", patient, wire.ActionDeviceRegister, registerArgs("dev-h", patient.id, fresh()), wire.CodeForbidden},
-		{"another operator cannot revoke the device", "RevokeDevice", otherOp, wire.ActionDeviceRevoke, action{"deviceId": dev.id}, wire.CodeForbidden},
-		{"unknown device cannot be revoked", "RevokeDevice", op, wire.ActionDeviceRevoke, action{"deviceId": "nothing"}, wire.CodeNotFound},
-		{"its operator revokes the device", "RevokeDevice", op, wire.ActionDeviceRevoke, action{"deviceId": dev.id}, ""},
-		{"revoking twice is a conflict", "RevokeDevice", op, wire.ActionDeviceRevoke, action{"deviceId": dev.id}, wire.CodeConflict},
+		{"operator registers a device", wire.FnRegisterDevice, op, wire.ActionDeviceRegister, registerArgs("dev-a", patient.id, freshPEM(t)), ""},
+		{"duplicate device is a conflict", wire.FnRegisterDevice, op, wire.ActionDeviceRegister, registerArgs(dev.id, patient.id, freshPEM(t)), wire.CodeConflict},
+		{"device key of another device is a conflict", wire.FnRegisterDevice, op, wire.ActionDeviceRegister, registerArgs("dev-b", patient.id, dev.pem), wire.CodeConflict},
+		{"device key of an actor is a conflict", wire.FnRegisterDevice, op, wire.ActionDeviceRegister, registerArgs("dev-c", patient.id, patient.pem), wire.CodeConflict},
+		{"unknown patient is not found", wire.FnRegisterDevice, op, wire.ActionDeviceRegister, registerArgs("dev-d", "nobody", freshPEM(t)), wire.CodeNotFound},
+		{"binding to a non-patient is refused", wire.FnRegisterDevice, op, wire.ActionDeviceRegister, registerArgs("dev-e", researcher.id, freshPEM(t)), wire.CodeInvalid},
+		{"malformed device key is refused", wire.FnRegisterDevice, op, wire.ActionDeviceRegister, registerArgs("dev-f", patient.id, "not a key"), wire.CodeInvalid},
+		{"device id with a colon is refused", wire.FnRegisterDevice, op, wire.ActionDeviceRegister, registerArgs("dev:g", patient.id, freshPEM(t)), wire.CodeInvalid},
+		{"patient cannot register a device", wire.FnRegisterDevice, patient, wire.ActionDeviceRegister, registerArgs("dev-h", patient.id, freshPEM(t)), wire.CodeForbidden},
+		{"another operator cannot revoke the device", wire.FnRevokeDevice, otherOp, wire.ActionDeviceRevoke, action{"deviceId": dev.id}, wire.CodeForbidden},
+		{"unknown device cannot be revoked", wire.FnRevokeDevice, op, wire.ActionDeviceRevoke, action{"deviceId": "nothing"}, wire.CodeNotFound},
+		{"its operator revokes the device", wire.FnRevokeDevice, op, wire.ActionDeviceRevoke, action{"deviceId": dev.id}, ""},
+		{"revoking twice is a conflict", wire.FnRevokeDevice, op, wire.ActionDeviceRevoke, action{"deviceId": dev.id}, wire.CodeConflict},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			start := e.l.Height()
 			c, err := e.submit(tt.fn, e.sign(tt.signer, tt.action, tt.fields))
-			if got := refusalCode(t, err); got != tt.want {
-				t.Fatalf("code = %q, want %q (err %v)", got, tt.want, err)
-			}
+			require.Equal(t, tt.want, refusalCode(t, err), "refusal code (err %v)", err)
 			if tt.want != "" {
 				return
 			}
 			var d wire.Device
-			e.mustEvaluate(&d, "GetDevice", tt.fields["deviceId"].(string))
-			if d.OperatorID != op.id || d.PatientID != patient.id {
-				t.Errorf("device bound to operator %s, patient %s; want %s, %s", d.OperatorID, d.PatientID, op.id, patient.id)
-			}
+			e.mustEvaluate(&d, wire.FnGetDevice, tt.fields["deviceId"].(string))
+			assert.Equal(t, op.id, d.OperatorID, "device operator")
+			assert.Equal(t, patient.id, d.PatientID, "device patient")
 			wantStatus := "active"
-			if tt.fn == "RevokeDevice" {
+			if tt.fn == wire.FnRevokeDevice {
 				wantStatus = "revoked"
-				if d.RevokedTx != c.TxID {
-					t.Errorf("revokedTx = %q, want %q", d.RevokedTx, c.TxID)
-				}
+				assert.Equal(t, c.TxID, d.RevokedTx, "revokedTx")
 			}
-			if d.Status != wantStatus {
-				t.Errorf("status = %q, want %q", d.Status, wantStatus)
-			}
+			assert.Equal(t, wantStatus, d.Status, "device status")
 			evs := eventsOf(t, e, start, c.TxID)
-			wantEvent := map[string]string{"RegisterDevice": wire.EventDeviceRegistered, "RevokeDevice": wire.EventDeviceRevoked}[tt.fn]
-			var payload wire.Device
-			if len(evs) != 1 || evs[0].Name != wantEvent || json.Unmarshal(evs[0].Payload, &payload) != nil || payload != d {
-				t.Errorf("events %+v, want one %s carrying the device %+v", evs, wantEvent, d)
+			wantEvent := map[string]string{wire.FnRegisterDevice: wire.EventDeviceRegistered, wire.FnRevokeDevice: wire.EventDeviceRevoked}[tt.fn]
+			if assert.Len(t, evs, 1, "events of the transaction") {
+				assert.Equal(t, wantEvent, evs[0].Name, "event name")
+				var payload wire.Device
+				if assert.NoError(t, json.Unmarshal(evs[0].Payload, &payload), "event payload") {
+					assert.Equal(t, d, payload, "the event carries the device")
+				}
 			}
 		})
 	}
@@ -89,23 +86,20 @@ func TestRecordReadings(t *testing.T) {
 	devA := e.device(op, patient)
 	devB := e.device(op, patient)
 	revoked := e.device(op, patient)
-	if _, err := e.submit("RevokeDevice", e.sign(op, wire.ActionDeviceRevoke, action{"deviceId": revoked.id})); err != nil {
-		t.Fatalf("revoke: %v", err)
-	}
+	_, err := e.submit(wire.FnRevokeDevice, e.sign(op, wire.ActionDeviceRevoke, action{"deviceId": revoked.id}))
+	require.NoError(t, err, "revoke")
 	at := t0.Add(-time.Hour)
 
 	// Readings already on the ledger before the cases run.
 	first := reading(t, devA, 1, "spo2", at)
 	res, firstCommit := e.record(first)
-	if res.Recorded != 1 {
-		t.Fatalf("setup batch recorded %d, want 1: %+v", res.Recorded, res.Results)
-	}
+	require.Equal(t, 1, res.Recorded, "setup batch recorded: %+v", res.Results)
 
 	forged := reading(t, devA, 10, "spo2", at)
-	forged.Signature = reading(t, &principal{id: devA.id, key: mustKey(t)}, 10, "spo2", at).Signature
+	forged.Signature = reading(t, &principal{id: devA.id, key: testkit.MustKey(t)}, 10, "spo2", at).Signature
 	otherDevKey := reading(t, devB, 11, "spo2", at)
 	otherDevKey.DeviceID = devA.id // devB's key signed a reading claimed for devA
-	unknown := reading(t, &principal{id: "dev-unknown", key: mustKey(t)}, 1, "spo2", at)
+	unknown := reading(t, &principal{id: "dev-unknown", key: testkit.MustKey(t)}, 1, "spo2", at)
 	dupSeq := reading(t, devA, 1, "spo2", at.Add(time.Second)) // seq 1 again, another payload
 	sameHash := first
 	sameHash.Seq = 99 // the signed hash of seq 1 replayed under another seq
@@ -145,62 +139,44 @@ func TestRecordReadings(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			start := e.l.Height()
 			res, c := e.record(tt.items...)
-			if res.TxID != c.TxID {
-				t.Errorf("result txId = %q, want %q", res.TxID, c.TxID)
-			}
-			if len(res.Results) != len(tt.want) {
-				t.Fatalf("got %d results, want %d", len(res.Results), len(tt.want))
-			}
-			var recorded []string
+			assert.Equal(t, c.TxID, res.TxID, "result txId")
+			require.Len(t, res.Results, len(tt.want), "results")
+			recorded := []string{}
 			for i, w := range tt.want {
 				r := res.Results[i]
-				if r.Index != i || r.Status != w.status || r.Code != w.code {
-					t.Errorf("item %d = %+v, want status %s code %q", i, r, w.status, w.code)
-				}
+				assert.Equal(t, want{w.status, w.code}, want{r.Status, r.Code}, "item %d (%+v)", i, r)
+				assert.Equal(t, i, r.Index, "index of item %d", i)
 				if r.Status == wire.StatusRecorded {
 					recorded = append(recorded, r.ReadingID)
-					if r.TxID != c.TxID {
-						t.Errorf("item %d txId = %q, want this transaction", i, r.TxID)
-					}
+					assert.Equal(t, c.TxID, r.TxID, "item %d txId", i)
 				}
 			}
-			if res.Recorded != len(recorded) {
-				t.Errorf("recorded = %d, want %d", res.Recorded, len(recorded))
-			}
+			assert.Equal(t, len(recorded), res.Recorded, "recorded")
 			ev := batchEvent(t, e, start, c.TxID)
-			if recorded == nil {
-				recorded = []string{}
-			}
-			if !slices.Equal(ev.ReadingIDs, recorded) {
-				t.Errorf("event readingIds = %v, want %v", ev.ReadingIDs, recorded)
-			}
+			assert.Equal(t, recorded, ev.ReadingIDs, "event readingIds")
 		})
 	}
 
 	t.Run("identical retry names the original transaction", func(t *testing.T) {
 		res, _ := e.record(first)
-		if got := res.Results[0]; got.Status != wire.StatusExists || got.TxID != firstCommit.TxID {
-			t.Errorf("retry = %+v, want exists with txId %s", got, firstCommit.TxID)
-		}
+		got := res.Results[0]
+		assert.Equal(t, wire.StatusExists, got.Status, "retry status")
+		assert.Equal(t, firstCommit.TxID, got.TxID, "retry txId")
 	})
 	t.Run("recorded reading carries its patient and transaction", func(t *testing.T) {
 		var r wire.Reading
-		e.mustEvaluate(&r, "GetReading", devA.id+":1")
+		e.mustEvaluate(&r, wire.FnGetReading, devA.id+":1")
 		want := wire.Reading{
 			DocType: "reading", ID: devA.id + ":1", DeviceID: devA.id, PatientID: patient.id, Seq: 1,
 			Type: "spo2", Unit: "%", MeasuredAt: first.MeasuredAt, DataHash: first.DataHash,
 			Signature: first.Signature, CID: first.CID, CipherHash: first.CipherHash, Size: first.Size,
 			TxID: firstCommit.TxID, TxTime: "2030-03-10T12:00:00.000000000Z",
 		}
-		if r != want {
-			t.Errorf("GetReading = %+v\nwant %+v", r, want)
-		}
+		assert.Equal(t, want, r, "GetReading")
 	})
 	t.Run("rejected reading is not on the ledger", func(t *testing.T) {
-		_, err := e.evaluate("GetReading", devA.id+":10")
-		if got := refusalCode(t, err); got != wire.CodeNotFound {
-			t.Errorf("code = %q, want not_found", got)
-		}
+		_, err := e.evaluate(wire.FnGetReading, devA.id+":10")
+		assert.Equal(t, wire.CodeNotFound, refusalCode(t, err))
 	})
 
 	refusals := []struct {
@@ -208,28 +184,24 @@ func TestRecordReadings(t *testing.T) {
 		arg  string
 	}{
 		{"empty batch is refused", `{"readings":[]}`},
-		{"batch over 1000 items is refused", mustJSON(t, wire.BatchInput{Readings: make([]wire.ReadingInput, 1001)})},
+		{"batch over 1000 items is refused", string(testkit.MustJSON(t, wire.BatchInput{Readings: make([]wire.ReadingInput, wire.MaxBatch+1)}))},
 		{"malformed batch is refused", `{"readings":`},
 		{"unknown batch field is refused", `{"readings":[],"x":1}`},
 	}
 	for _, tt := range refusals {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := e.submit("RecordReadings", tt.arg)
-			if got := refusalCode(t, err); got != wire.CodeInvalid {
-				t.Errorf("code = %q, want invalid", got)
-			}
+			_, err := e.submit(wire.FnRecordReadings, tt.arg)
+			assert.Equal(t, wire.CodeInvalid, refusalCode(t, err))
 		})
 	}
 	t.Run("item with an unknown field is rejected alone", func(t *testing.T) {
-		g, err := json.Marshal(good(50))
-		if err != nil {
-			t.Fatal(err)
-		}
+		g := testkit.MustJSON(t, good(50))
 		arg := `{"readings":[` + string(g) + `,{"deviceId":"x","seq":1,"extra":true}]}`
 		var res wire.BatchResult
-		e.mustSubmit(&res, "RecordReadings", arg)
-		if res.Recorded != 1 || res.Results[1].Code != wire.CodeInvalid {
-			t.Errorf("result = %+v, want item 0 recorded and item 1 invalid", res)
+		e.mustSubmit(&res, wire.FnRecordReadings, arg)
+		assert.Equal(t, 1, res.Recorded, "recorded (%+v)", res)
+		if assert.Len(t, res.Results, 2, "results") {
+			assert.Equal(t, wire.CodeInvalid, res.Results[1].Code, "code of item 1")
 		}
 	})
 }
@@ -239,16 +211,11 @@ func TestRecordReadings(t *testing.T) {
 func batchEvent(t *testing.T, e *env, start uint64, txID string) wire.ReadingsRecordedEvent {
 	t.Helper()
 	evs := eventsOf(t, e, start, txID)
-	if len(evs) != 1 || evs[0].Name != wire.EventReadingsRecorded {
-		t.Fatalf("transaction %s emitted %+v, want one ReadingsRecorded event", txID, evs)
-	}
+	require.Len(t, evs, 1, "events of transaction %s", txID)
+	require.Equal(t, wire.EventReadingsRecorded, evs[0].Name, "event of transaction %s", txID)
 	var ev wire.ReadingsRecordedEvent
-	if err := json.Unmarshal(evs[0].Payload, &ev); err != nil {
-		t.Fatal(err)
-	}
-	if ev.TxID != txID {
-		t.Errorf("event txId = %q, want %q", ev.TxID, txID)
-	}
+	require.NoError(t, json.Unmarshal(evs[0].Payload, &ev), "event payload")
+	assert.Equal(t, txID, ev.TxID, "event txId")
 	return ev
 }
 
@@ -260,9 +227,7 @@ func eventsOf(t *testing.T, e *env, start uint64, txID string) []ledger.Event {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	ch, err := e.l.Events(ctx, start)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "Events")
 	var out []ledger.Event
 	for ev := range ch {
 		if ev.TxID == txID {

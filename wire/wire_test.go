@@ -167,6 +167,7 @@ func TestParseError(t *testing.T) {
 		wantCode wire.Code
 		wantMsg  string
 	}{
+		{"a bare refusal is recovered", "[medprov:forbidden] device revoked", true, wire.CodeForbidden, "device revoked"},
 		{"a refusal wrapped by Fabric is recovered", "chaincode response 500, [medprov:forbidden] device d revoked", true, wire.CodeForbidden, "device d revoked"},
 		{"the first known marker wins over an unknown one", "[medprov:bogus] x [medprov:conflict] duplicate seq", true, wire.CodeConflict, "duplicate seq"},
 		{"a gateway-only code is not a chaincode refusal", "[medprov:unavailable] down", false, "", ""},
@@ -184,10 +185,11 @@ func TestParseError(t *testing.T) {
 		})
 	}
 	t.Run("an error's text parses back to itself", func(t *testing.T) {
-		e := wire.Errorf(wire.CodeNotFound, "reading %s not found", "d:1")
-		got, ok := wire.ParseError(e.Error())
+		e := wire.Errorf(wire.CodeUnauthenticated, "bad signature for %s", "d-1")
+		got, ok := wire.ParseError("wrapped: " + e.Error())
 		require.True(t, ok)
 		assert.Equal(t, e, got)
+		assert.Equal(t, 401, got.Status())
 	})
 }
 

@@ -14,6 +14,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 const (
@@ -61,14 +64,8 @@ func StartFabric(t testing.TB) string {
 func StartFabricNetwork(t testing.TB, opts FabricOptions) *FabricNetwork {
 	t.Helper()
 	n, err := LaunchFabric(context.Background(), opts)
-	if err != nil {
-		t.Fatalf("testnet: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := n.Close(); err != nil {
-			t.Errorf("testnet: %v", err)
-		}
-	})
+	require.NoError(t, err, "testnet: starting the Fabric network")
+	t.Cleanup(func() { assert.NoError(t, n.Close(), "testnet: stopping the Fabric network") })
 	return n
 }
 

@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // scriptTimeout bounds one kubo.sh invocation; a first build takes minutes.
@@ -35,21 +38,16 @@ type Kubo struct {
 func StartKubo(t testing.TB) *Kubo {
 	t.Helper()
 	root, err := RepoRoot()
-	if err != nil {
-		t.Fatalf("testnet: %v", err)
-	}
+	require.NoError(t, err, "testnet")
 	script := filepath.Join(root, "scripts", "kubo.sh")
-	if out, err := runScript(t, script, nil, "build"); err != nil {
-		t.Fatalf("testnet: building kubo failed (run %s build to see why): %v\n%s", script, err, out)
-	}
+	out, err := runScript(t, script, nil, "build")
+	require.NoError(t, err, "testnet: building kubo failed (run %s build to see why)\n%s", script, out)
 	dir := t.TempDir()
 	k := &Kubo{script: script}
 	var lastErr error
 	for attempt := range 3 {
 		ports, err := freePorts(2)
-		if err != nil {
-			t.Fatalf("testnet: %v", err)
-		}
+		require.NoError(t, err, "testnet")
 		k.API = fmt.Sprintf("127.0.0.1:%d", ports[0])
 		k.env = []string{
 			"IPFS_PATH=" + filepath.Join(dir, fmt.Sprintf("repo-%d", attempt)),
@@ -67,7 +65,7 @@ func StartKubo(t testing.TB) *Kubo {
 			t.Logf("testnet: stopping failed kubo: %v", stopErr)
 		}
 	}
-	t.Fatalf("testnet: starting kubo failed (try %s start): %v", script, lastErr)
+	require.Failf(t, "testnet: starting kubo failed", "try %s start: %v", script, lastErr)
 	return nil
 }
 
@@ -75,17 +73,15 @@ func StartKubo(t testing.TB) *Kubo {
 // does nothing.
 func (k *Kubo) Stop(t testing.TB) {
 	t.Helper()
-	if out, err := runScript(t, k.script, k.env, "stop"); err != nil {
-		t.Errorf("testnet: stopping kubo: %v\n%s", err, out)
-	}
+	out, err := runScript(t, k.script, k.env, "stop")
+	assert.NoError(t, err, "testnet: stopping kubo\n%s", out)
 }
 
 // Start restarts a stopped daemon on the same repo and ports.
 func (k *Kubo) Start(t testing.TB) {
 	t.Helper()
-	if out, err := runScript(t, k.script, k.env, "start"); err != nil {
-		t.Fatalf("testnet: restarting kubo: %v\n%s", err, out)
-	}
+	out, err := runScript(t, k.script, k.env, "start")
+	require.NoError(t, err, "testnet: restarting kubo\n%s", out)
 }
 
 // Freeze suspends the daemon (SIGSTOP) so that it accepts connections but
@@ -94,18 +90,12 @@ func (k *Kubo) Start(t testing.TB) {
 func (k *Kubo) Freeze(t testing.TB) {
 	t.Helper()
 	p := k.process(t)
-	if err := p.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatalf("testnet: freezing kubo: %v", err)
-	}
+	require.NoError(t, p.Signal(syscall.SIGSTOP), "testnet: freezing kubo")
 	t.Cleanup(func() { k.Thaw(t) })
 	// kill(2) returns before every thread has stopped; wait until they have,
 	// or a request sent right away may still be answered.
-	for deadline := time.Now().Add(10 * time.Second); !allThreadsStopped(p.Pid); {
-		if time.Now().After(deadline) {
-			t.Fatalf("testnet: kubo (pid %d) did not stop after SIGSTOP", p.Pid)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	require.Eventually(t, func() bool { return allThreadsStopped(p.Pid) }, 10*time.Second, 5*time.Millisecond,
+		"testnet: kubo (pid %d) did not stop after SIGSTOP", p.Pid)
 }
 
 // allThreadsStopped reports whether every thread of pid is in state T.
@@ -131,8 +121,8 @@ func allThreadsStopped(pid int) bool {
 // Thaw resumes a frozen daemon (SIGCONT); thawing a running one does nothing.
 func (k *Kubo) Thaw(t testing.TB) {
 	t.Helper()
-	if err := k.process(t).Signal(syscall.SIGCONT); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		t.Errorf("testnet: thawing kubo: %v", err)
+	if err := k.process(t).Signal(syscall.SIGCONT); !errors.Is(err, os.ErrProcessDone) {
+		assert.NoError(t, err, "testnet: thawing kubo")
 	}
 }
 
@@ -146,17 +136,11 @@ func (k *Kubo) process(t testing.TB) *os.Process {
 		}
 	}
 	b, err := os.ReadFile(filepath.Join(repo, "medprov-kubo.pid"))
-	if err != nil {
-		t.Fatalf("testnet: kubo pid file: %v", err)
-	}
+	require.NoError(t, err, "testnet: kubo pid file")
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatalf("testnet: kubo pid file: %v", err)
-	}
+	require.NoError(t, err, "testnet: kubo pid file")
 	p, err := os.FindProcess(pid)
-	if err != nil {
-		t.Fatalf("testnet: kubo process: %v", err)
-	}
+	require.NoError(t, err, "testnet: kubo process")
 	return p
 }
 
@@ -164,9 +148,7 @@ func (k *Kubo) process(t testing.TB) *os.Process {
 func (k *Kubo) Binary(t testing.TB) string {
 	t.Helper()
 	out, err := runScript(t, k.script, k.env, "path")
-	if err != nil {
-		t.Fatalf("testnet: kubo path: %v\n%s", err, out)
-	}
+	require.NoError(t, err, "testnet: kubo path\n%s", out)
 	return strings.TrimSpace(string(out))
 }
 

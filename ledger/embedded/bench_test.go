@@ -5,6 +5,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/medprov/medprov/ledger"
 )
 
@@ -19,8 +22,8 @@ func BenchmarkSubmit(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			k := strconv.FormatInt(n.Add(1), 10)
-			if _, err := l.Submit(b.Context(), ledger.Proposal{Function: "Put", Args: []string{"k" + k, "value"}}); err != nil {
-				b.Error(err)
+			_, err := l.Submit(b.Context(), ledger.Proposal{Function: "Put", Args: []string{"k" + k, "value"}})
+			if !assert.NoError(b, err, "Submit") {
 				return
 			}
 		}
@@ -35,9 +38,8 @@ func BenchmarkSubmit(b *testing.B) {
 func BenchmarkSubmitSequential(b *testing.B) {
 	l := newLedger(b)
 	for i := range b.N {
-		if _, err := l.Submit(b.Context(), ledger.Proposal{Function: "Put", Args: []string{"k" + strconv.Itoa(i), "value"}}); err != nil {
-			b.Fatal(err)
-		}
+		_, err := l.Submit(b.Context(), ledger.Proposal{Function: "Put", Args: []string{"k" + strconv.Itoa(i), "value"}})
+		require.NoError(b, err, "Submit")
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tx/s")
 }
@@ -54,8 +56,8 @@ func BenchmarkSubmitBulk(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			p := strconv.FormatInt(n.Add(1), 10)
-			if _, err := l.Submit(b.Context(), ledger.Proposal{Function: "Bulk", Args: []string{p, strconv.Itoa(keys), "600"}}); err != nil {
-				b.Error(err)
+			_, err := l.Submit(b.Context(), ledger.Proposal{Function: "Bulk", Args: []string{p, strconv.Itoa(keys), "600"}})
+			if !assert.NoError(b, err, "Submit") {
 				return
 			}
 		}

@@ -1,11 +1,11 @@
 package embedded_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/hyperledger/fabric-protos-go-apiv2/msp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 	"google.golang.org/protobuf/proto"
@@ -27,7 +29,7 @@ func TestHistoryIsNewestFirst(t *testing.T) {
 	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	clock := newFakeClock(start)
 	l := openLedger(t, t.TempDir(), clock.Now)
-	t.Cleanup(func() { _ = l.Close() })
+	closeAtEnd(t, l)
 
 	c1 := submit(t, l, "Put", "k", "v1")
 	c2 := submit(t, l, "Put", "k", "v2")
@@ -41,24 +43,18 @@ func TestHistoryIsNewestFirst(t *testing.T) {
 		isDelete bool
 		value    string
 	}{{c4, false, "v4"}, {c3, true, ""}, {c2, false, "v2"}, {c1, false, "v1"}}
-	if len(got) != len(want) {
-		t.Fatalf("history has %d entries, want %d: %+v", len(got), len(want), got)
-	}
+	require.Len(t, got, len(want), "history entries")
 	for i, w := range want {
-		wantTime := w.c.Timestamp.UTC().Format(time.RFC3339Nano)
-		if got[i].TxID != w.c.TxID || got[i].IsDelete != w.isDelete || got[i].Value != w.value || got[i].Time != wantTime {
-			t.Errorf("history[%d] = %+v, want tx %s delete=%v value=%q time %s", i, got[i], w.c.TxID, w.isDelete, w.value, wantTime)
-		}
+		wantMod := Mod{TxID: w.c.TxID, Time: w.c.Timestamp.UTC().Format(time.RFC3339Nano), IsDelete: w.isDelete, Value: w.value}
+		assert.Equal(t, wantMod, got[i], "history[%d]", i)
 	}
-	if !c1.Timestamp.Equal(start) {
-		t.Errorf("first commit timestamp = %v, want the fake clock's %v", c1.Timestamp, start)
-	}
+	assert.True(t, c1.Timestamp.Equal(start), "first commit timestamp = %v, want the fake clock's %v", c1.Timestamp, start)
 }
 
 func TestCreatorIdentity(t *testing.T) {
 	dir := t.TempDir()
 	l := openLedger(t, dir, nil)
-	t.Cleanup(func() { _ = l.Close() })
+	closeAtEnd(t, l)
 	tests := []struct {
 		name      string
 		asAdmin   bool
@@ -71,78 +67,46 @@ func TestCreatorIdentity(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := l.Submit(t.Context(), ledger.Proposal{Function: "WhoAmI", AsAdmin: tt.asAdmin})
-			if err != nil {
-				t.Fatalf("Submit: %v", err)
-			}
+			require.NoError(t, err, "Submit")
 			who := decode[Who](t, string(c.Payload))
-			if who.MSPID != "HospitalMSP" || who.IsAdmin != tt.wantAdmin || who.IsClient == tt.wantAdmin {
-				t.Errorf("who = %+v, want HospitalMSP admin=%v", who, tt.wantAdmin)
-			}
-			if who.TxID != c.TxID || who.Channel != "medprov" {
-				t.Errorf("who = %+v, want tx %s on channel medprov", who, c.TxID)
-			}
+			assert.Equal(t, "HospitalMSP", who.MSPID, "MSP ID")
+			assert.Equal(t, tt.wantAdmin, who.IsAdmin, "OU admin")
+			assert.Equal(t, !tt.wantAdmin, who.IsClient, "OU client")
+			assert.Equal(t, c.TxID, who.TxID, "transaction ID the chaincode sees")
+			assert.Equal(t, "medprov", who.Channel, "channel")
 			id, err := base64.StdEncoding.DecodeString(who.ID)
-			if err != nil {
-				t.Fatalf("cid ID is not base64: %v", err)
-			}
-			if want := "x509::CN=" + tt.wantCN; !contains(string(id), want) {
-				t.Errorf("cid ID = %q, want it to contain %q", id, want)
-			}
+			require.NoError(t, err, "cid ID is not base64")
+			assert.Contains(t, string(id), "x509::CN="+tt.wantCN, "cid ID")
 
 			var si msp.SerializedIdentity
-			if err := proto.Unmarshal(l.Identity(tt.asAdmin).Serialized, &si); err != nil {
-				t.Fatalf("creator is not a SerializedIdentity: %v", err)
-			}
+			require.NoError(t, proto.Unmarshal(l.Identity(tt.asAdmin).Serialized, &si), "creator is not a SerializedIdentity")
 			block, _ := pem.Decode(si.GetIdBytes())
+			require.NotNil(t, block, "creator cert is not PEM")
 			cert, err := x509.ParseCertificate(block.Bytes)
-			if err != nil {
-				t.Fatalf("creator cert: %v", err)
-			}
+			require.NoError(t, err, "creator cert")
 			roots := x509.NewCertPool()
 			roots.AppendCertsFromPEM(l.CACertPEM())
-			if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-				t.Errorf("creator cert does not chain to the local CA: %v", err)
-			}
+			_, err = cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+			assert.NoError(t, err, "creator cert does not chain to the local CA")
 		})
 	}
-	t.Run("admin-only transaction refuses the client", func(t *testing.T) {
-		_, err := l.Submit(t.Context(), ledger.Proposal{Function: "AdminOnly", Args: []string{"x"}})
-		var ce *ledger.ChaincodeError
-		if !errors.As(err, &ce) {
-			t.Fatalf("client AdminOnly error = %v, want ChaincodeError", err)
-		}
-		if _, err := l.Submit(t.Context(), ledger.Proposal{Function: "AdminOnly", Args: []string{"x"}, AsAdmin: true}); err != nil {
-			t.Errorf("admin AdminOnly: %v", err)
-		}
-	})
 	t.Run("private keys are readable by the owner only", func(t *testing.T) {
 		keys, err := filepath.Glob(filepath.Join(dir, "msp", "*", "*", "key.pem"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		ca, err := filepath.Glob(filepath.Join(dir, "msp", "ca", "key.pem"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		keys = append(keys, ca...)
-		if len(keys) != 3 {
-			t.Fatalf("found key files %v, want CA, admin and client", keys)
-		}
+		require.Len(t, keys, 3, "key files: want CA, admin and client")
 		for _, k := range keys {
 			fi, err := os.Stat(k)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fi.Mode().Perm() != 0o600 {
-				t.Errorf("%s mode %v, want 0600", k, fi.Mode().Perm())
-			}
+			require.NoError(t, err)
+			assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "mode of %s", k)
 		}
 	})
 	t.Run("transient data reaches the chaincode", func(t *testing.T) {
 		out, err := l.Evaluate(t.Context(), ledger.Proposal{Function: "Transient", Args: []string{"secret"}, Transient: map[string][]byte{"secret": []byte("s3")}})
-		if err != nil || string(out) != "s3" {
-			t.Errorf("Transient = %q, %v; want s3", out, err)
-		}
+		require.NoError(t, err, "Transient")
+		assert.Equal(t, "s3", string(out), "Transient")
 	})
 }
 
@@ -151,9 +115,7 @@ func collect(t *testing.T, ch <-chan ledger.Event, n int) []ledger.Event {
 	var got []ledger.Event
 	for len(got) < n {
 		ev, ok := <-ch
-		if !ok {
-			t.Fatalf("event channel closed after %d events, want %d", len(got), n)
-		}
+		require.True(t, ok, "event channel closed after %d events, want %d", len(got), n)
 		got = append(got, ev)
 	}
 	return got
@@ -167,44 +129,36 @@ func TestEvents(t *testing.T) {
 		commits = append(commits, submit(t, l, "Emit", fmt.Sprintf("k%d", i), "Happened"))
 	}
 	submit(t, l, "Put", "quiet", "no event")
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, l.Close(), "Close")
 
 	l = openLedger(t, dir, nil)
-	t.Cleanup(func() { _ = l.Close() })
+	closeAtEnd(t, l)
 	ctx, cancel := context.WithCancel(t.Context())
 	ch, err := l.Events(ctx, commits[1].Block)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "Events after reopening")
 	live := submit(t, l, "Emit", "live", "Happened")
 
 	got := collect(t, ch, 3)
 	want := []*ledger.Commit{commits[1], commits[2], live}
+	type ref struct {
+		Block uint64
+		TxID  string
+		Name  string
+	}
 	for i, w := range want {
-		if got[i].TxID != w.TxID || got[i].Block != w.Block || got[i].Name != "Happened" {
-			t.Errorf("event %d = %+v, want Happened of tx %s in block %d", i, got[i], w.TxID, w.Block)
-		}
+		assert.Equal(t, ref{w.Block, w.TxID, "Happened"}, ref{got[i].Block, got[i].TxID, got[i].Name}, "event %d", i)
 	}
-	if string(got[2].Payload) != "live" {
-		t.Errorf("live event payload = %q, want live (the last SetEvent wins)", got[2].Payload)
-	}
+	assert.Equal(t, "live", string(got[2].Payload), "live event payload (the last SetEvent wins)")
 	cancel()
 	for range ch {
 	}
-	if _, err := l.Submit(t.Context(), ledger.Proposal{Function: "PutThenFail", Args: []string{"x", "y"}}); err == nil {
-		t.Fatal("PutThenFail succeeded")
-	}
+	_, err = l.Submit(t.Context(), ledger.Proposal{Function: "PutThenFail", Args: []string{"x", "y"}})
+	require.Error(t, err, "PutThenFail")
 	ch2, err := l.Events(t.Context(), live.Block)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "Events")
 	next := submit(t, l, "Emit", "after-failure", "Happened")
 	got = collect(t, ch2, 2)
-	if got[0].TxID != live.TxID || got[1].TxID != next.TxID {
-		t.Errorf("events = %+v, want %s then %s (no event from the failed tx)", got, live.TxID, next.TxID)
-	}
+	assert.Equal(t, []string{live.TxID, next.TxID}, []string{got[0].TxID, got[1].TxID}, "events (none from the failed tx)")
 }
 
 func TestStateSurvivesRestart(t *testing.T) {
@@ -215,12 +169,10 @@ func TestStateSurvivesRestart(t *testing.T) {
 	submit(t, l, "Put", "k", "v2")
 	height := l.Height()
 	admin := l.Identity(true).CertPEM
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, l.Close(), "Close")
 
 	l = openLedger(t, dir, nil)
-	t.Cleanup(func() { _ = l.Close() })
+	closeAtEnd(t, l)
 	tests := []struct {
 		name string
 		got  func() any
@@ -243,9 +195,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.got(); got != tt.want {
-				t.Errorf("got %v, want %v", got, tt.want)
-			}
+			assert.Equal(t, tt.want, tt.got())
 		})
 	}
 }
@@ -254,15 +204,9 @@ func TestStateSurvivesRestart(t *testing.T) {
 func editStore(t *testing.T, dir string, edit func(db *leveldb.DB) error) {
 	t.Helper()
 	db, err := leveldb.OpenFile(filepath.Join(dir, embedded.StoreDir), &opt.Options{ErrorIfMissing: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := edit(db); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "open the store")
+	require.NoError(t, edit(db), "edit the store")
+	require.NoError(t, db.Close(), "close the store")
 }
 
 // rewrite changes one stored record directly in the store.
@@ -291,10 +235,8 @@ func TestVerifyDetectsTampering(t *testing.T) {
 	}{
 		{name: "an altered transaction byte is found in its block", want: 2, change: func(t *testing.T, dir string) {
 			rewriteTx(t, dir, 2, func(b []byte) []byte {
-				i := indexOf(b, []byte("value-2"))
-				if i < 0 {
-					t.Fatal("value not found in block 2")
-				}
+				i := bytes.Index(b, []byte("value-2"))
+				require.GreaterOrEqual(t, i, 0, "value not found in block 2")
 				b[i+6] = 'X'
 				return b
 			})
@@ -302,12 +244,8 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		{name: "a consistently rewritten block is found through the chain", want: 2, change: func(t *testing.T, dir string) {
 			l := openLedger(t, dir, nil)
 			blk, err := l.Block(t.Context(), 2)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := l.Close(); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err, "Block 2")
+			require.NoError(t, l.Close(), "Close")
 			forged := embedded.ForgeBlock(blk, func(tx *embedded.Transaction) { tx.Args[1] = "forged" })
 			editStore(t, dir, func(db *leveldb.DB) error {
 				b := new(leveldb.Batch)
@@ -351,34 +289,17 @@ func TestVerifyDetectsTampering(t *testing.T) {
 				submit(t, l, "Put", "k"+strconv.Itoa(i), "value-"+strconv.Itoa(i))
 			}
 			submit(t, l, "Emit", "k", "Happened")
-			if err := l.Verify(t.Context()); err != nil {
-				t.Fatalf("Verify before tampering: %v", err)
-			}
-			if err := l.Close(); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, l.Verify(t.Context()), "Verify before tampering")
+			require.NoError(t, l.Close(), "Close")
 			tt.change(t, dir)
 			l = openLedger(t, dir, nil)
-			defer l.Close()
+			closeAtEnd(t, l)
 			err := l.Verify(t.Context())
 			var te *embedded.TamperError
-			if !errors.As(err, &te) {
-				t.Fatalf("Verify = %v, want *TamperError", err)
-			}
-			if te.Block != tt.want {
-				t.Errorf("TamperError names block %d (%s), want %d", te.Block, te.Reason, tt.want)
-			}
+			require.ErrorAs(t, err, &te)
+			assert.Equal(t, tt.want, te.Block, "block the TamperError names (%s)", te.Reason)
 		})
 	}
-}
-
-func indexOf(b, sub []byte) int {
-	for i := 0; i+len(sub) <= len(b); i++ {
-		if string(b[i:i+len(sub)]) == string(sub) {
-			return i
-		}
-	}
-	return -1
 }
 
 func TestConcurrentSubmits(t *testing.T) {
@@ -408,37 +329,22 @@ func TestConcurrentSubmits(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Errorf("concurrent call: %v", err)
+		assert.NoError(t, err, "concurrent call")
 	}
-	if got, want := evaluate(t, l, "Get", "counter"), strconv.Itoa(workers*perWorker); got != want {
-		t.Errorf("counter = %s, want %s (no lost updates)", got, want)
-	}
-	if got := len(decode[[]Mod](t, evaluate(t, l, "History", "counter"))); got != workers*perWorker {
-		t.Errorf("counter history has %d entries, want %d", got, workers*perWorker)
-	}
-	if got := decode[[]string](t, evaluate(t, l, "AllAssets", "w3")); len(got) != perWorker {
-		t.Errorf("worker 3 assets = %v, want %d", got, perWorker)
-	}
-	if err := l.Verify(t.Context()); err != nil {
-		t.Errorf("Verify: %v", err)
-	}
+	assert.Equal(t, strconv.Itoa(workers*perWorker), evaluate(t, l, "Get", "counter"), "counter (no lost updates)")
+	assert.Len(t, decode[[]Mod](t, evaluate(t, l, "History", "counter")), workers*perWorker, "counter history")
+	assert.Len(t, decode[[]string](t, evaluate(t, l, "AllAssets", "w3")), perWorker, "worker 3 assets")
+	assert.NoError(t, l.Verify(t.Context()), "Verify")
 }
 
 func TestCloseRefusesNewWork(t *testing.T) {
 	l := openLedger(t, t.TempDir(), nil)
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.Submit(t.Context(), ledger.Proposal{Function: "Put", Args: []string{"k", "v"}}); !errors.Is(err, ledger.ErrUnavailable) {
-		t.Errorf("Submit after Close = %v, want ErrUnavailable", err)
-	}
-	if _, err := l.Tx(t.Context(), "x"); !errors.Is(err, ledger.ErrUnavailable) {
-		t.Errorf("Tx after Close = %v, want ErrUnavailable", err)
-	}
-	if _, err := l.Events(t.Context(), 0); !errors.Is(err, ledger.ErrUnavailable) {
-		t.Errorf("Events after Close = %v, want ErrUnavailable", err)
-	}
-	if err := l.Close(); err != nil {
-		t.Errorf("second Close = %v, want nil", err)
-	}
+	require.NoError(t, l.Close(), "Close")
+	_, err := l.Submit(t.Context(), ledger.Proposal{Function: "Put", Args: []string{"k", "v"}})
+	assert.ErrorIs(t, err, ledger.ErrUnavailable, "Submit after Close")
+	_, err = l.Tx(t.Context(), "x")
+	assert.ErrorIs(t, err, ledger.ErrUnavailable, "Tx after Close")
+	_, err = l.Events(t.Context(), 0)
+	assert.ErrorIs(t, err, ledger.ErrUnavailable, "Events after Close")
+	assert.NoError(t, l.Close(), "second Close")
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/hyperledger/fabric-chaincode-go/v2/pkg/cid"
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/medprov/medprov/ledger"
 	"github.com/medprov/medprov/ledger/embedded"
@@ -242,18 +244,6 @@ func (c *testContract) WhoAmI(ctx contractapi.TransactionContextInterface) (*Who
 		Channel: ctx.GetStub().GetChannelID(), TxTime: ts.AsTime().UTC().Format(time.RFC3339Nano)}, nil
 }
 
-// AdminOnly writes key only for an admin creator.
-func (c *testContract) AdminOnly(ctx contractapi.TransactionContextInterface, key string) error {
-	ok, err := cid.HasOUValue(ctx.GetStub(), "admin")
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return errors.New("forbidden: admin only")
-	}
-	return ctx.GetStub().PutState(key, []byte("admin"))
-}
-
 // Emit writes key and sets two events; only the last must be delivered.
 func (c *testContract) Emit(ctx contractapi.TransactionContextInterface, key, name string) error {
 	if err := ctx.GetStub().SetEvent("Overwritten", []byte("first")); err != nil {
@@ -299,9 +289,7 @@ func (c *testContract) Unsupported(ctx contractapi.TransactionContextInterface) 
 func newChaincode(t testing.TB) *contractapi.ContractChaincode {
 	t.Helper()
 	cc, err := contractapi.NewChaincode(&testContract{})
-	if err != nil {
-		t.Fatalf("build test chaincode: %v", err)
-	}
+	require.NoError(t, err, "build test chaincode")
 	return cc
 }
 
@@ -324,73 +312,52 @@ func (c *fakeClock) Now() time.Time {
 
 func openLedger(t testing.TB, dir string, now func() time.Time) *embedded.Ledger {
 	t.Helper()
-	l, err := embedded.New(context.Background(), embedded.Config{Dir: dir, Chaincode: newChaincode(t), Now: now, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
+	l, err := embedded.New(t.Context(), embedded.Config{Dir: dir, Chaincode: newChaincode(t), Now: now, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err, "New")
 	return l
 }
 
 func newLedger(t testing.TB) *embedded.Ledger {
 	t.Helper()
 	l := openLedger(t, t.TempDir(), nil)
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
+	closeAtEnd(t, l)
 	return l
+}
+
+// closeAtEnd closes l when the test ends.
+func closeAtEnd(t testing.TB, l *embedded.Ledger) {
+	t.Helper()
+	t.Cleanup(func() { assert.NoError(t, l.Close(), "Close") })
 }
 
 func submit(t testing.TB, l ledger.Transactor, fn string, args ...string) *ledger.Commit {
 	t.Helper()
-	c, err := l.Submit(context.Background(), ledger.Proposal{Function: fn, Args: args})
-	if err != nil {
-		t.Fatalf("Submit %s%q: %v", fn, args, err)
-	}
+	c, err := l.Submit(t.Context(), ledger.Proposal{Function: fn, Args: args})
+	require.NoError(t, err, "Submit %s%q", fn, args)
 	return c
 }
 
 func evaluate(t testing.TB, l ledger.Transactor, fn string, args ...string) string {
 	t.Helper()
-	out, err := l.Evaluate(context.Background(), ledger.Proposal{Function: fn, Args: args})
-	if err != nil {
-		t.Fatalf("Evaluate %s%q: %v", fn, args, err)
-	}
+	out, err := l.Evaluate(t.Context(), ledger.Proposal{Function: fn, Args: args})
+	require.NoError(t, err, "Evaluate %s%q", fn, args)
 	return string(out)
 }
 
 func decode[T any](t testing.TB, s string) T {
 	t.Helper()
 	var v T
-	if err := json.Unmarshal([]byte(s), &v); err != nil {
-		t.Fatalf("decode %q: %v", s, err)
-	}
+	require.NoError(t, json.Unmarshal([]byte(s), &v), "decode %q", s)
 	return v
 }
 
-func TestSubmitAndEvaluate(t *testing.T) {
+// TestFirstBlockFollowsGenesis checks the embedded ledger's block numbers;
+// the rest of Submit, Evaluate and Tx is ledgertest's (conformance_test.go).
+func TestFirstBlockFollowsGenesis(t *testing.T) {
 	l := newLedger(t)
 	c := submit(t, l, "Put", "k1", "v1")
-	if c.Block != 1 {
-		t.Errorf("first transaction in block %d, want 1 (block 0 is genesis)", c.Block)
-	}
-	if got := evaluate(t, l, "Get", "k1"); got != "v1" {
-		t.Errorf("Get k1 = %q, want v1", got)
-	}
-	info, err := l.Tx(t.Context(), c.TxID)
-	if err != nil {
-		t.Fatalf("Tx: %v", err)
-	}
-	if info.Block != c.Block || !info.Valid || !info.Timestamp.Equal(c.Timestamp) {
-		t.Errorf("Tx = %+v, want block %d valid at %v", info, c.Block, c.Timestamp)
-	}
-	if _, err := l.Tx(t.Context(), "nope"); !errors.Is(err, ledger.ErrNotFound) {
-		t.Errorf("Tx(unknown) error = %v, want ErrNotFound", err)
-	}
-	if got := l.Height(); got != 2 {
-		t.Errorf("Height = %d, want 2", got)
-	}
+	assert.Equal(t, uint64(1), c.Block, "block of the first transaction (block 0 is genesis)")
+	assert.Equal(t, uint64(2), l.Height(), "height")
 }
 
 func TestFailedTransactionWritesNothing(t *testing.T) {
@@ -417,21 +384,16 @@ func TestFailedTransactionWritesNothing(t *testing.T) {
 				ctx = tt.ctx(ctx)
 			}
 			_, err := l.Submit(ctx, ledger.Proposal{Function: tt.function, Args: []string{"k", "after"}})
-			if err == nil {
-				t.Fatal("Submit succeeded, want an error")
-			}
+			require.Error(t, err, "Submit")
 			if tt.ctx == nil {
 				var ce *ledger.ChaincodeError
-				if !errors.As(err, &ce) || ce.TxID == "" || ce.Status < 400 {
-					t.Errorf("error = %#v, want *ledger.ChaincodeError with TxID and status >= 400", err)
+				if assert.ErrorAs(t, err, &ce) {
+					assert.NotEmpty(t, ce.TxID, "ChaincodeError TxID")
+					assert.GreaterOrEqual(t, ce.Status, int32(400), "ChaincodeError status")
 				}
 			}
-			if got := evaluate(t, l, "Get", "k"); got != "before" {
-				t.Errorf("k = %q after failed tx, want before", got)
-			}
-			if got := l.Height(); got != height {
-				t.Errorf("height = %d after failed tx, want %d", got, height)
-			}
+			assert.Equal(t, "before", evaluate(t, l, "Get", "k"), "k after the failed tx")
+			assert.Equal(t, height, l.Height(), "height after the failed tx")
 		})
 	}
 }
@@ -447,12 +409,8 @@ func TestReadsDoNotSeeOwnWrites(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := submit(t, l, "PutThenGet", "k", tt.value)
-			if got := string(c.Payload); got != tt.want {
-				t.Errorf("payload = %q, want %q", got, tt.want)
-			}
-			if got := evaluate(t, l, "Get", "k"); got != tt.value {
-				t.Errorf("committed = %q, want %q", got, tt.value)
-			}
+			assert.Equal(t, tt.want, string(c.Payload), "payload")
+			assert.Equal(t, tt.value, evaluate(t, l, "Get", "k"), "committed value")
 		})
 	}
 }
@@ -470,10 +428,7 @@ func TestQueries(t *testing.T) {
 
 	t.Run("partial composite key finds only that owner's assets", func(t *testing.T) {
 		got := decode[[]string](t, evaluate(t, l, "AllAssets", "alice"))
-		want := []string{"a0", "a1", "a2", "a3", "a4"}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Errorf("AllAssets(alice) = %v, want %v", got, want)
-		}
+		assert.Equal(t, []string{"a0", "a1", "a2", "a3", "a4"}, got, "AllAssets(alice)")
 	})
 	t.Run("pages follow Fabric bookmarks", func(t *testing.T) {
 		var all []string
@@ -488,35 +443,25 @@ func TestQueries(t *testing.T) {
 			}
 			bookmark = p.Bookmark
 		}
-		want := "[alice/a0=0 alice/a1=1 alice/a2=2 alice/a3=3 alice/a4=4]"
-		if fmt.Sprint(all) != want {
-			t.Errorf("pages = %v, want %v", all, want)
-		}
-		if fmt.Sprint(pages) != "[2 2 1]" {
-			t.Errorf("page sizes = %v, want [2 2 1]", pages)
-		}
+		assert.Equal(t, []string{"alice/a0=0", "alice/a1=1", "alice/a2=2", "alice/a3=3", "alice/a4=4"}, all, "pages")
+		assert.Equal(t, []int32{2, 2, 1}, pages, "page sizes")
 	})
 	t.Run("a page that ends the range has no bookmark", func(t *testing.T) {
 		p := decode[Page](t, evaluate(t, l, "ListAssets", "bob", "1", ""))
-		if p.Bookmark != "" || p.Count != 1 {
-			t.Errorf("page = %+v, want one record and no bookmark", p)
-		}
+		assert.Equal(t, int32(1), p.Count, "records on the page")
+		assert.Empty(t, p.Bookmark, "bookmark")
 	})
 	t.Run("range query excludes composite keys and the end key", func(t *testing.T) {
 		got := decode[[]string](t, evaluate(t, l, "Range", "", "d"))
-		if fmt.Sprint(got) != "[a b c]" {
-			t.Errorf("Range(\"\", d) = %v, want [a b c]", got)
-		}
+		assert.Equal(t, []string{"a", "b", "c"}, got, `Range("", d)`)
 	})
 	t.Run("paged range query", func(t *testing.T) {
 		p := decode[Page](t, evaluate(t, l, "RangePage", "a", "", "3", ""))
-		if fmt.Sprint(p.Keys) != "[a b c]" || p.Bookmark != "d" {
-			t.Errorf("page = %+v, want [a b c] with bookmark d", p)
-		}
+		assert.Equal(t, []string{"a", "b", "c"}, p.Keys, "first page")
+		assert.Equal(t, "d", p.Bookmark, "first page bookmark")
 		p = decode[Page](t, evaluate(t, l, "RangePage", "a", "", "3", p.Bookmark))
-		if fmt.Sprint(p.Keys) != "[d]" || p.Bookmark != "" {
-			t.Errorf("page = %+v, want [d] without bookmark", p)
-		}
+		assert.Equal(t, []string{"d"}, p.Keys, "second page")
+		assert.Empty(t, p.Bookmark, "second page bookmark")
 	})
 	refusals := []struct {
 		name string
@@ -533,15 +478,10 @@ func TestQueries(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := l.Submit(t.Context(), ledger.Proposal{Function: tt.fn, Args: tt.args})
 			var ce *ledger.ChaincodeError
-			if !errors.As(err, &ce) || !contains(ce.Message, tt.want) {
-				t.Errorf("error = %v, want a ChaincodeError containing %q", err, tt.want)
-			}
+			require.ErrorAs(t, err, &ce)
+			assert.Contains(t, ce.Message, tt.want, "ChaincodeError message")
 		})
 	}
-}
-
-func contains(s, sub string) bool {
-	return len(sub) == 0 || (len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub)))
 }
 
 // Bulk writes n keys prefix/0..n-1, each holding size bytes: the shape of a

@@ -1,14 +1,14 @@
 package embedded_test
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 
@@ -31,9 +31,8 @@ func TestHistoryResolvesValuesFromBlocks(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				v := "v" + strconv.Itoa(i)
-				c, err := l.Submit(context.Background(), ledger.Proposal{Function: "Put", Args: []string{"shared", v}})
-				if err != nil {
-					t.Errorf("Put %s: %v", v, err)
+				c, err := l.Submit(t.Context(), ledger.Proposal{Function: "Put", Args: []string{"shared", v}})
+				if !assert.NoError(t, err, "Put %s", v) {
 					return
 				}
 				mu.Lock()
@@ -44,48 +43,41 @@ func TestHistoryResolvesValuesFromBlocks(t *testing.T) {
 		}
 		wg.Wait()
 		got := decode[[]Mod](t, evaluate(t, l, "History", "shared"))
-		if len(got) != writers {
-			t.Fatalf("history has %d entries, want %d", len(got), writers)
-		}
+		require.Len(t, got, writers, "history entries")
 		// position is where a transaction stands in the chain: (block, index).
 		position := func(c *ledger.Commit) [2]uint64 {
 			blk, err := l.Block(t.Context(), c.Block)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err, "Block %d", c.Block)
 			for i, tx := range blk.Transactions {
 				if tx.TxID == c.TxID {
 					return [2]uint64{c.Block, uint64(i)}
 				}
 			}
-			t.Fatalf("tx %s not in block %d", c.TxID, c.Block)
+			require.Failf(t, "transaction not in its block", "tx %s not in block %d", c.TxID, c.Block)
 			return [2]uint64{}
 		}
 		var prev [2]uint64
 		for i, m := range got {
 			c := commits[m.TxID]
-			if c == nil {
-				t.Fatalf("history[%d] names unknown tx %s", i, m.TxID)
-			}
-			if want := values[m.TxID]; m.Value != want {
-				t.Errorf("history[%d] of tx %s = %q, want %q", i, m.TxID, m.Value, want)
-			}
+			require.NotNil(t, c, "history[%d] names unknown tx %s", i, m.TxID)
+			assert.Equal(t, values[m.TxID], m.Value, "history[%d] of tx %s", i, m.TxID)
 			pos := position(c)
-			if i > 0 && (pos[0] > prev[0] || pos[0] == prev[0] && pos[1] >= prev[1]) {
-				t.Errorf("history[%d] is tx %d of block %d, after tx %d of block %d: not newest first", i, pos[1], pos[0], prev[1], prev[0])
+			if i > 0 {
+				assert.True(t, pos[0] < prev[0] || pos[0] == prev[0] && pos[1] < prev[1],
+					"history[%d] is tx %d of block %d, after tx %d of block %d: not newest first", i, pos[1], pos[0], prev[1], prev[0])
 			}
 			prev = pos
 		}
-		if final := evaluate(t, l, "Get", "shared"); final != got[0].Value {
-			t.Errorf("state = %q, newest history value = %q", final, got[0].Value)
-		}
+		assert.Equal(t, got[0].Value, evaluate(t, l, "Get", "shared"), "state is the newest history value")
 	})
 	t.Run("a key among many written by one transaction resolves to its own value", func(t *testing.T) {
 		c := submit(t, l, "Bulk", "p", "300", "40")
 		for _, i := range []int{0, 149, 299} {
 			got := decode[[]Mod](t, evaluate(t, l, "BulkHistory", "p", fmt.Sprintf("%08d", i)))
-			if len(got) != 1 || got[0].TxID != c.TxID || got[0].IsDelete || len(got[0].Value) != 40 {
-				t.Errorf("history of bulk key %d = %+v, want one 40-byte write by %s", i, got, c.TxID)
+			if assert.Len(t, got, 1, "history of bulk key %d", i) {
+				assert.Equal(t, c.TxID, got[0].TxID, "writer of bulk key %d", i)
+				assert.False(t, got[0].IsDelete, "bulk key %d deleted", i)
+				assert.Len(t, got[0].Value, 40, "value of bulk key %d", i)
 			}
 		}
 	})
@@ -93,14 +85,12 @@ func TestHistoryResolvesValuesFromBlocks(t *testing.T) {
 		submit(t, l, "Put", "gone", "here")
 		del := submit(t, l, "Del", "gone")
 		got := decode[[]Mod](t, evaluate(t, l, "History", "gone"))
-		if len(got) != 2 || got[0].TxID != del.TxID || !got[0].IsDelete || got[0].Value != "" || got[1].Value != "here" {
-			t.Errorf("history = %+v, want the deletion by %s, then here", got, del.TxID)
-		}
+		require.Len(t, got, 2, "history entries")
+		assert.Equal(t, Mod{TxID: del.TxID, Time: got[0].Time, IsDelete: true}, got[0], "the deletion, without a value")
+		assert.Equal(t, "here", got[1].Value, "the write before the deletion")
 	})
 	t.Run("a key never written has no history", func(t *testing.T) {
-		if got := decode[[]Mod](t, evaluate(t, l, "History", "never")); len(got) != 0 {
-			t.Errorf("history = %+v, want none", got)
-		}
+		assert.Empty(t, decode[[]Mod](t, evaluate(t, l, "History", "never")), "history")
 	})
 }
 
@@ -108,9 +98,7 @@ func TestHistoryRefusesABrokenPointer(t *testing.T) {
 	dir := t.TempDir()
 	l := openLedger(t, dir, nil)
 	c := submit(t, l, "Put", "k", "v")
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, l.Close(), "Close")
 	// Turn the history entry of k into a deletion the block does not hold.
 	editStore(t, dir, func(db *leveldb.DB) error {
 		key := append([]byte{'h', 1, 'k'}, 0, 0, 0, 0, 0, 0, 0, byte(c.Block), 0, 0, 0, 0)
@@ -120,12 +108,11 @@ func TestHistoryRefusesABrokenPointer(t *testing.T) {
 		return db.Put(key, []byte{1}, &opt.WriteOptions{Sync: true})
 	})
 	l = openLedger(t, dir, nil)
-	t.Cleanup(func() { _ = l.Close() })
+	closeAtEnd(t, l)
 	_, err := l.Evaluate(t.Context(), ledger.Proposal{Function: "History", Args: []string{"k"}})
 	var ce *ledger.ChaincodeError
-	if !errors.As(err, &ce) || !contains(ce.Message, "disagree") {
-		t.Errorf("History error = %v, want a refusal saying index and write set disagree", err)
-	}
+	require.ErrorAs(t, err, &ce)
+	assert.Contains(t, ce.Message, "disagree", "the refusal says index and write set disagree")
 }
 
 func TestHistorySurvivesRestartWithTimestamps(t *testing.T) {
@@ -134,17 +121,13 @@ func TestHistorySurvivesRestartWithTimestamps(t *testing.T) {
 	l := openLedger(t, dir, newFakeClock(start).Now)
 	c1 := submit(t, l, "Put", "k", "one")
 	c2 := submit(t, l, "Put", "k", "two")
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, l.Close(), "Close")
 	l = openLedger(t, dir, nil)
-	t.Cleanup(func() { _ = l.Close() })
+	closeAtEnd(t, l)
 	got := decode[[]Mod](t, evaluate(t, l, "History", "k"))
 	want := []Mod{
 		{TxID: c2.TxID, Time: c2.Timestamp.UTC().Format(time.RFC3339Nano), Value: "two"},
 		{TxID: c1.TxID, Time: c1.Timestamp.UTC().Format(time.RFC3339Nano), Value: "one"},
 	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("history = %+v, want %+v", got, want)
-	}
+	assert.Equal(t, want, got, "history")
 }

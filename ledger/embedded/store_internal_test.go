@@ -9,6 +9,8 @@ import (
 
 	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
 	"github.com/hyperledger/fabric-protos-go-apiv2/peer"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 
@@ -20,22 +22,16 @@ import (
 // block being built, deletions included.
 func TestViewSeesThePendingBlock(t *testing.T) {
 	db, err := leveldb.OpenFile(filepath.Join(t.TempDir(), "store"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	require.NoError(t, err, "open the store")
+	t.Cleanup(func() { assert.NoError(t, db.Close(), "close the store") })
 	committed := new(leveldb.Batch)
 	for _, k := range []string{"a", "c", "e", "g"} {
 		committed.Put(stateKey(k), stateValue(Version{Block: 1}, []byte("old-"+k)))
 	}
 	committed.Put(historyKey("zz", Version{Block: 1}), nil) // not state: must not show up
-	if err := db.Write(committed, &opt.WriteOptions{Sync: true}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, db.Write(committed, &opt.WriteOptions{Sync: true}), "write committed state")
 	snap, err := db.GetSnapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "snapshot")
 	defer snap.Release()
 
 	pb := newPendingBlock(2)
@@ -46,9 +42,7 @@ func TestViewSeesThePendingBlock(t *testing.T) {
 		{Key: "e", Value: []byte("new-e")}, // an overwritten committed key
 		{Key: "h", Value: []byte("new-h")}, // after every committed key
 	}}
-	if err := pb.apply(&proposal{txID: "t1"}, time.Unix(1, 0), sim); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, pb.apply(&proposal{txID: "t1"}, time.Unix(1, 0), sim), "apply")
 	v := &view{snap: snap, block: pb}
 
 	tests := []struct {
@@ -70,12 +64,8 @@ func TestViewSeesThePendingBlock(t *testing.T) {
 				_, val := splitStateValue(it.value)
 				got = append(got, string(it.key)+"="+string(val))
 			}
-			if err := it.err(); err != nil {
-				t.Fatal(err)
-			}
-			if fmt.Sprint(got) != tt.want {
-				t.Errorf("range [%q, %q) = %v, want %v", tt.start, tt.end, got, tt.want)
-			}
+			require.NoError(t, it.err(), "iterate")
+			assert.Equal(t, tt.want, fmt.Sprint(got), "range [%q, %q)", tt.start, tt.end)
 		})
 	}
 	points := []struct {
@@ -84,17 +74,13 @@ func TestViewSeesThePendingBlock(t *testing.T) {
 	for _, p := range points {
 		t.Run("point read of "+p.key, func(t *testing.T) {
 			raw, err := v.getState(p.key)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err, "getState(%q)", p.key)
 			got := "<absent>"
 			if raw != nil {
 				_, val := splitStateValue(raw)
 				got = string(val)
 			}
-			if got != p.want {
-				t.Errorf("getState(%q) = %q, want %q", p.key, got, p.want)
-			}
+			assert.Equal(t, p.want, got, "getState(%q)", p.key)
 		})
 	}
 }
@@ -117,45 +103,27 @@ func (putChaincode) Invoke(stub shim.ChaincodeStubInterface) *peer.Response {
 // the block being built come first, then the committed ones.
 func TestHistoryInsideTheCommitter(t *testing.T) {
 	l, err := New(t.Context(), Config{Dir: t.TempDir(), Chaincode: putChaincode{}, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
+	require.NoError(t, err, "New")
+	t.Cleanup(func() { assert.NoError(t, l.Close(), "Close") })
 	committed, err := l.Submit(t.Context(), ledger.Proposal{Function: "put", Args: []string{"k", "v1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "Submit")
 	snap, release, err := l.snapshot(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "snapshot")
 	defer release()
 	pb := newPendingBlock(l.Height())
 	pendingTime := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
-	if err := pb.apply(&proposal{txID: "pending-tx"}, pendingTime, &simulation{writes: []KeyWrite{{Key: "k", Value: []byte("v2")}}}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, pb.apply(&proposal{txID: "pending-tx"}, pendingTime, &simulation{writes: []KeyWrite{{Key: "k", Value: []byte("v2")}}}), "apply")
 	st := newStub(t.Context(), "ch", &proposal{txID: "query"}, &view{snap: snap, block: pb})
 	it, err := st.GetHistoryForKey("k")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "GetHistoryForKey")
 	var got []string
 	for it.HasNext() {
 		m, err := it.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err, "history Next")
 		got = append(got, fmt.Sprintf("%s=%s@%s", m.GetTxId(), m.GetValue(), m.GetTimestamp().AsTime().UTC().Format(time.RFC3339)))
 	}
-	want := fmt.Sprintf("[pending-tx=v2@2026-05-06T07:08:09Z %s=v1@%s]", committed.TxID, committed.Timestamp.UTC().Format(time.RFC3339))
-	if fmt.Sprint(got) != want {
-		t.Errorf("history = %v, want %s", got, want)
-	}
-	if err := st.finish(); err != nil {
-		t.Fatal(err)
-	}
-	if it.HasNext() {
-		t.Error("history iterator has entries after the simulation ended")
-	}
+	want := []string{"pending-tx=v2@2026-05-06T07:08:09Z", committed.TxID + "=v1@" + committed.Timestamp.UTC().Format(time.RFC3339)}
+	assert.Equal(t, want, got, "history")
+	require.NoError(t, st.finish(), "finish")
+	assert.False(t, it.HasNext(), "history iterator has entries after the simulation ended")
 }

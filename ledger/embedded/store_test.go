@@ -1,7 +1,6 @@
 package embedded_test
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"os"
@@ -10,6 +9,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 
@@ -23,16 +24,12 @@ func TestNewRefusesOtherStoreFormats(t *testing.T) {
 		prepare func(t *testing.T, dir string)
 	}{
 		{name: "a bbolt ledger.db of an earlier version is refused", prepare: func(t *testing.T, dir string) {
-			if err := os.WriteFile(filepath.Join(dir, "ledger.db"), []byte("bbolt pages"), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "ledger.db"), []byte("bbolt pages"), 0o600))
 		}},
 		{name: "a store with another format marker is refused", prepare: func(t *testing.T, dir string) {
 			l := openLedger(t, dir, nil)
 			submit(t, l, "Put", "k", "v")
-			if err := l.Close(); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, l.Close(), "Close")
 			editStore(t, dir, func(db *leveldb.DB) error {
 				return db.Put([]byte("mformat"), []byte("leveldb/0"), &opt.WriteOptions{Sync: true})
 			})
@@ -49,23 +46,17 @@ func TestNewRefusesOtherStoreFormats(t *testing.T) {
 			tt.prepare(t, dir)
 			l, err := embedded.New(t.Context(), embedded.Config{Dir: dir, Chaincode: newChaincode(t), Logger: slog.New(slog.DiscardHandler)})
 			if err == nil {
-				_ = l.Close()
-				t.Fatal("New succeeded, want ErrStoreFormat")
+				closeAtEnd(t, l)
 			}
-			if !errors.Is(err, embedded.ErrStoreFormat) {
-				t.Errorf("New error = %v, want ErrStoreFormat", err)
-			}
+			require.Error(t, err, "New succeeded, want ErrStoreFormat")
+			assert.ErrorIs(t, err, embedded.ErrStoreFormat, "New")
 		})
 	}
 	t.Run("the refusal names the old file", func(t *testing.T) {
 		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, "ledger.db"), nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "ledger.db"), nil, 0o600))
 		_, err := embedded.New(t.Context(), embedded.Config{Dir: dir, Chaincode: newChaincode(t), Logger: slog.New(slog.DiscardHandler)})
-		if err == nil || !contains(err.Error(), filepath.Join(dir, "ledger.db")) {
-			t.Errorf("New error = %v, want it to name %s", err, filepath.Join(dir, "ledger.db"))
-		}
+		assert.ErrorContains(t, err, filepath.Join(dir, "ledger.db"), "New names the old file")
 	})
 }
 
@@ -73,15 +64,9 @@ func TestNewRefusesOtherStoreFormats(t *testing.T) {
 func editStore0(t *testing.T, dir string, edit func(db *leveldb.DB) error) {
 	t.Helper()
 	db, err := leveldb.OpenFile(filepath.Join(dir, embedded.StoreDir), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := edit(db); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "create the store")
+	require.NoError(t, edit(db), "edit the store")
+	require.NoError(t, db.Close(), "close the store")
 }
 
 func TestRangeReadsAreValidated(t *testing.T) {
@@ -97,7 +82,7 @@ func TestRangeReadsAreValidated(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range perWorker {
-				_, err := l.Submit(context.Background(), ledger.Proposal{Function: "AddCounted", Args: []string{"carol", "w" + strconv.Itoa(w) + "-" + strconv.Itoa(i)}})
+				_, err := l.Submit(t.Context(), ledger.Proposal{Function: "AddCounted", Args: []string{"carol", "w" + strconv.Itoa(w) + "-" + strconv.Itoa(i)}})
 				if err != nil {
 					errs <- err
 				}
@@ -107,28 +92,20 @@ func TestRangeReadsAreValidated(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Errorf("AddCounted: %v", err)
+		assert.NoError(t, err, "AddCounted")
 	}
 	got := decode[[]string](t, evaluate(t, l, "AllAssets", "carol"))
-	if len(got) != workers*perWorker {
-		t.Fatalf("carol has %d assets, want %d", len(got), workers*perWorker)
-	}
+	require.Len(t, got, workers*perWorker, "carol's assets")
 	counts := map[string]bool{}
 	for _, id := range got {
 		v := evaluate(t, l, "GetAsset", "carol", id)
-		if counts[v] {
-			t.Errorf("two assets were added when carol had %s (a phantom read was committed)", v)
-		}
+		assert.False(t, counts[v], "two assets were added when carol had %s (a phantom read was committed)", v)
 		counts[v] = true
 	}
 	for n := range workers * perWorker {
-		if !counts[strconv.Itoa(n)] {
-			t.Errorf("no asset was added when carol had %d", n)
-		}
+		assert.True(t, counts[strconv.Itoa(n)], "no asset was added when carol had %d", n)
 	}
-	if err := l.Verify(t.Context()); err != nil {
-		t.Errorf("Verify: %v", err)
-	}
+	assert.NoError(t, l.Verify(t.Context()), "Verify")
 }
 
 func TestCloseDuringReads(t *testing.T) {
@@ -144,12 +121,12 @@ func TestCloseDuringReads(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for {
-				_, err := l.Evaluate(context.Background(), ledger.Proposal{Function: "History", Args: []string{"k"}})
+				_, err := l.Evaluate(t.Context(), ledger.Proposal{Function: "History", Args: []string{"k"}})
 				if err == nil {
-					err = l.Verify(context.Background())
+					err = l.Verify(t.Context())
 				}
 				if err == nil {
-					_, err = l.Block(context.Background(), 1)
+					_, err = l.Block(t.Context(), 1)
 				}
 				if err != nil {
 					if !errors.Is(err, ledger.ErrUnavailable) {
@@ -160,17 +137,13 @@ func TestCloseDuringReads(t *testing.T) {
 			}
 		}()
 	}
-	ch, err := l.Events(context.Background(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Close(); err != nil {
-		t.Errorf("Close: %v", err)
-	}
+	ch, err := l.Events(t.Context(), 0)
+	require.NoError(t, err, "Events")
+	assert.NoError(t, l.Close(), "Close")
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Errorf("read racing Close: %v, want success or ErrUnavailable", err)
+		assert.NoError(t, err, "read racing Close: want success or ErrUnavailable")
 	}
 	for range ch { // closed once the ledger is closed
 	}

@@ -2,12 +2,13 @@ package fabric
 
 import (
 	"context"
-	"errors"
 	"testing"
 
 	"github.com/hyperledger/fabric-gateway/pkg/client"
 	"github.com/hyperledger/fabric-protos-go-apiv2/gateway"
 	"github.com/hyperledger/fabric-protos-go-apiv2/peer"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -22,9 +23,7 @@ func statusWithDetails(t *testing.T, code codes.Code, msg string, details ...str
 	for _, d := range details {
 		var err error
 		st, err = st.WithDetails(&gateway.ErrorDetail{Address: "127.0.0.1:7051", MspId: "HospitalMSP", Message: d})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err, "WithDetails")
 	}
 	return st.Err()
 }
@@ -113,33 +112,27 @@ func TestClassify(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := classify(context.Background(), "op", "tx0", tc.err(t))
+			got := classify(t.Context(), "op", "tx0", tc.err(t))
 			var ccErr *ledger.ChaincodeError
-			isCC := errors.As(got, &ccErr)
 			switch {
 			case tc.wantCC != "":
-				if !isCC {
-					t.Fatalf("classify = %v, want a ChaincodeError", got)
-				}
-				if ccErr.Message != tc.wantCC || ccErr.Status != tc.wantStatus {
-					t.Errorf("ChaincodeError = {%d %q}, want {%d %q}", ccErr.Status, ccErr.Message, tc.wantStatus, tc.wantCC)
-				}
+				require.ErrorAs(t, got, &ccErr)
+				assert.Equal(t, tc.wantCC, ccErr.Message, "ChaincodeError message")
+				assert.Equal(t, tc.wantStatus, ccErr.Status, "ChaincodeError status")
 			case tc.unavailable:
-				if !errors.Is(got, ledger.ErrUnavailable) || isCC {
-					t.Errorf("classify = %v, want an error wrapping ledger.ErrUnavailable", got)
-				}
+				assert.ErrorIs(t, got, ledger.ErrUnavailable)
+				assert.NotErrorAs(t, got, &ccErr, "an unavailable ledger is no refusal")
 			}
 		})
 	}
 }
 
 func TestClassifyCancelledCaller(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	got := classify(ctx, "op", "", status.Error(codes.Canceled, "context canceled"))
-	if !errors.Is(got, context.Canceled) || errors.Is(got, ledger.ErrUnavailable) {
-		t.Errorf("classify = %v, want the caller's context.Canceled, not ErrUnavailable", got)
-	}
+	assert.ErrorIs(t, got, context.Canceled, "the caller's cancellation")
+	assert.NotErrorIs(t, got, ledger.ErrUnavailable, "a cancelled caller is no unavailable ledger")
 }
 
 func TestRetryableConflict(t *testing.T) {
@@ -155,9 +148,7 @@ func TestRetryableConflict(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := retryableConflict(tt.code); got != tt.want {
-				t.Errorf("retryableConflict(%s) = %v, want %v", tt.code, got, tt.want)
-			}
+			assert.Equal(t, tt.want, retryableConflict(tt.code), "retryableConflict(%s)", tt.code)
 		})
 	}
 }

@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/medprov/medprov/ledger/fabric"
 )
 
@@ -23,17 +26,13 @@ const twoOrgProfile = `{
 func writeProfile(t *testing.T, content string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "profile.json")
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
 	return path
 }
 
 func TestProfileConfig(t *testing.T) {
 	profile, err := fabric.LoadProfile(writeProfile(t, twoOrgProfile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "LoadProfile")
 	tests := []struct {
 		name     string
 		org      string
@@ -47,18 +46,16 @@ func TestProfileConfig(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := profile.Config(tc.org)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if cfg.MSPID != tc.wantMSP || cfg.PeerEndpoint != tc.wantPeer || cfg.Channel != "medprov" || cfg.Chaincode != "medprov" {
-				t.Errorf("Config(%q) = %+v, want MSP %s at %s on medprov/medprov", tc.org, cfg, tc.wantMSP, tc.wantPeer)
-			}
+			require.NoError(t, err, "Config(%q)", tc.org)
+			assert.Equal(t, tc.wantMSP, cfg.MSPID, "MSP ID")
+			assert.Equal(t, tc.wantPeer, cfg.PeerEndpoint, "peer endpoint")
+			assert.Equal(t, "medprov", cfg.Channel, "channel")
+			assert.Equal(t, "medprov", cfg.Chaincode, "chaincode")
 		})
 	}
 	t.Run("an unknown organisation is an error", func(t *testing.T) {
-		if _, err := profile.Config("pharma"); err == nil {
-			t.Error("Config(pharma) succeeded, want an error")
-		}
+		_, err := profile.Config("pharma")
+		assert.Error(t, err, "Config(pharma)")
 	})
 }
 
@@ -74,14 +71,12 @@ func TestLoadProfileRejectsIncompleteProfiles(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := fabric.LoadProfile(writeProfile(t, tc.content)); err == nil {
-				t.Error("LoadProfile succeeded, want an error")
-			}
+			_, err := fabric.LoadProfile(writeProfile(t, tc.content))
+			assert.Error(t, err, "LoadProfile")
 		})
 	}
 	t.Run("a missing file", func(t *testing.T) {
-		if _, err := fabric.LoadProfile(filepath.Join(t.TempDir(), "none.json")); err == nil {
-			t.Error("LoadProfile succeeded, want an error")
-		}
+		_, err := fabric.LoadProfile(filepath.Join(t.TempDir(), "none.json"))
+		assert.Error(t, err, "LoadProfile")
 	})
 }
