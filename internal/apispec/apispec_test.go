@@ -257,9 +257,8 @@ func TestGatewaySpecIsAValidDocument(t *testing.T) {
 		for method, op := range item.Operations() {
 			where := method + " " + path
 			assert.NotEmpty(t, op.OperationID, "%s has no operationId", where)
-			if prev, dup := seen[op.OperationID]; dup {
-				t.Errorf("operationId %s of %s is also used by %s", op.OperationID, where, prev)
-			}
+			prev, dup := seen[op.OperationID]
+			assert.False(t, dup, "operationId %s of %s is also used by %s", op.OperationID, where, prev)
 			seen[op.OperationID] = where
 			assert.NotEmpty(t, op.Tags, "%s has no tags", where)
 			assert.NotNil(t, op.Security, "%s does not say how it is authenticated", where)
