@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -67,9 +68,10 @@ client (--fabric-profile, written by scripts/network.sh up); --blobs kubo
 uses a kubo daemon's RPC API (--kubo-api, bind it to 127.0.0.1).
 
 The admin token for POST /v1/actors is $MEDPROV_ADMIN_TOKEN, else the one
-stored in <data-dir>/admin.token, generated (0600) and printed on first
-start. The keyring master key is $MEDPROV_MASTER_KEY (64 hex digits), else
---master-key-file, generated (0600) on first start.`,
+stored in <data-dir>/admin.token, generated (0600) on first start; only
+its path is printed, never the token. The keyring master key is
+$MEDPROV_MASTER_KEY (64 hex digits), else --master-key-file, generated
+(0600) on first start.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.serve(cmd.Context(), o, cmd.ErrOrStderr()) },
 	}
@@ -208,6 +210,8 @@ func (a *app) serve(ctx context.Context, o *serveOptions, stderr io.Writer) erro
 		// collecting less often saved ~6% CPU per reading under load.
 		debug.SetGCPercent(400)
 	}
+	// Everything serve writes (data dir, stores, token, key) is private.
+	syscall.Umask(0o077)
 	token, created, err := a.loadAdminToken(o.dataDir)
 	if err != nil {
 		return err
@@ -230,8 +234,9 @@ func (a *app) serve(ctx context.Context, o *serveOptions, stderr io.Writer) erro
 		scheme = "https"
 	}
 	if created {
-		// Printed once, on the terminal, never through the logger.
-		fmt.Fprintf(stderr, "medprov: new admin token (stored 0600 in %s): %s\n", filepath.Join(o.dataDir, "admin.token"), token)
+		// The token itself never goes to the output, which is the log
+		// stream: only where to read it.
+		fmt.Fprintf(stderr, "medprov: new admin token stored 0600 in %s\n", filepath.Join(o.dataDir, "admin.token"))
 	}
 	log.Info("medprov gateway listening", "url", scheme+"://"+ln.Addr().String(), "ledger", o.ledger, "blobs", o.blobs, "dataDir", o.dataDir)
 	srv := node.NewHTTPServer(n.Handler(), log)

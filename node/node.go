@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -92,6 +93,9 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		cfg.Logger = slog.Default()
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if err := restrictPermissions(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	n := &Node{}
@@ -186,7 +190,41 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	n.Gateway = gw
 	n.closers = append(n.closers, gw.Close)
+	// Again, for what the stores created on this open. Files they create
+	// later sit in these 0700 directories (and serve runs with umask 077).
+	if err := restrictPermissions(cfg.DataDir); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
 	return n, nil
+}
+
+// restrictPermissions makes dir and everything below it private to this
+// user (directories 0700, files 0600), whatever modes they were created or
+// left with: the data directory holds the keyring, the admin token and
+// pseudonymous ledger records.
+func restrictPermissions(dir string) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		want := fs.FileMode(0o600)
+		switch {
+		case d.IsDir():
+			want = 0o700
+		case !d.Type().IsRegular():
+			return nil // sockets, links: left alone, never followed
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if info.Mode().Perm()&^want != 0 {
+			if err := os.Chmod(path, info.Mode().Perm()&want); err != nil {
+				return fmt.Errorf("restrict permissions: %w", err)
+			}
+		}
+		return nil
+	})
 }
 
 // Handler serves the gateway's routes.

@@ -2,8 +2,11 @@ package node_test
 
 import (
 	"crypto/ecdsa"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -101,4 +104,29 @@ func TestEmbeddedNodeVerifiesEachReadingOnce(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, float64(readings), m["medprov_ecdsa_verifications_total"], "one ECDSA verification per reading")
 	assert.GreaterOrEqual(t, m["medprov_ecdsa_memo_hits_total"], float64(readings), "the chaincode's check of each reading is answered by the memo")
+}
+
+// TestOpenMakesTheDataDirPrivate: every directory of the data dir ends up
+// 0700 (so nothing in it is reachable by others), and a file left with a
+// loose mode is tightened too.
+func TestOpenMakesTheDataDirPrivate(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.Chmod(dir, 0o755))
+	loose := filepath.Join(dir, "left-over.txt")
+	require.NoError(t, os.WriteFile(loose, []byte("x"), 0o644))
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "sub"), 0o777))
+
+	n, err := node.Open(t.Context(), node.Config{DataDir: dir, MasterKey: testkit.RandomBytes(t, 32), AdminToken: adminToken})
+	require.NoError(t, err)
+	require.NoError(t, n.Close())
+
+	require.NoError(t, filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		require.NoError(t, err)
+		info, err := d.Info()
+		require.NoError(t, err)
+		if d.IsDir() || path == loose {
+			assert.Zero(t, info.Mode().Perm()&0o077, "%s is %v, want no access for group or others", path, info.Mode().Perm())
+		}
+		return nil
+	}))
 }

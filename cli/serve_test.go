@@ -1,0 +1,75 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// syncBuffer is a bytes.Buffer safe for the writer goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestServeKeepsTheAdminTokenOutOfItsOutput starts "medprov serve" with no
+// admin token configured: it must generate one into a 0600 file in a 0700
+// data dir and print where it is, never the token itself (stderr is the
+// JSON log stream).
+func TestServeKeepsTheAdminTokenOutOfItsOutput(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	dir := filepath.Join(t.TempDir(), "data")
+
+	ctx, cancel := context.WithCancel(t.Context())
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"serve", "--addr", addr, "--data-dir", dir}, &out, &errb, func(string) string { return "" })
+	}()
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 60*time.Second, 50*time.Millisecond, "serve did not become healthy; stderr: %s", errb.String())
+	cancel()
+	assert.Equal(t, ExitOK, <-done)
+
+	tokenPath := filepath.Join(dir, "admin.token")
+	tok, err := os.ReadFile(tokenPath)
+	require.NoError(t, err)
+	token := strings.TrimSpace(string(tok))
+	require.GreaterOrEqual(t, len(token), 16)
+	assertMode(t, 0o600, tokenPath)
+	assertMode(t, 0o700, dir)
+	assert.Contains(t, errb.String(), tokenPath, "serve says where the token is")
+	assert.NotContains(t, errb.String(), token, "the token never reaches the log stream")
+	assert.NotContains(t, out.String(), token)
+}
