@@ -23,6 +23,7 @@ step() { printf '\n=== %s\n' "$*"; }
 test_tmp="$(mktemp -d "${TMPDIR:-/tmp}/medprov-test.XXXXXX")"
 export TMPDIR="$test_tmp"
 cleanup() {
+	set +e # stop and remove all of it, whatever fails on the way
 	local d
 	for d in "$test_tmp"/medprov-fabric-*/network; do
 		[[ -d "$d" ]] && MEDPROV_NETWORK_DIR="$d" scripts/network.sh down >/dev/null 2>&1
