@@ -8,15 +8,19 @@
 package envelope
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+
+	"github.com/medprov/medprov/wire"
 )
 
 // MaxPublicKeyPEM bounds the size of a PEM public key accepted by ParsePublicKey.
@@ -39,17 +43,65 @@ type Envelope struct {
 	Signature []byte `json:"signature"`
 }
 
-// Parse decodes the JSON form of an envelope. It returns an error wrapping
-// ErrMalformed if the JSON is invalid or either field is empty.
+// Parse decodes the JSON form of an envelope with medprov's strict decoder
+// ([wire.DecodeStrict]): exactly one object whose members are "payload" and
+// "signature", each once, spelled exactly so, valid UTF-8, nothing after
+// it, and both values canonical standard base64 (padded, no line breaks,
+// zero padding bits), so one envelope text carries one payload and one
+// signature for every reader. It returns an error wrapping ErrMalformed
+// (and the broken rule, e.g. [wire.ErrDuplicateMember]) otherwise, or if
+// either value is empty.
 func Parse(data []byte) (Envelope, error) {
-	var e Envelope
-	if err := json.Unmarshal(data, &e); err != nil {
+	var w struct {
+		Payload   canonicalBase64 `json:"payload"`
+		Signature canonicalBase64 `json:"signature"`
+	}
+	if err := wire.DecodeStrict(data, &w); err != nil {
 		return Envelope{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	if len(e.Payload) == 0 || len(e.Signature) == 0 {
+	if len(w.Payload) == 0 || len(w.Signature) == 0 {
 		return Envelope{}, fmt.Errorf("%w: payload and signature are required", ErrMalformed)
 	}
-	return e, nil
+	return Envelope{Payload: w.Payload, Signature: w.Signature}, nil
+}
+
+var (
+	// errBase64 reports a value that is not a JSON string of canonical
+	// standard base64.
+	errBase64 = errors.New("not canonical standard base64")
+	// strictBase64 is standard base64 that refuses non-zero padding bits.
+	strictBase64 = base64.StdEncoding.Strict()
+)
+
+// canonicalBase64 is bytes carried as canonical standard base64 (padded,
+// no line breaks, zero padding bits). The standard decoder skips CR and LF
+// and, unless strict, ignores padding bits, so several texts would decode
+// to the same bytes.
+type canonicalBase64 []byte
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (b *canonicalBase64) UnmarshalJSON(data []byte) error {
+	if len(data) < 2 || data[0] != '"' {
+		return errBase64 // null, or not a string
+	}
+	text := data[1 : len(data)-1]
+	if bytes.IndexByte(text, '\\') >= 0 { // escaped, e.g. "\/" for "/"
+		var s string
+		if err := json.Unmarshal(data, &s); err != nil {
+			return errBase64
+		}
+		text = []byte(s)
+	}
+	if bytes.IndexByte(text, '\r') >= 0 || bytes.IndexByte(text, '\n') >= 0 {
+		return errBase64
+	}
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(text)))
+	n, err := strictBase64.Decode(out, text)
+	if err != nil {
+		return errBase64
+	}
+	*b = out[:n]
+	return nil
 }
 
 // Sign signs payload with key and returns the envelope.

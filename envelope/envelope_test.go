@@ -17,6 +17,7 @@ import (
 
 	"github.com/medprov/medprov/envelope"
 	"github.com/medprov/medprov/internal/testkit"
+	"github.com/medprov/medprov/wire"
 )
 
 func TestSignVerify(t *testing.T) {
@@ -52,21 +53,43 @@ func TestParse(t *testing.T) {
 		name string
 		in   string
 		ok   bool
+		rule error // the strict-decoding rule broken, if any
 	}{
-		{"a well-formed envelope parses", `{"payload":"e30=","signature":"AQID"}`, true},
-		{"invalid JSON is malformed", `{"payload":`, false},
-		{"a missing signature is malformed", `{"payload":"e30="}`, false},
-		{"non-base64 payload is malformed", `{"payload":"***","signature":"AQID"}`, false},
-		{"an array is malformed", `[]`, false},
+		{"a well-formed envelope parses", `{"payload":"e30=","signature":"AQID"}`, true, nil},
+		{"members in either order parse", ` {"signature":"AQID", "payload":"e30="} `, true, nil},
+		{"invalid JSON is malformed", `{"payload":`, false, wire.ErrSyntax},
+		{"a missing signature is malformed", `{"payload":"e30="}`, false, nil},
+		{"non-base64 payload is malformed", `{"payload":"***","signature":"AQID"}`, false, nil},
+		{"an array is malformed", `[]`, false, wire.ErrNotObject},
+		{"two payload members are refused", `{"payload":"e30=","signature":"AQID","payload":"W10="}`, false, wire.ErrDuplicateMember},
+		{"two signature members are refused", `{"payload":"e30=","signature":"AQID","signature":"AQIE"}`, false, wire.ErrDuplicateMember},
+		{"a capitalised Payload beside payload is refused", `{"payload":"e30=","signature":"AQID","Payload":"W10="}`, false, wire.ErrFoldedMember},
+		{"a capitalised Payload alone is refused", `{"Payload":"e30=","signature":"AQID"}`, false, wire.ErrFoldedMember},
+		{"an unknown member is refused", `{"payload":"e30=","signature":"AQID","webauthn":{}}`, false, wire.ErrUnknownMember},
+		{"trailing data is refused", `{"payload":"e30=","signature":"AQID"}{}`, false, wire.ErrTrailingData},
+		{"invalid UTF-8 is refused", "{\"payload\":\"e30=\",\"signature\":\"AQID\",\"x\xff\":1}", false, wire.ErrInvalidUTF8},
+		{"a lone surrogate is refused", `{"payload":"e30=\ud800","signature":"AQID"}`, false, wire.ErrInvalidUTF8},
+		{"null payload is refused", `{"payload":null,"signature":"AQID"}`, false, nil},
+		{"a number for a signature is refused", `{"payload":"e30=","signature":12}`, false, nil},
+		{"a base64 value spelled with escapes parses", `{"payload":"e30\u003d","signature":"\u0041QID"}`, true, nil},
+		{"base64 with an escaped line break is refused", `{"payload":"e3\n0=","signature":"AQID"}`, false, nil},
+		{"base64 with non-zero padding bits is refused", `{"payload":"e31=","signature":"AQID"}`, false, nil},
+		{"unpadded base64 is refused", `{"payload":"e30","signature":"AQID"}`, false, nil},
+		{"base64url is refused", `{"payload":"e30=","signature":"-_8="}`, false, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := envelope.Parse([]byte(tt.in))
+			env, err := envelope.Parse([]byte(tt.in))
 			if tt.ok {
 				require.NoError(t, err, "Parse(%s)", tt.in)
+				assert.Equal(t, []byte("{}"), env.Payload)
+				assert.Equal(t, []byte{1, 2, 3}, env.Signature)
 				return
 			}
 			require.ErrorIs(t, err, envelope.ErrMalformed, "Parse(%s)", tt.in)
+			if tt.rule != nil {
+				assert.ErrorIs(t, err, tt.rule, "Parse(%s)", tt.in)
+			}
 		})
 	}
 }

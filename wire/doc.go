@@ -6,11 +6,15 @@
 // chaincode writes and returns ([Actor], [Device], [Reading], [Consent],
 // [AccessEvent], [AuditEvent]), the HTTP receipts the gateway answers with,
 // the names of roles, statuses, actions, decisions, audit types, events and
-// chaincode functions, the error codes with their HTTP statuses ([Code],
-// [Error]), and the identifier grammar ([ValidID], [ReadingID]).
+// chaincode functions (those of the identity lifecycle, actor.revoke,
+// actor.rotate and patient.erase, in lifecycle.go), the error codes with their HTTP statuses ([Code],
+// [Error]), and the identifier grammar ([ValidID], [IDPattern], [ReadingID]).
 //
-// Signed bytes are decoded with [DecodeStrict]: unknown members and trailing
-// data are refused, so gateway and chaincode read a payload the same way.
+// Signed bytes and envelopes are decoded with [DecodeStrict], one strict
+// reading shared by gateway and chaincode: duplicate member names, names
+// that match a field only case-insensitively, unknown members, trailing
+// data, invalid UTF-8 and lone surrogates are refused, so every party that
+// parses a signed payload, with any JSON library, reads the same values.
 //
 // The package depends on the standard library only, so device SDKs and
 // clients can use it without pulling in Fabric. The `metadata` struct tags

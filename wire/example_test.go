@@ -2,6 +2,7 @@ package wire_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/medprov/medprov/wire"
@@ -45,4 +46,18 @@ func ExampleConsentGrantAction() {
 	}
 	fmt.Println(string(b))
 	// Output: {"action":"consent.grant","actorId":"pat-1","issuedAt":"2026-12-01T10:00:00Z","nonce":"3f2b8c1e6a4d4e8f9b0a1c2d3e4f5a6b","granteeId":"res-1","purpose":"study.cardio","dataTypes":["heart_rate"],"notBefore":"2026-12-01T00:00:00Z","notAfter":"2027-12-01T00:00:00Z"}
+}
+
+// DecodeStrict refuses a payload that two JSON readers would read
+// differently: encoding/json alone would take "TYPE" for "type".
+func ExampleDecodeStrict() {
+	signed := []byte(`{"deviceId":"monitor-7","seq":1,"type":"heart_rate","unit":"bpm","value":72,` +
+		`"measuredAt":"2026-12-01T10:00:00Z","nonce":"q83vEjRWeJq83vEjRWeJqw==","TYPE":"hiv_status"}`)
+	var p wire.ReadingPayload
+	err := wire.DecodeStrict(signed, &p)
+	fmt.Println(errors.Is(err, wire.ErrFoldedMember))
+	fmt.Println(wire.JSONProblem(err))
+	// Output:
+	// true
+	// member name differs from a field name in case ("type") at offset 147
 }

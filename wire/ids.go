@@ -7,20 +7,30 @@ import (
 	"unicode/utf8"
 )
 
-// ValidID reports whether s is an actor or device id:
-// ^[A-Za-z0-9._-]{1,64}$. Ids never hold ':', which separates a reading
-// id's device from its seq.
+// IDPattern is the grammar of actor, device, consent and access ids, as
+// ValidID checks it; messages quote it.
+const IDPattern = `^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`
+
+// ValidID reports whether s is an actor or device id (and the grammar of
+// every other ledger id): 1 to 64 ASCII letters, digits, '.', '_' and '-',
+// starting with a letter or a digit ([IDPattern]). So no id is "." or ".."
+// or any other run of punctuation, none reads as a path segment or a
+// command-line flag, and ids never hold ':', which separates a reading id's
+// device from its seq.
 func ValidID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
+	if len(s) == 0 || len(s) > 64 || !alnum(s[0]) {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !alnum(c) && c != '.' && c != '_' && c != '-' {
 			return false
 		}
 	}
 	return true
+}
+
+func alnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 // ValidToken reports whether s is a lower-case token: ^[a-z0-9._-]{1,64}$

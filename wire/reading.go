@@ -18,7 +18,8 @@ type ReadingPayload struct {
 	Unit string `json:"unit"`
 	// Value is a JSON number, array or object; it never reaches the ledger.
 	Value json.RawMessage `json:"value"`
-	// MeasuredAt is RFC 3339.
+	// MeasuredAt is RFC 3339, not before EarliestMeasuredAt; the gateway
+	// also refuses times more than a few minutes ahead of its clock.
 	MeasuredAt string `json:"measuredAt"`
 	// Nonce is standard base64 of at least NonceBytes random bytes, so the
 	// payload's hash cannot be brute-forced from the ledger.
@@ -27,6 +28,26 @@ type ReadingPayload struct {
 
 // ReadingID returns the ledger id of the reading, "<deviceId>:<seq>".
 func (p ReadingPayload) ReadingID() string { return ReadingID(p.DeviceID, p.Seq) }
+
+// EarliestMeasuredAt is the earliest measuredAt a reading may carry, as
+// Unix seconds: 2000-01-01T00:00:00Z. Earlier times are clock faults (an
+// unset clock reads 0001-01-01 or 1970-01-01), not measurements, and the
+// ledger's per-month indexes need not span two thousand years. Both the
+// gateway ([ParseReadingPayload]) and the chaincode ([DecodeReadingInput])
+// refuse them.
+const EarliestMeasuredAt = 946684800
+
+// parseMeasuredAt parses and bounds a measuredAt.
+func parseMeasuredAt(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, Errorf(CodeInvalid, "measuredAt must be RFC 3339")
+	}
+	if t.Before(time.Unix(EarliestMeasuredAt, 0)) {
+		return time.Time{}, Errorf(CodeInvalid, "measuredAt must not be before 2000-01-01T00:00:00Z")
+	}
+	return t, nil
+}
 
 // seqUnset marks a seq that a decoded document did not carry; it is above
 // MaxSeq, so no accepted seq equals it.
@@ -42,7 +63,7 @@ func ParseReadingPayload(b []byte) (ReadingPayload, time.Time, error) {
 	}
 	switch {
 	case !ValidID(p.DeviceID):
-		return p, time.Time{}, Errorf(CodeInvalid, "deviceId must match ^[A-Za-z0-9._-]{1,64}$")
+		return p, time.Time{}, Errorf(CodeInvalid, "deviceId must match %s", IDPattern)
 	case p.Seq == seqUnset:
 		return p, time.Time{}, Errorf(CodeInvalid, "seq is required")
 	case p.Seq > MaxSeq:
@@ -58,9 +79,9 @@ func ParseReadingPayload(b []byte) (ReadingPayload, time.Time, error) {
 	case !ValidReadingNonce(p.Nonce):
 		return p, time.Time{}, Errorf(CodeInvalid, "nonce must be base64 of at least %d random bytes", NonceBytes)
 	}
-	t, err := time.Parse(time.RFC3339Nano, p.MeasuredAt)
+	t, err := parseMeasuredAt(p.MeasuredAt)
 	if err != nil {
-		return p, time.Time{}, Errorf(CodeInvalid, "measuredAt must be RFC 3339")
+		return p, time.Time{}, err
 	}
 	return p, t, nil
 }
@@ -107,7 +128,7 @@ func DecodeReadingInput(raw []byte) (ReadingInput, time.Time, error) {
 		return ReadingInput{}, time.Time{}, Errorf(CodeInvalid, "malformed reading: %s", JSONProblem(err))
 	}
 	if !ValidID(in.DeviceID) || in.Seq == seqUnset {
-		return ReadingInput{}, time.Time{}, Errorf(CodeInvalid, "deviceId and seq are required; deviceId must match ^[A-Za-z0-9._-]{1,64}$")
+		return ReadingInput{}, time.Time{}, Errorf(CodeInvalid, "deviceId and seq are required; deviceId must match %s", IDPattern)
 	}
 	t, err := in.check()
 	return in, t, err
@@ -130,11 +151,7 @@ func (in ReadingInput) check() (time.Time, error) {
 	case in.Size <= 0:
 		return time.Time{}, Errorf(CodeInvalid, "size must be positive")
 	}
-	t, err := time.Parse(time.RFC3339, in.MeasuredAt)
-	if err != nil {
-		return time.Time{}, Errorf(CodeInvalid, "measuredAt is not an RFC 3339 time")
-	}
-	return t, nil
+	return parseMeasuredAt(in.MeasuredAt)
 }
 
 // BatchInput is the argument of RecordReadings.

@@ -11,6 +11,19 @@ type Actor struct {
 	Status       string `json:"status"`
 	RegisteredTx string `json:"registeredTx"`
 	RegisteredAt string `json:"registeredAt"`
+	// RevokedTx, RevokedAt, RevokedBy (the revoking actor, or "org:<MSP
+	// ID>" for an org admin) and RevokedReason are set once revoked.
+	RevokedTx     string `json:"revokedTx,omitempty" metadata:",optional"`
+	RevokedAt     string `json:"revokedAt,omitempty" metadata:",optional"`
+	RevokedBy     string `json:"revokedBy,omitempty" metadata:",optional"`
+	RevokedReason string `json:"revokedReason,omitempty" metadata:",optional"`
+	// RotatedTx and RotatedAt name the last key rotation; earlier keys are
+	// in the record's ledger history.
+	RotatedTx string `json:"rotatedTx,omitempty" metadata:",optional"`
+	RotatedAt string `json:"rotatedAt,omitempty" metadata:",optional"`
+	// ErasedTx and ErasedAt are set once a patient erased its data.
+	ErasedTx string `json:"erasedTx,omitempty" metadata:",optional"`
+	ErasedAt string `json:"erasedAt,omitempty" metadata:",optional"`
 }
 
 // ActorInput registers an actor: the body of POST /v1/actors and the
@@ -87,6 +100,12 @@ type AccessEvent struct {
 	NextCursor string   `json:"nextCursor,omitempty" metadata:",optional"`
 	TxID       string   `json:"txId"`
 	TxTime     string   `json:"txTime"`
+	// Withheld lists granted readings the releasing gateway did not
+	// release, with the reason, as recorded by RecordWithheld in
+	// WithheldTx at WithheldAt.
+	Withheld   []Withheld `json:"withheld,omitempty" metadata:",optional"`
+	WithheldTx string     `json:"withheldTx,omitempty" metadata:",optional"`
+	WithheldAt string     `json:"withheldAt,omitempty" metadata:",optional"`
 }
 
 // AuditEvent records one state-changing transaction; ID is its transaction

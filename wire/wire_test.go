@@ -27,6 +27,15 @@ func TestIDGrammar(t *testing.T) {
 		{"an id of 65 characters is invalid", wire.ValidID, strings.Repeat("a", 65), false},
 		{"an id with a colon is invalid (it separates reading ids)", wire.ValidID, "dev:1", false},
 		{"an id with a non-ASCII letter is invalid", wire.ValidID, "patiënt", false},
+		{"an id starting with a digit is valid", wire.ValidID, "7-monitor", true},
+		{"dots inside an id are allowed", wire.ValidID, "a..b", true},
+		{"the id . is invalid", wire.ValidID, ".", false},
+		{"the id .. is invalid", wire.ValidID, "..", false},
+		{"the id ... is invalid", wire.ValidID, "...", false},
+		{"an id of dashes and underscores only is invalid", wire.ValidID, "-_-", false},
+		{"an id starting with a dot is invalid", wire.ValidID, ".hidden", false},
+		{"an id starting with a dash is invalid (it reads as a flag)", wire.ValidID, "-rf", false},
+		{"an id starting with an underscore is invalid", wire.ValidID, "_x", false},
 		{"a lower-case token is valid", wire.ValidToken, "heart_rate", true},
 		{"a token with upper case is invalid", wire.ValidToken, "Heart", false},
 		{"a unit with a degree sign is valid", wire.ValidUnit, "°C", true},
@@ -62,6 +71,7 @@ func TestReadingIDRoundTrip(t *testing.T) {
 		{"a missing seq is refused", "d:", "", 0, false},
 		{"a missing colon is refused", "d42", "", 0, false},
 		{"an invalid device id is refused", "a b:1", "", 0, false},
+		{"a dot-only device id is refused", "..:1", "", 0, false},
 		{"a seq beyond uint64 is refused", "d:18446744073709551616", "", 0, false},
 	}
 	for _, tt := range tests {
@@ -97,6 +107,16 @@ func TestParseReadingPayload(t *testing.T) {
 		{"a short nonce is refused", strings.Replace(good, nonce, "AAAA", 1), "nonce must be base64"},
 		{"a non-RFC 3339 time is refused", strings.Replace(good, "2026-12-01T10:00:00Z", "yesterday", 1), "measuredAt must be RFC 3339"},
 		{"an upper-case type is refused", strings.Replace(good, "heart_rate", "HR", 1), "type must match"},
+		{"a dot-only deviceId is refused", strings.Replace(good, `"m-7"`, `".."`, 1), "deviceId must match"},
+		{"measuredAt in year 0001 is refused", strings.Replace(good, "2026-12-01T10:00:00Z", "0001-01-01T00:00:00Z", 1), "measuredAt must not be before 2000-01-01T00:00:00Z"},
+		{"measuredAt of the Unix epoch is refused", strings.Replace(good, "2026-12-01T10:00:00Z", "1970-01-01T00:00:00Z", 1), "measuredAt must not be before"},
+		{"measuredAt a second before 2000 is refused", strings.Replace(good, "2026-12-01T10:00:00Z", "1999-12-31T23:59:59.999Z", 1), "measuredAt must not be before"},
+		{"measuredAt in 1999 in UTC is refused whatever its zone", strings.Replace(good, "2026-12-01T10:00:00Z", "2000-01-01T00:30:00+01:00", 1), "measuredAt must not be before"},
+		{"measuredAt at the start of 2000 is accepted", strings.Replace(good, "2026-12-01T10:00:00Z", "2000-01-01T00:00:00Z", 1), ""},
+		{"a second type in upper case is refused", strings.Replace(good, `}`, `,"TYPE":"hiv_status"}`, 1), "member name differs from a field name in case"},
+		{"a second seq is refused", strings.Replace(good, `}`, `,"seq":1003}`, 1), "duplicate member name"},
+		{"a lone surrogate is refused", strings.Replace(good, "bpm", `bpm\ud800`, 1), "invalid UTF-8"},
+		{"invalid UTF-8 is refused", strings.Replace(good, "bpm", "bpm\xff", 1), "invalid UTF-8"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -133,6 +153,43 @@ func TestDecodeReadingInput(t *testing.T) {
 	var we *wire.Error
 	require.ErrorAs(t, err, &we, "an item without seq must be refused, not recorded as seq 0")
 	assert.Equal(t, wire.CodeInvalid, we.Code)
+}
+
+func TestDecodeReadingInputRefuses(t *testing.T) {
+	good := wire.ReadingInput{DeviceID: "d", Seq: 1, Type: "spo2", Unit: "%", MeasuredAt: "2026-12-01T10:00:00Z",
+		DataHash: strings.Repeat("a", 64), Signature: "MEUC", CID: "bafkreiabc", CipherHash: strings.Repeat("b", 64), Size: 10}
+	raw, err := json.Marshal(good)
+	require.NoError(t, err)
+	year1 := good
+	year1.MeasuredAt = "0001-01-01T00:00:00Z"
+	dots := good
+	dots.DeviceID = ".."
+	tests := []struct {
+		name    string
+		item    any
+		wantErr string
+	}{
+		{"measuredAt in year 0001 is refused", year1, "measuredAt must not be before 2000-01-01T00:00:00Z"},
+		{"a dot-only deviceId is refused", dots, "deviceId must match"},
+		{"a second dataHash is refused", strings.Replace(string(raw), `}`, `,"dataHash":"`+strings.Repeat("c", 64)+`"}`, 1), "duplicate member name"},
+		{"a case-folded member is refused", strings.Replace(string(raw), `"cid"`, `"CID"`, 1), "member name differs from a field name in case"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, ok := tt.item.(string)
+			in := []byte(b)
+			if !ok {
+				var err error
+				in, err = json.Marshal(tt.item)
+				require.NoError(t, err)
+			}
+			_, _, err := wire.DecodeReadingInput(in)
+			var we *wire.Error
+			require.ErrorAs(t, err, &we)
+			assert.Equal(t, wire.CodeInvalid, we.Code)
+			assert.Contains(t, we.Message, tt.wantErr)
+		})
+	}
 }
 
 func TestCodeStatus(t *testing.T) {
