@@ -269,10 +269,30 @@ func TestVerifyDetectsTampering(t *testing.T) {
 				return db.Delete(embedded.BlockTxKey(3, 0), &opt.WriteOptions{Sync: true})
 			})
 		}},
-		{name: "an altered header record is found", want: 4, change: func(t *testing.T, dir string) {
+		{name: "an altered data hash in a header record is found", want: 4, change: func(t *testing.T, dir string) {
 			rewrite(t, dir, embedded.BlockHeaderKey(4), func(b []byte) []byte {
-				b[len(b)-2] ^= 1 // last byte of the data hash
+				b[len(b)-2-33] ^= 1 // last byte of the data hash, before the write-set hash
 				return b
+			})
+		}},
+		{name: "an altered write-set hash in a header record is found", want: 4, change: func(t *testing.T, dir string) {
+			rewrite(t, dir, embedded.BlockHeaderKey(4), func(b []byte) []byte {
+				b[len(b)-2] ^= 1 // last byte of the write-set hash
+				return b
+			})
+		}},
+		{name: "a block whose write set was rewritten with its data hash is found through the chain", want: 3, change: func(t *testing.T, dir string) {
+			l := openLedger(t, dir, nil)
+			blk, err := l.Block(t.Context(), 3)
+			require.NoError(t, err, "Block 3")
+			require.NoError(t, l.Close(), "Close")
+			forged := embedded.ForgeBlock(blk, func(tx *embedded.Transaction) { tx.Writes[0].Value = []byte("forged") })
+			editStore(t, dir, func(db *leveldb.DB) error {
+				b := new(leveldb.Batch)
+				for k, v := range forged {
+					b.Put([]byte(k), v)
+				}
+				return db.Write(b, &opt.WriteOptions{Sync: true})
 			})
 		}},
 		{name: "a deleted event index entry is found", want: 5, change: func(t *testing.T, dir string) {
@@ -289,17 +309,33 @@ func TestVerifyDetectsTampering(t *testing.T) {
 				submit(t, l, "Put", "k"+strconv.Itoa(i), "value-"+strconv.Itoa(i))
 			}
 			submit(t, l, "Emit", "k", "Happened")
+			// Later blocks, so that the tampered ones lie beyond the
+			// start-up check: only Verify can find them.
+			for i := range 8 {
+				submit(t, l, "Put", "later", strconv.Itoa(i))
+			}
 			require.NoError(t, l.Verify(t.Context()), "Verify before tampering")
 			require.NoError(t, l.Close(), "Close")
 			tt.change(t, dir)
+
+			_, err := embedded.VerifyDir(t.Context(), dir)
+			assertTamperedAt(t, err, tt.want, "", "VerifyDir")
 			l = openLedger(t, dir, nil)
 			closeAtEnd(t, l)
-			err := l.Verify(t.Context())
-			var te *embedded.TamperError
-			require.ErrorAs(t, err, &te)
-			assert.Equal(t, tt.want, te.Block, "block the TamperError names (%s)", te.Reason)
+			assertTamperedAt(t, l.Verify(t.Context()), tt.want, "", "Verify")
 		})
 	}
+}
+
+// assertTamperedAt asserts that err is a *TamperError naming block and
+// objectType, and that it matches ErrCorrupt.
+func assertTamperedAt(t *testing.T, err error, block uint64, objectType string, what string) {
+	t.Helper()
+	var te *embedded.TamperError
+	require.ErrorAs(t, err, &te, what)
+	assert.ErrorIs(t, err, embedded.ErrCorrupt, what)
+	assert.Equal(t, block, te.Block, "%s: block the TamperError names (%s)", what, te.Reason)
+	assert.Equal(t, objectType, te.ObjectType, "%s: object type the TamperError names (%s)", what, te.Reason)
 }
 
 func TestConcurrentSubmits(t *testing.T) {

@@ -85,6 +85,11 @@ func (l *Ledger) commitBatch(batch []*commitRequest) {
 	case len(included) > 0:
 		l.tip = tip
 		l.height.Store(num + 1)
+		if err := l.anchor.record(num+1, tip); err != nil {
+			// The block is durable; only the check for lost blocks at the
+			// next start is weaker (it compares with an older tip).
+			l.log.Error("chain anchor not updated", "block", num, "error", err)
+		}
 		l.mu.Lock()
 		close(l.newBlock)
 		l.newBlock = make(chan struct{})
@@ -148,7 +153,7 @@ func (l *Ledger) buildBlock(batch []*commitRequest, num uint64, results []commit
 	if len(included) == 0 {
 		return nil, nil, nil
 	}
-	h := BlockHeader{Number: num, PreviousHash: l.tip, DataHash: dataHash(pb.txs)}
+	h := BlockHeader{Number: num, PreviousHash: l.tip, DataHash: dataHash(pb.txs), WriteSetHash: pb.writeSet.sum()}
 	putBlock(pb.batch, h, pb.txs)
 	tip := h.Hash()
 	pb.batch.Put(keyTip, tip)
@@ -266,6 +271,7 @@ func (pb *pendingBlock) apply(p *proposal, ts time.Time, sim *simulation) error 
 		t.RangeReads = append(t.RangeReads, rr.summary())
 	}
 	pb.txs = append(pb.txs, t.encode())
+	pb.writeSet.add(txNum, sim.writeSetHash)
 	return nil
 }
 

@@ -25,9 +25,25 @@
 // Durability: every block is one LevelDB batch, synced to disk before
 // Submit returns; a crash leaves the chain at the last whole block. Store
 // layout in Dir: ledger.leveldb/ (state, history, blocks, transaction and
-// event indexes) and msp/ (CA, admin and client identities, private keys
-// 0600). A Dir holding the bbolt ledger.db of earlier versions is refused
-// with ErrStoreFormat.
+// event indexes), ledger.tip (the chain anchor) and msp/ (CA, admin and
+// client identities). Dir and everything in it is kept 0700/0600: New
+// tightens looser modes (or refuses, saying which file it cannot change),
+// and files LevelDB creates later are made 0600 as they appear. A Dir
+// holding the bbolt ledger.db of earlier versions is refused with
+// ErrStoreFormat; a store of format leveldb/1 (block headers without
+// write-set hashes) is upgraded in place, its blocks still verified.
+//
+// Integrity: LevelDB runs with every strict check, so a journal, table or
+// manifest whose checksum fails is an error, never records silently
+// dropped. Each block header commits to the block's transactions (data
+// hash), to its state changes (write-set hash) and to the previous header.
+// New refuses to open a store (with an error wrapping ErrCorrupt, a
+// *TamperError naming the block when there is one) if LevelDB refuses a
+// file, if the last blocks do not verify or disagree with the recorded
+// height and tip, or if the chain ends before the tip recorded in the
+// chain anchor (a journal that lost its tail). Verify, and VerifyDir
+// offline, replay the whole chain and also check current state and every
+// index against it.
 package embedded
 
 import (
@@ -56,7 +72,8 @@ import (
 
 // Config configures an embedded ledger.
 type Config struct {
-	// Dir is the data directory, created (0700) if absent.
+	// Dir is the data directory, created if absent; it and everything in
+	// it are made owner-only (0700 directories, 0600 files) on open.
 	Dir string
 	// Chaincode is the chaincode run in-process, e.g. chaincode.NewChaincode().
 	Chaincode shim.Chaincode
@@ -93,8 +110,9 @@ const (
 type Ledger struct {
 	cfg       Config
 	log       *slog.Logger
-	db        *leveldb.DB
+	db        *store
 	msp       *localMSP
+	anchor    *anchorWriter // committer only, and Close
 	queue     chan *commitRequest
 	closing   chan struct{}
 	stopped   chan struct{}
@@ -144,17 +162,21 @@ func New(ctx context.Context, cfg Config) (*Ledger, error) {
 	if err := os.MkdirAll(cfg.Dir, dirPerm); err != nil {
 		return nil, fmt.Errorf("embedded ledger: %w", err)
 	}
+	if err := enforcePerms(cfg.Dir); err != nil {
+		return nil, fmt.Errorf("embedded ledger: %w", err)
+	}
 	m, err := loadOrCreateMSP(cfg.Dir, cfg.MSPID, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("embedded ledger: %w", err)
 	}
-	db, err := openStore(cfg.Dir)
+	log := cfg.Logger.With("component", "ledger/embedded")
+	db, err := openStore(cfg.Dir, false, log)
 	if err != nil {
 		return nil, fmt.Errorf("embedded ledger: %w", err)
 	}
 	l := &Ledger{
 		cfg:      cfg,
-		log:      cfg.Logger.With("component", "ledger/embedded"),
+		log:      log,
 		db:       db,
 		msp:      m,
 		queue:    make(chan *commitRequest),
@@ -163,53 +185,94 @@ func New(ctx context.Context, cfg Config) (*Ledger, error) {
 		newBlock: make(chan struct{}),
 	}
 	if err := l.open(); err != nil {
-		return nil, errors.Join(err, db.Close())
+		return nil, errors.Join(fmt.Errorf("embedded ledger: %w", err), db.Close())
 	}
 	go l.commitLoop()
 	l.log.Info("embedded ledger open", "dir", cfg.Dir, "height", l.height.Load(), "mspID", cfg.MSPID)
 	return l, nil
 }
 
-// open writes the genesis block on first start, checks the store format
-// and loads the chain tip.
+// open writes the genesis block on first start; otherwise it checks the
+// store format (upgrading a leveldb/1 store), runs the start-up check
+// (quickCheck) and compares the chain with its anchor. It loads the chain
+// tip and opens the anchor for the committer.
 func (l *Ledger) open() error {
-	format, err := l.db.Get(keyFormat, nil)
-	switch {
-	case err == nil:
-		if string(format) != storeFormat {
-			return fmt.Errorf("embedded ledger: %w: store format %q, this version reads %q", ErrStoreFormat, format, storeFormat)
-		}
-		height, tip, err := readTip(l.db)
-		if err != nil {
-			return fmt.Errorf("embedded ledger: %w", err)
-		}
-		l.height.Store(height)
-		l.tip = tip
-		return nil
-	case !errors.Is(err, leveldb.ErrNotFound):
-		return fmt.Errorf("embedded ledger: read store format: %w", err)
+	a, anchored, err := readAnchor(l.cfg.Dir)
+	if err != nil {
+		return err
 	}
+	_, err = l.db.Get(keyFormat, nil)
+	switch {
+	case errors.Is(err, leveldb.ErrNotFound):
+		return l.create(a, anchored)
+	case err != nil:
+		return readError("read store format", err)
+	}
+	m, err := readMeta(l.db)
+	if err != nil {
+		return err
+	}
+	if err := quickCheck(l.db, m); err != nil {
+		return err
+	}
+	if anchored {
+		if err := checkAnchor(l.db, a, m.height, m.tip); err != nil {
+			return err
+		}
+	} else {
+		l.log.Warn("no chain anchor: lost blocks at the end of the chain cannot be detected on this start; writing one", "file", anchorFileName, "height", m.height)
+	}
+	if m.format == legacyStoreFormat {
+		b := new(leveldb.Batch)
+		b.Put(keyFormat, []byte(storeFormat))
+		b.Put(keyWriteSetFrom, be64(m.height))
+		if err := l.db.Write(b, &opt.WriteOptions{Sync: true}); err != nil {
+			return fmt.Errorf("upgrade store format: %w", err)
+		}
+		l.log.Info("store upgraded: new blocks commit to their write sets", "from", legacyStoreFormat, "to", storeFormat, "firstBlock", m.height)
+	}
+	return l.start(m.height, m.tip)
+}
+
+// create writes the genesis block into an empty store; a store holding
+// records but no format marker, or one whose anchor records a chain, is
+// refused.
+func (l *Ledger) create(a anchor, anchored bool) error {
 	it := l.db.NewIterator(nil, nil)
 	empty := !it.First()
 	it.Release()
 	if err := it.Error(); err != nil {
-		return fmt.Errorf("embedded ledger: read store: %w", err)
+		return readError("read store", err)
 	}
 	if !empty {
-		return fmt.Errorf("embedded ledger: %w: the store holds records but no format marker", ErrStoreFormat)
+		return fmt.Errorf("%w: the store holds records but no format marker", ErrStoreFormat)
 	}
-	genesis := BlockHeader{Number: 0, DataHash: dataHash(nil)}
+	if anchored {
+		return &TamperError{Block: 0, Reason: fmt.Sprintf("the store is empty, but %s records a chain of %d blocks: the store's records were lost", anchorFileName, a.height)}
+	}
+	genesis := BlockHeader{Number: 0, DataHash: dataHash(nil), WriteSetHash: WriteSetHash(nil)}
 	tip := genesis.Hash()
 	b := new(leveldb.Batch)
 	putBlock(b, genesis, nil)
 	b.Put(keyTip, tip)
 	b.Put(keyHeight, be64(1))
 	b.Put(keyFormat, []byte(storeFormat))
+	b.Put(keyWriteSetFrom, be64(0))
 	if err := l.db.Write(b, &opt.WriteOptions{Sync: true}); err != nil {
-		return fmt.Errorf("embedded ledger: write genesis block: %w", err)
+		return fmt.Errorf("write genesis block: %w", err)
 	}
+	return l.start(1, tip)
+}
+
+// start loads the chain tip and opens the anchor at it.
+func (l *Ledger) start(height uint64, tip []byte) error {
+	w, err := openAnchor(l.cfg.Dir, anchor{height: height, tip: tip})
+	if err != nil {
+		return err
+	}
+	l.anchor = w
 	l.tip = tip
-	l.height.Store(1)
+	l.height.Store(height)
 	return nil
 }
 
@@ -242,7 +305,7 @@ func (l *Ledger) Close() error {
 		l.store.Lock()
 		defer l.store.Unlock()
 		l.closed = true
-		err = l.db.Close()
+		err = errors.Join(l.db.Close(), l.anchor.close())
 	})
 	return err
 }
@@ -296,6 +359,9 @@ type simulation struct {
 	writes   []KeyWrite
 	event    *ChaincodeEvent
 	response Response
+	// writeSetHash is TxWriteSetHash(writes), computed here rather than
+	// in the committer.
+	writeSetHash [sha256.Size]byte
 }
 
 // execute runs the chaincode for p against v. A chaincode panic is
@@ -311,6 +377,9 @@ func (l *Ledger) execute(ctx context.Context, p *proposal, v *view) (*simulation
 	}
 	sim := &simulation{response: Response{Status: resp.GetStatus(), Message: resp.GetMessage(), Payload: resp.GetPayload()}}
 	sim.reads, sim.ranges, sim.writes, sim.event = st.simulation()
+	if sim.response.Status < shim.ERRORTHRESHOLD {
+		sim.writeSetHash = TxWriteSetHash(sim.writes)
+	}
 	return sim, nil
 }
 
@@ -469,61 +538,29 @@ func (l *Ledger) Block(ctx context.Context, n uint64) (*Block, error) {
 	return blk, nil
 }
 
-// Verify walks the whole chain and checks every block's data hash, the
-// previous-header hashes that link the blocks, and that the transaction and
-// event indexes (which Tx and Events read) agree with the blocks. It
-// returns nil, a *TamperError naming the first block that does not match,
-// or another error if the store cannot be read. It checks the chain as it
-// stood when Verify began; blocks committed meanwhile are not checked.
+// Verify checks the whole ledger as it stood when Verify began (blocks
+// committed meanwhile are not checked) by replaying its chain: every
+// block's header links to its predecessor's and ends in the recorded tip,
+// its data hash matches its transactions and its write-set hash their
+// writes; the transaction and event indexes (which Tx and Events read)
+// match the blocks; and current state and the history index (which the
+// chaincode reads) are exactly what the blocks' write sets produce, so a
+// state record edited in the store (an actor's role, a consent's status)
+// is found. It returns nil, a *TamperError naming the first block at fault
+// (and, for a state or history record, its key's object type, never the
+// key's IDs), or another error wrapping ErrCorrupt when LevelDB's checksums
+// refuse the stored bytes or records of no known kind are found; other
+// errors mean the store could not be read. It reads every record, so its
+// cost grows with the ledger (see BenchmarkVerify), and it holds one small
+// entry per key the chain ever wrote in memory.
 func (l *Ledger) Verify(ctx context.Context) error {
 	snap, release, err := l.snapshot(ctx)
 	if err != nil {
 		return err
 	}
 	defer release()
-	height, tip, err := readTip(snap)
-	if errors.Is(err, errCorrupt) || errors.Is(err, leveldb.ErrNotFound) {
-		return &TamperError{Block: 0, Reason: "chain height or tip record: " + err.Error()}
-	}
-	if err != nil {
-		return err
-	}
-	var prev []byte
-	for n := range height {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		h, txs, found, err := loadBlock(snap, n)
-		switch {
-		case errors.Is(err, errCorrupt):
-			return &TamperError{Block: n, Reason: err.Error()}
-		case err != nil:
-			return err
-		case !found:
-			return &TamperError{Block: n, Reason: "block missing"}
-		}
-		if h.Number != n {
-			return &TamperError{Block: n, Reason: fmt.Sprintf("header says block %d", h.Number)}
-		}
-		if n > 0 && !equalBytes(h.PreviousHash, prev) {
-			return &TamperError{Block: n - 1, Reason: fmt.Sprintf("header hash differs from the previous-header hash recorded in block %d", n)}
-		}
-		if !equalBytes(h.DataHash, dataHash(txs)) {
-			return &TamperError{Block: n, Reason: "data hash does not match the block's transactions"}
-		}
-		reason, err := checkIndexes(snap, n, txs)
-		if err != nil {
-			return err
-		}
-		if reason != "" {
-			return &TamperError{Block: n, Reason: reason}
-		}
-		prev = h.Hash()
-	}
-	if height > 0 && !equalBytes(tip, prev) {
-		return &TamperError{Block: height - 1, Reason: "header hash differs from the recorded chain tip"}
-	}
-	return nil
+	_, err = verifyStore(ctx, snap)
+	return err
 }
 
 // Events delivers the chaincode events of committed blocks numbered
@@ -609,54 +646,4 @@ func (l *Ledger) readEvents(ctx context.Context, from []byte, height uint64) ([]
 		return nil, nil, fmt.Errorf("read events: %w", err)
 	}
 	return evs, next, nil
-}
-
-// checkIndexes compares block n's transactions with the transaction and
-// event indexes; it returns why they disagree, or "".
-func checkIndexes(r reader, n uint64, raw [][]byte) (string, error) {
-	withEvents := 0
-	for i, b := range raw {
-		t, err := decodeTransaction(b)
-		if err != nil {
-			return fmt.Sprintf("transaction %d: %v", i, err), nil
-		}
-		v, err := r.Get(txKey(t.TxID), nil)
-		if errors.Is(err, leveldb.ErrNotFound) {
-			return fmt.Sprintf("transaction %s missing from the index", t.TxID), nil
-		}
-		if err != nil {
-			return "", fmt.Errorf("read transaction index: %w", err)
-		}
-		loc, err := decodeTxLocation(v)
-		if err != nil || loc.block != n || loc.txNum != uint32(i) || !loc.timestamp.Equal(t.Timestamp) || loc.valid != t.Valid {
-			return fmt.Sprintf("transaction index entry of %s does not match the block", t.TxID), nil
-		}
-		ev, err := r.Get(eventKey(n, uint32(i)), nil)
-		if err != nil && !errors.Is(err, leveldb.ErrNotFound) {
-			return "", fmt.Errorf("read event index: %w", err)
-		}
-		if (err == nil) != (t.Event != nil) {
-			return fmt.Sprintf("event index of transaction %s does not match the block", t.TxID), nil
-		}
-		if t.Event == nil {
-			continue
-		}
-		withEvents++
-		if !equalBytes(ev, encodeEvent(t.TxID, t.Event)) {
-			return fmt.Sprintf("event index of transaction %s does not match the block", t.TxID), nil
-		}
-	}
-	indexed := 0
-	it := r.NewIterator(&util.Range{Start: eventKey(n, 0), Limit: eventKey(n+1, 0)}, nil)
-	defer it.Release()
-	for it.Next() {
-		indexed++
-	}
-	if err := it.Error(); err != nil {
-		return "", fmt.Errorf("read event index: %w", err)
-	}
-	if indexed != withEvents {
-		return fmt.Sprintf("event index holds %d events for the block, the block %d", indexed, withEvents), nil
-	}
-	return "", nil
 }

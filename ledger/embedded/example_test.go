@@ -2,6 +2,7 @@ package embedded_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"log/slog"
@@ -45,4 +46,40 @@ func Example() {
 	// Output:
 	// block 1: greeting=hello
 	// chain verifies: true
+}
+
+func ExampleVerifyDir() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "ledger-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	cc, err := contractapi.NewChaincode(&testContract{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	l, err := embedded.New(ctx, embedded.Config{Dir: dir, Chaincode: cc, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := l.Submit(ctx, ledger.Proposal{Function: "Put", Args: []string{"greeting", "hello"}}); err != nil {
+		log.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		log.Fatal(err)
+	}
+
+	// Offline, with the ledger closed: every block, state record and index.
+	rep, err := embedded.VerifyDir(ctx, dir)
+	if err != nil {
+		var te *embedded.TamperError
+		if errors.As(err, &te) {
+			log.Fatalf("first bad block: %d", te.Block)
+		}
+		log.Fatal(err)
+	}
+	fmt.Printf("ok: %d blocks, %d keys, anchored: %v\n", rep.Blocks, rep.Keys, rep.Anchored)
+	// Output:
+	// ok: 2 blocks, 1 keys, anchored: true
 }

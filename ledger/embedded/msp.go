@@ -50,9 +50,6 @@ const (
 	adminName   = "admin"
 	clientName  = "client"
 	certYears   = 10
-	dirPerm     = 0o700
-	secretPerm  = 0o600
-	publicPerm  = 0o644
 	nodeOUsYAML = `NodeOUs:
   Enable: true
   ClientOUIdentifier:
@@ -154,10 +151,10 @@ func createMSP(root, mspID string, now time.Time) error {
 	if err := os.MkdirAll(filepath.Join(tmp, "cacerts"), dirPerm); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(tmp, "cacerts", "ca-cert.pem"), caPEM, publicPerm); err != nil {
+	if err := os.WriteFile(filepath.Join(tmp, "cacerts", "ca-cert.pem"), caPEM, filePerm); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(tmp, "config.yaml"), []byte(nodeOUsYAML), publicPerm); err != nil {
+	if err := os.WriteFile(filepath.Join(tmp, "config.yaml"), []byte(nodeOUsYAML), filePerm); err != nil {
 		return err
 	}
 	for _, u := range []struct{ name, cn string }{
@@ -221,8 +218,8 @@ func writeMember(dir string, certPEM []byte, key *ecdsa.PrivateKey) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, keyFile), keyPEM, secretPerm); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, keyFile), keyPEM, filePerm); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, certFile), certPEM, publicPerm)
+	return os.WriteFile(filepath.Join(dir, certFile), certPEM, filePerm)
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/syndtr/goleveldb/leveldb/iterator"
 	"github.com/syndtr/goleveldb/leveldb/memdb"
 	"github.com/syndtr/goleveldb/leveldb/opt"
+	"github.com/syndtr/goleveldb/leveldb/storage"
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
@@ -22,13 +25,20 @@ import (
 // versions). New refuses it rather than starting an empty chain beside it.
 var ErrStoreFormat = errors.New("unsupported ledger store format")
 
+// StoreDir is the name of the LevelDB directory inside Config.Dir.
+const StoreDir = storeDirName
+
 const (
-	// storeDirName is the LevelDB directory inside Config.Dir.
 	storeDirName = "ledger.leveldb"
 	// oldStoreFile is the bbolt file of earlier versions.
 	oldStoreFile = "ledger.db"
-	// storeFormat is recorded in the meta records; New refuses any other.
-	storeFormat = "leveldb/1"
+	// storeFormat is recorded in the meta records; New refuses any other
+	// but legacyStoreFormat, which it upgrades.
+	storeFormat = "leveldb/2"
+	// legacyStoreFormat is the format of stores whose block headers carry
+	// no write-set hash. Its blocks stay readable and verifiable: their
+	// data hash covers the transactions, write sets included.
+	legacyStoreFormat = "leveldb/1"
 )
 
 // One LevelDB holds everything; the first byte of a key names the record
@@ -46,6 +56,10 @@ var (
 	keyHeight = metaKey("height")
 	keyTip    = metaKey("tip")
 	keyFormat = metaKey("format")
+	// keyWriteSetFrom holds the number of the first block whose header
+	// carries a write-set hash: 0 for a store created in format leveldb/2,
+	// the height at the upgrade for one created in leveldb/1.
+	keyWriteSetFrom = metaKey("wsfrom")
 )
 
 func metaKey(name string) []byte { return append([]byte{prefixMeta}, name...) }
@@ -106,9 +120,25 @@ func historyKey(key string, v Version) []byte {
 	return binary.BigEndian.AppendUint32(b, v.Tx)
 }
 
-// openStore opens (creating if needed) the LevelDB store in dir. A bbolt
-// ledger.db left by an earlier version is refused.
-func openStore(dir string) (*leveldb.DB, error) {
+// store is the LevelDB database and the file storage it runs on (which
+// leveldb.Open leaves to its caller to close).
+type store struct {
+	*leveldb.DB
+	files storage.Storage
+}
+
+// Close closes the database, then its file storage.
+func (s *store) Close() error { return errors.Join(s.DB.Close(), s.files.Close()) }
+
+// openStore opens the LevelDB store in dir: created if it does not exist
+// (unless readOnly), else opened with every LevelDB check strict, so that a
+// damaged journal, manifest or table is an error wrapping ErrCorrupt
+// instead of records silently dropped. A bbolt ledger.db left by an earlier
+// version is refused, and so is a missing or empty store in a directory
+// whose chain anchor records blocks. Unless readOnly, the store's
+// directory and files are kept 0700 and 0600, including those LevelDB
+// creates later.
+func openStore(dir string, readOnly bool, log *slog.Logger) (*store, error) {
 	old := filepath.Join(dir, oldStoreFile)
 	switch _, err := os.Stat(old); {
 	case err == nil:
@@ -116,7 +146,42 @@ func openStore(dir string) (*leveldb.DB, error) {
 	case !errors.Is(err, os.ErrNotExist):
 		return nil, fmt.Errorf("look for an old store: %w", err)
 	}
-	db, err := leveldb.OpenFile(filepath.Join(dir, storeDirName), &opt.Options{
+	path := filepath.Join(dir, storeDirName)
+	exists, err := storeExists(path)
+	if err != nil {
+		return nil, err
+	}
+	if !exists {
+		a, found, err := readAnchor(dir)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			return nil, &TamperError{Block: 0, Reason: fmt.Sprintf("the store %s is missing or empty, but %s records a chain of %d blocks: the store's files were lost", path, anchorFileName, a.height)}
+		}
+		if readOnly {
+			return nil, fmt.Errorf("no embedded ledger store in %s: %w", dir, fs.ErrNotExist)
+		}
+		if err := os.MkdirAll(path, dirPerm); err != nil {
+			return nil, fmt.Errorf("create store: %w", err)
+		}
+	}
+	files, err := storage.OpenFile(path, readOnly)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s (is another process using it?): %w", path, err)
+	}
+	if !readOnly {
+		if err := enforcePerms(path); err != nil {
+			return nil, errors.Join(err, files.Close())
+		}
+		files = &permStorage{Storage: files, dir: path, log: log}
+	}
+	db, err := leveldb.Open(files, &opt.Options{
+		// Every check LevelDB has: a journal, manifest or table whose
+		// checksum fails is an error, never a record dropped.
+		Strict:         opt.StrictAll,
+		ErrorIfMissing: exists,
+		ReadOnly:       readOnly,
 		// Blocks hold up to maxBlockBytes of writes; a larger buffer means
 		// fewer, larger level-0 tables to compact.
 		WriteBuffer:         32 << 20,
@@ -131,9 +196,41 @@ func openStore(dir string) (*leveldb.DB, error) {
 		DisableLargeBatchTransaction: true,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+		err = errors.Join(storeError(path, exists, err), files.Close())
+		return nil, err
 	}
-	return db, nil
+	return &store{DB: db, files: files}, nil
+}
+
+// storeExists reports whether path holds a LevelDB store: anything but the
+// LOCK and LOG files LevelDB creates before the store itself.
+func storeExists(path string) (bool, error) {
+	entries, err := os.ReadDir(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read store directory: %w", err)
+	}
+	for _, e := range entries {
+		switch e.Name() {
+		case "LOCK", "LOG", "LOG.old":
+		default:
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// storeError explains why LevelDB did not open the store at path.
+func storeError(path string, existed bool, err error) error {
+	switch {
+	case existed && errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w: a file of the store %s is missing (%w): restore the ledger directory from a backup", ErrCorrupt, path, err)
+	case isCorrupted(err):
+		return fmt.Errorf("%w: LevelDB refuses a damaged file in %s (%w); the ledger is not opened rather than dropping committed records: restore the ledger directory from a backup", ErrCorrupt, path, err)
+	}
+	return fmt.Errorf("open store %s: %w", path, err)
 }
 
 // reader is the read access the stub and the validator need: a LevelDB
@@ -162,16 +259,19 @@ type pendingBlock struct {
 	// history holds the block's modifications per key, oldest first.
 	history map[string][]pendingModification
 	// txs are the encoded transactions taken so far.
-	txs   [][]byte
-	batch *leveldb.Batch
+	txs [][]byte
+	// writeSet hashes the writes of the transactions taken so far.
+	writeSet *writeSetHash
+	batch    *leveldb.Batch
 }
 
 func newPendingBlock(num uint64) *pendingBlock {
 	return &pendingBlock{
-		num:     num,
-		state:   memdb.New(comparer.DefaultComparer, 0),
-		history: make(map[string][]pendingModification),
-		batch:   new(leveldb.Batch),
+		num:      num,
+		state:    memdb.New(comparer.DefaultComparer, 0),
+		history:  make(map[string][]pendingModification),
+		writeSet: newWriteSetHash(),
+		batch:    new(leveldb.Batch),
 	}
 }
 
