@@ -259,7 +259,7 @@ func (b *Batcher) finish(ctx context.Context, batch []Record, res *BatchResult) 
 	outs := make([]Outcome, len(batch))
 	for i, r := range batch {
 		ir := res.Results[i]
-		o := Outcome{RecordID: r.ID, TxID: res.TxID, Block: res.Block}
+		o := Outcome{RecordID: r.ID, TxID: res.TxID, Block: res.Block, batchBlock: res.Block}
 		switch ir.Status {
 		case wire.StatusRecorded:
 			o.State = StateRecorded

@@ -16,6 +16,15 @@
 // chaincode answers "exists" for a reading it already holds, so a replay
 // never records a reading twice.
 //
+// Ledger loss: a record done as recorded is retained for a while (see
+// QueueConfig.RetainFor and RetainMax), and the queue remembers the block
+// of every reading it saw recorded. When it opens, the pipeline checks
+// that the ledger still holds the highest block the queue saw (one lookup
+// when nothing was lost); if not, it finds the blocks the ledger lost,
+// resubmits the retained readings it lacks, names every missing reading in
+// a report file and logs the counts (see [Reconciliation]). Batching starts
+// once the check is done; readings are accepted meanwhile.
+//
 // The caller (the gateway) authenticates readings before Submit; the
 // chaincode checks every device signature again on the ledger.
 package ingest

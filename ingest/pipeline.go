@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/medprov/medprov/ledger"
+	"github.com/medprov/medprov/seal"
 	"github.com/medprov/medprov/wire"
 )
 
@@ -27,7 +28,9 @@ type Blobs interface {
 // Sealer encrypts a reading under its patient's key.
 //
 // Seal MUST bind the ciphertext to patientID and readingID so that it opens
-// for no other pair, and MUST be safe for concurrent use.
+// for no other pair, MUST fail with seal.ErrErased for a patient whose keys
+// were shredded (that reading alone is then rejected), and MUST be safe for
+// concurrent use.
 type Sealer interface {
 	Seal(ctx context.Context, patientID, readingID string, plaintext []byte) ([]byte, error)
 }
@@ -102,18 +105,27 @@ type Receipt struct {
 // a reading acknowledged), cuts queued records into RecordReadings
 // transactions and reports every outcome. A reading acknowledged before a
 // crash is replayed when the pipeline opens again; the chaincode treats an
-// identical reading as already recorded, so replays never double it.
+// identical reading as already recorded, so replays never double it. A
+// reading recorded before a restart that the ledger no longer holds is
+// resubmitted or reported (see Reconciliation).
 type Pipeline struct {
 	cfg     Config
 	puts    *blobGroup
 	queue   *Queue
 	batcher *Batcher
 	cancel  context.CancelFunc
+	stop    <-chan struct{} // closed by Close
 	wg      sync.WaitGroup
+
+	recMu   sync.Mutex
+	rec     Reconciliation
+	settled chan struct{} // closed when rec is final
 }
 
-// Open opens the queue, replays what it still holds and starts batching.
-// Close stops it.
+// Open opens the queue, replays what it still holds, checks in the
+// background that the ledger holds the readings the queue saw recorded
+// (see Reconciled), and then starts batching; readings are accepted
+// meanwhile. Close stops it.
 func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 	if cfg.Ledger == nil || cfg.Blobs == nil || cfg.Sealer == nil || cfg.Queue.Path == "" {
 		return nil, errors.New("ingest: Ledger, Blobs, Sealer and Queue.Path are required")
@@ -127,11 +139,14 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Queue.Now == nil {
+		cfg.Queue.Now = cfg.Now
+	}
 	q, pending, err := OpenQueue(ctx, cfg.Queue)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
-	p := &Pipeline{cfg: cfg, puts: newBlobGroup(cfg.Blobs, cfg.MaxBlobsPerPut), queue: q}
+	p := &Pipeline{cfg: cfg, puts: newBlobGroup(cfg.Blobs, cfg.MaxBlobsPerPut), queue: q, settled: make(chan struct{})}
 	p.batcher = NewBatcher(q, LedgerRecorder{cfg.Ledger}, cfg.Batcher, cfg.Observer, cfg.Logger)
 	if len(pending) > 0 {
 		// Pushback measures how far the ledger is behind this process; a
@@ -144,16 +159,23 @@ func Open(ctx context.Context, cfg Config) (*Pipeline, error) {
 		p.batcher.Add(pending, false)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	p.cancel = cancel
+	p.cancel, p.stop = cancel, runCtx.Done()
 	p.wg.Add(1)
-	go func() { defer p.wg.Done(); p.batcher.Run(runCtx) }()
+	go func() {
+		defer p.wg.Done()
+		// Batching waits for the check, so that what the check finds and
+		// what the batcher records never interleave.
+		p.reconcile(runCtx)
+		p.batcher.Run(runCtx)
+	}()
 	return p, nil
 }
 
 // Submit takes verified readings through the path up to the durable queue
 // and returns one receipt per reading, in order. A reading this pipeline
 // already knows with the same hash is not stored again (Known); the same
-// (device, seq) with another hash is rejected with ErrConflict. When Submit
+// (device, seq) with another hash is rejected with ErrConflict, and a
+// reading of an erased patient with the Sealer's seal.ErrErased. When Submit
 // returns, every receipt with Status queued and not Known is durable. With
 // watch, those receipts carry an Outcome channel. An error means nothing
 // was acknowledged.
@@ -175,6 +197,12 @@ func (p *Pipeline) Submit(ctx context.Context, rs []Reading, watch bool) ([]Rece
 			continue
 		}
 		ct, err := p.cfg.Sealer.Seal(ctx, r.PatientID, r.ID(), r.Payload)
+		if errors.Is(err, seal.ErrErased) {
+			// The patient erased its data: this reading is refused on its
+			// own, the others of the request go on.
+			out[i] = Receipt{Status: wire.StatusRejected, Err: err}
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("seal: %w", err)
 		}

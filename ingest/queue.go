@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -65,6 +66,15 @@ func (s State) String() string {
 type Seen struct {
 	State    State
 	DataHash string
+	// Block is the ledger block that recorded the reading (StateRecorded),
+	// or 0 when the queue does not know it: the reading was found already
+	// recorded by an earlier transaction, or it was recorded before the
+	// queue kept blocks.
+	Block uint64
+
+	// bound, when Block is 0, is a block the reading was recorded in or
+	// before (the block of the transaction that answered "exists").
+	bound uint64
 }
 
 // Outcome is the final result of one record.
@@ -75,6 +85,11 @@ type Outcome struct {
 	Block    uint64
 	Code     wire.Code // refusal code when rejected
 	Message  string
+
+	// batchBlock is the block of the transaction that reported this
+	// outcome. For a reading recorded by an earlier transaction (TxID
+	// names it, Block is 0) it bounds the block that holds the reading.
+	batchBlock uint64
 }
 
 // QueueConfig configures Open.
@@ -86,14 +101,53 @@ type QueueConfig struct {
 	MaxPending int
 	// MaxGroup bounds how many appends share one fsync. Default 4096.
 	MaxGroup int
+	// RetainFor and RetainMax bound the retention of recorded readings:
+	// the whole record of a reading done as recorded stays on disk,
+	// indexed by its block, until it is older than RetainFor or RetainMax
+	// newer ones are retained, so that a reading the ledger later turns
+	// out not to hold can be resubmitted (see Reconciliation).
+	// Defaults 24h and 1,000,000, whichever is reached first. A ledger
+	// that lost the tail of its journal is behind by a few blocks; one
+	// restored from last night's backup by up to a day, which the count
+	// covers up to about 11 readings/s. A retained reading keeps the
+	// record written when it was appended: about 0.7 KB of the queue
+	// file, so the count caps the retention at about 0.7 GB. Raise
+	// RetainMax with the ingest rate and the disk.
+	RetainFor time.Duration
+	RetainMax int
+	// Now is the queue's clock for retention. Default time.Now.
+	Now func() time.Time
 }
 
 var (
-	bucketPending = []byte("pending")
+	// bucketRecords holds each record (ID → JSON) from Append until it is
+	// done as rejected or pruned from the retention; the records not in
+	// bucketRecent are the pending ones. (The name is from before the
+	// retention, when it held pending records only; such a queue opens
+	// as it is.)
+	bucketRecords = []byte("pending")
 	bucketSeen    = []byte("seen")
 	bucketMeta    = []byte("meta")
-	keyNextID     = []byte("next-id")
+	// bucketRecent indexes the retained records: block(8) ‖ record ID(8)
+	// → done time (8, Unix ns). Keys run in block order, so pruning from
+	// the first key drops the oldest.
+	bucketRecent = []byte("recent")
+	// bucketRecentBlocks holds, for each block of the retained readings
+	// whose block is known, one transaction in it: block(8) → tx ID.
+	bucketRecentBlocks = []byte("recent-blocks")
+	keyNextID          = []byte("next-id")
+	// keyRecentCount is the number of entries in bucketRecent.
+	keyRecentCount = []byte("recent-count")
+	// keyHighWater is the highest block (with one of its transactions)
+	// that recorded a reading of this queue: block(8) ‖ tx ID. Never
+	// pruned, so a ledger behind it is noticed after any idle time.
+	keyHighWater = []byte("high-water")
 )
+
+// appendFill is how full bbolt fills a page before splitting it in the
+// buckets whose keys mostly grow (records by ID, the retention by block):
+// its default of one half would leave them half empty.
+const appendFill = 0.9
 
 // Queue is the durable ingest queue. It is safe for concurrent use.
 type Queue struct {
@@ -102,6 +156,7 @@ type Queue struct {
 	reqs    chan *appendReq
 	mu      sync.Mutex
 	pending int
+	open    map[uint64]struct{} // IDs of the records not yet done
 	closed  bool
 	done    chan struct{}
 	wg      sync.WaitGroup
@@ -123,6 +178,15 @@ func OpenQueue(ctx context.Context, cfg QueueConfig) (*Queue, []Record, error) {
 	if cfg.MaxGroup <= 0 {
 		cfg.MaxGroup = 4096
 	}
+	if cfg.RetainFor <= 0 {
+		cfg.RetainFor = 24 * time.Hour
+	}
+	if cfg.RetainMax <= 0 {
+		cfg.RetainMax = 1_000_000
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o700); err != nil {
 		return nil, nil, fmt.Errorf("create queue directory: %w", err)
 	}
@@ -132,12 +196,28 @@ func OpenQueue(ctx context.Context, cfg QueueConfig) (*Queue, []Record, error) {
 	}
 	var recs []Record
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketPending, bucketSeen, bucketMeta} {
+		for _, b := range [][]byte{bucketRecords, bucketSeen, bucketMeta, bucketRecent, bucketRecentBlocks} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
-		return tx.Bucket(bucketPending).ForEach(func(_, v []byte) error {
+		// Pending records are those not retained: walk both in ID order.
+		var done []uint64
+		if err := tx.Bucket(bucketRecent).ForEach(func(k, _ []byte) error {
+			done = append(done, binary.BigEndian.Uint64(k[8:]))
+			return nil
+		}); err != nil {
+			return err
+		}
+		slices.Sort(done)
+		return tx.Bucket(bucketRecords).ForEach(func(k, v []byte) error {
+			id := binary.BigEndian.Uint64(k)
+			for len(done) > 0 && done[0] < id {
+				done = done[1:]
+			}
+			if len(done) > 0 && done[0] == id {
+				return nil
+			}
 			var r Record
 			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("decode pending record: %w", err)
@@ -152,7 +232,10 @@ func OpenQueue(ctx context.Context, cfg QueueConfig) (*Queue, []Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, errors.Join(err, db.Close())
 	}
-	q := &Queue{db: db, cfg: cfg, reqs: make(chan *appendReq, cfg.MaxGroup), pending: len(recs), done: make(chan struct{})}
+	q := &Queue{db: db, cfg: cfg, reqs: make(chan *appendReq, cfg.MaxGroup), pending: len(recs), open: make(map[uint64]struct{}, len(recs)), done: make(chan struct{})}
+	for _, r := range recs {
+		q.open[r.ID] = struct{}{}
+	}
 	q.wg.Add(1)
 	go q.commitLoop()
 	return q, recs, nil
@@ -282,7 +365,8 @@ func (q *Queue) commitGroup(group []*appendReq) {
 		r.result = make([]error, len(r.recs))
 	}
 	err := q.db.Update(func(tx *bolt.Tx) error {
-		pend, seen, meta := tx.Bucket(bucketPending), tx.Bucket(bucketSeen), tx.Bucket(bucketMeta)
+		records, seen, meta := tx.Bucket(bucketRecords), tx.Bucket(bucketSeen), tx.Bucket(bucketMeta)
+		records.FillPercent = appendFill
 		next := uint64(1)
 		if v := meta.Get(keyNextID); v != nil {
 			next = binary.BigEndian.Uint64(v)
@@ -309,7 +393,7 @@ func (q *Queue) commitGroup(group []*appendReq) {
 				if err != nil {
 					return fmt.Errorf("encode record: %w", err)
 				}
-				if err := pend.Put(idKey(rec.ID), b); err != nil {
+				if err := records.Put(idKey(rec.ID), b); err != nil {
 					return err
 				}
 				if err := seen.Put(sk, encodeSeen(Seen{State: StatePending, DataHash: rec.Item.DataHash})); err != nil {
@@ -319,6 +403,17 @@ func (q *Queue) commitGroup(group []*appendReq) {
 		}
 		return meta.Put(keyNextID, idKey(next))
 	})
+	if err == nil {
+		q.mu.Lock()
+		for _, r := range group {
+			for i, e := range r.result {
+				if e == nil {
+					q.open[r.recs[i].ID] = struct{}{}
+				}
+			}
+		}
+		q.mu.Unlock()
+	}
 	for _, r := range group {
 		if err != nil {
 			r.err = fmt.Errorf("queue append: %w", err)
@@ -332,7 +427,8 @@ func (q *Queue) commitGroup(group []*appendReq) {
 
 // Done records the outcomes of finished records and removes them from the
 // pending set: outs[i] is the outcome of recs[i]. Records no longer pending
-// are ignored.
+// are ignored. A record done as recorded is retained, with its transaction
+// and block, within the bounds of QueueConfig.RetainFor and RetainMax.
 func (q *Queue) Done(ctx context.Context, recs []Record, outs []Outcome) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -340,40 +436,139 @@ func (q *Queue) Done(ctx context.Context, recs []Record, outs []Outcome) error {
 	if len(recs) != len(outs) {
 		return fmt.Errorf("queue done: %d outcomes for %d records", len(outs), len(recs))
 	}
+	now := q.cfg.Now()
+	// Claim the records still pending; they are given back if the write
+	// fails.
+	mine := make([]bool, len(recs))
 	removed := 0
+	q.mu.Lock()
+	for i, r := range recs {
+		if _, ok := q.open[r.ID]; ok {
+			delete(q.open, r.ID)
+			mine[i] = true
+			removed++
+		}
+	}
+	q.mu.Unlock()
+	if removed == 0 {
+		return nil
+	}
 	err := q.db.Update(func(tx *bolt.Tx) error {
-		pend, seen := tx.Bucket(bucketPending), tx.Bucket(bucketSeen)
-		removed = 0
+		records, seen, meta := tx.Bucket(bucketRecords), tx.Bucket(bucketSeen), tx.Bucket(bucketMeta)
+		recent, blocks := tx.Bucket(bucketRecent), tx.Bucket(bucketRecentBlocks)
+		recent.FillPercent = appendFill
+		hw, err := decodeHighWater(meta.Get(keyHighWater))
+		if err != nil {
+			return err
+		}
+		doneAt := binary.BigEndian.AppendUint64(nil, uint64(now.UnixNano()))
+		top, added, lastBlock := hw, 0, uint64(0)
 		for i, o := range outs {
-			k := idKey(recs[i].ID)
-			if pend.Get(k) == nil {
+			if !mine[i] {
 				continue
 			}
-			if err := pend.Delete(k); err != nil {
-				return err
-			}
-			removed++
+			k := idKey(recs[i].ID)
 			it := recs[i].Item
 			sk := seenKey(it.DeviceID, it.Seq)
 			if o.State != StateRecorded {
 				// A refused reading never reached the ledger: its seq is
 				// free again, and a retry is judged afresh.
+				if err := records.Delete(k); err != nil {
+					return err
+				}
 				if err := seen.Delete(sk); err != nil {
 					return err
 				}
 				continue
 			}
-			if err := seen.Put(sk, encodeSeen(Seen{State: StateRecorded, DataHash: it.DataHash})); err != nil {
+			// The record stays where Append wrote it; the retention only
+			// indexes it, under its block (or a bound of it).
+			bound := o.Block
+			if bound == 0 {
+				bound = o.batchBlock
+			}
+			if bound == 0 {
+				bound = hw.block
+			}
+			if err := seen.Put(sk, encodeSeen(Seen{State: StateRecorded, DataHash: it.DataHash, Block: o.Block, bound: bound})); err != nil {
+				return err
+			}
+			if err := recent.Put(recentKey(bound, recs[i].ID), doneAt); err != nil {
+				return err
+			}
+			added++
+			if o.Block == 0 || o.TxID == "" {
+				continue
+			}
+			if o.Block != lastBlock {
+				lastBlock = o.Block
+				if err := blocks.Put(idKey(o.Block), []byte(o.TxID)); err != nil {
+					return err
+				}
+			}
+			if o.Block >= top.block {
+				top = highWater{block: o.Block, txID: o.TxID}
+			}
+		}
+		if top != hw {
+			if err := meta.Put(keyHighWater, encodeHighWater(top)); err != nil {
 				return err
 			}
 		}
-		return nil
+		if added == 0 {
+			return nil
+		}
+		return q.pruneRecent(tx, added, now)
 	})
 	if err != nil {
+		q.mu.Lock()
+		for i, r := range recs {
+			if mine[i] {
+				q.open[r.ID] = struct{}{}
+			}
+		}
+		q.mu.Unlock()
 		return fmt.Errorf("queue done: %w", err)
 	}
 	q.release(removed)
 	return nil
+}
+
+// pruneRecent drops the oldest retained readings beyond RetainMax or older
+// than RetainFor, and the block probes below the oldest one kept. added
+// entries were just put into the retention.
+func (q *Queue) pruneRecent(tx *bolt.Tx, added int, now time.Time) error {
+	records, meta, recent, blocks := tx.Bucket(bucketRecords), tx.Bucket(bucketMeta), tx.Bucket(bucketRecent), tx.Bucket(bucketRecentBlocks)
+	n := int(decodeCount(meta.Get(keyRecentCount))) + added
+	cutoff := now.Add(-q.cfg.RetainFor).UnixNano()
+	c := recent.Cursor()
+	pruned := false
+	for {
+		// First again after each Delete: a bbolt cursor may skip an entry
+		// when moved on from a deleted one.
+		k, v := c.First()
+		if k == nil || (n <= q.cfg.RetainMax && recentDoneAt(v) >= cutoff) {
+			break
+		}
+		if err := records.Delete(k[8:]); err != nil {
+			return err
+		}
+		if err := c.Delete(); err != nil {
+			return err
+		}
+		n--
+		pruned = true
+	}
+	if pruned {
+		first, _ := c.First()
+		bc := blocks.Cursor()
+		for k, _ := bc.First(); k != nil && (first == nil || binary.BigEndian.Uint64(k) < binary.BigEndian.Uint64(first[:8])); k, _ = bc.First() {
+			if err := bc.Delete(); err != nil {
+				return err
+			}
+		}
+	}
+	return meta.Put(keyRecentCount, idKey(uint64(n)))
 }
 
 // Close stops accepting appends, waits for the commit loop and closes the
@@ -404,15 +599,84 @@ func seenKey(deviceID string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(k, seq)
 }
 
+// A seen entry is state ‖ [block(8)] ‖ data hash; flag bits of the state
+// byte say whether a block follows and whether it is exact or a bound.
+const (
+	seenBlockExact = 0x80
+	seenBlockBound = 0x40
+	seenStateMask  = 0x3f
+)
+
 func encodeSeen(s Seen) []byte {
-	return append([]byte{byte(s.State)}, s.DataHash...)
+	b := make([]byte, 0, 9+len(s.DataHash))
+	switch {
+	case s.Block != 0:
+		b = binary.BigEndian.AppendUint64(append(b, byte(s.State)|seenBlockExact), s.Block)
+	case s.bound != 0:
+		b = binary.BigEndian.AppendUint64(append(b, byte(s.State)|seenBlockBound), s.bound)
+	default:
+		b = append(b, byte(s.State))
+	}
+	return append(b, s.DataHash...)
 }
 
 func decodeSeen(v []byte, s *Seen) error {
 	if len(v) < 1 {
 		return errors.New("corrupt seen entry")
 	}
-	s.State = State(v[0])
-	s.DataHash = string(v[1:])
+	*s = Seen{State: State(v[0] & seenStateMask)}
+	rest := v[1:]
+	if v[0]&(seenBlockExact|seenBlockBound) != 0 {
+		if len(rest) < 8 {
+			return errors.New("corrupt seen entry")
+		}
+		b := binary.BigEndian.Uint64(rest)
+		if v[0]&seenBlockExact != 0 {
+			s.Block = b
+		}
+		s.bound = b
+		rest = rest[8:]
+	}
+	s.DataHash = string(rest)
 	return nil
+}
+
+// recentKey orders retained readings by block, then by queue position.
+func recentKey(block, recordID uint64) []byte {
+	return binary.BigEndian.AppendUint64(idKey(block), recordID)
+}
+
+func recentDoneAt(v []byte) int64 {
+	if len(v) != 8 {
+		return 0 // corrupt: prune it first
+	}
+	return int64(binary.BigEndian.Uint64(v))
+}
+
+// highWater is the highest block known to hold a reading of this queue,
+// with one transaction in it.
+type highWater struct {
+	block uint64
+	txID  string
+}
+
+func encodeHighWater(h highWater) []byte {
+	return append(idKey(h.block), h.txID...)
+}
+
+func decodeHighWater(v []byte) (highWater, error) {
+	if v == nil {
+		return highWater{}, nil
+	}
+	if len(v) < 8 {
+		return highWater{}, errors.New("corrupt high-water mark")
+	}
+	return highWater{block: binary.BigEndian.Uint64(v), txID: string(v[8:])}, nil
+}
+
+func decodeCount(v []byte) uint64 {
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
 }

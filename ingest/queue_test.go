@@ -5,10 +5,13 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
 
+	"github.com/medprov/medprov/internal/testkit"
 	"github.com/medprov/medprov/wire"
 )
 
@@ -161,4 +164,178 @@ func BenchmarkQueueAppendParallel(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
+}
+
+// benchItem is a reading record of realistic size: hex hashes, a DER
+// signature in base64 and a CIDv1.
+func benchItem(seq uint64) wire.ReadingInput {
+	return wire.ReadingInput{
+		DeviceID: "dev-000042", Seq: seq, Type: "heart_rate", Unit: "bpm", MeasuredAt: "2026-11-21T10:00:00Z",
+		DataHash:   fmt.Sprintf("%064x", seq),
+		Signature:  "MEUCIQDkz6h0b3Jw9b2pQ0tB7o0xvYt6c8bqk4l2f5nq8d7mJwIgYk8c1Qm9V0n0r4Jm6wq3b8Xh5uY2tQ7l1d9x3c0vZ2s=",
+		CID:        "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
+		CipherHash: fmt.Sprintf("%064x", seq*7),
+		Size:       180,
+	}
+}
+
+// BenchmarkQueueDone measures marking readings done as recorded, in
+// batches of 500 as the batcher does: the write that follows every
+// committed transaction. Appends are not timed. With a full retention,
+// each Done also prunes as many readings as it retains. Without fsync, it
+// shows the work apart from the disk's sync latency, which dominates and
+// varies from run to run.
+func BenchmarkQueueDone(b *testing.B) {
+	for _, bb := range []struct {
+		name   string
+		cfg    QueueConfig
+		noSync bool
+	}{
+		{"retention filling", QueueConfig{}, false},
+		{"retention full", QueueConfig{RetainMax: 20000}, false},
+		{"retention filling without fsync", QueueConfig{}, true},
+		{"retention full without fsync", QueueConfig{RetainMax: 20000}, true},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			cfg := bb.cfg
+			cfg.Path, cfg.MaxPending = filepath.Join(b.TempDir(), "q.db"), 1<<30
+			q, _, err := OpenQueue(b.Context(), cfg)
+			require.NoError(b, err)
+			b.Cleanup(func() { assert.NoError(b, q.Close(), "closing the queue") })
+			q.db.NoSync = bb.noSync
+			const batch = 500
+			seq, block := uint64(0), uint64(0)
+			b.ResetTimer()
+			for done := 0; done < b.N; done += batch {
+				b.StopTimer()
+				n := min(batch, b.N-done)
+				recs := make([]Record, n)
+				outs := make([]Outcome, n)
+				block++
+				for i := range recs {
+					seq++
+					recs[i] = Record{Item: benchItem(seq), PatientID: "pat-000042"}
+				}
+				_, err := q.Append(b.Context(), recs)
+				require.NoError(b, err)
+				for i := range recs {
+					outs[i] = Outcome{RecordID: recs[i].ID, State: StateRecorded, TxID: fmt.Sprintf("%064x", block), Block: block}
+				}
+				b.StartTimer()
+				require.NoError(b, q.Done(b.Context(), recs, outs))
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "readings/s")
+		})
+	}
+}
+
+// retainedBlocks lists the blocks of the retained readings, in key order.
+func retainedBlocks(t *testing.T, q *Queue) []uint64 {
+	t.Helper()
+	var got []uint64
+	require.NoError(t, q.scanRecent(0, func(m missing) error { got = append(got, m.block); return nil }))
+	return got
+}
+
+func TestQueueRetentionIsBounded(t *testing.T) {
+	start := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		cfg  QueueConfig
+		// step is how far the clock moves between one block's Done and
+		// the next.
+		step       time.Duration
+		wantBlocks []uint64
+		wantProbes []uint64
+	}{
+		{
+			name:       "the count bound keeps the newest readings",
+			cfg:        QueueConfig{RetainMax: 5},
+			wantBlocks: []uint64{4, 4, 5, 5, 5}, // blocks 1..5 of three readings each
+			wantProbes: []uint64{4, 5},
+		},
+		{
+			name:       "the age bound drops readings older than it",
+			cfg:        QueueConfig{RetainFor: 90 * time.Minute},
+			step:       time.Hour,
+			wantBlocks: []uint64{4, 4, 4, 5, 5, 5},
+			wantProbes: []uint64{4, 5},
+		},
+		{
+			name:       "within both bounds every reading is kept",
+			cfg:        QueueConfig{},
+			step:       time.Minute,
+			wantBlocks: []uint64{1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5},
+			wantProbes: []uint64{1, 2, 3, 4, 5},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			now := start
+			cfg := tt.cfg
+			cfg.Path, cfg.MaxPending, cfg.Now = filepath.Join(t.TempDir(), "q.db"), 100, func() time.Time { return now }
+			q, _, err := OpenQueue(t.Context(), cfg)
+			require.NoError(t, err)
+			t.Cleanup(func() { assert.NoError(t, q.Close()) })
+			for block := uint64(1); block <= 5; block++ {
+				recs := appendN(t, q, "d1", int(block*10), 3)
+				outs := make([]Outcome, len(recs))
+				for i, r := range recs {
+					outs[i] = Outcome{RecordID: r.ID, State: StateRecorded, TxID: fmt.Sprintf("tx%d", block), Block: block}
+				}
+				require.NoError(t, q.Done(t.Context(), recs, outs))
+				now = now.Add(tt.step)
+			}
+			assert.Equal(t, tt.wantBlocks, retainedBlocks(t, q), "blocks of the retained readings")
+			probes, err := q.blockProbes()
+			require.NoError(t, err)
+			var gotProbes []uint64
+			for _, p := range probes {
+				gotProbes = append(gotProbes, p.block)
+			}
+			assert.Equal(t, tt.wantProbes, gotProbes, "blocks with a transaction probe")
+			hw, n, err := q.recentState()
+			require.NoError(t, err)
+			assert.Equal(t, len(tt.wantBlocks), n, "retained count")
+			assert.Equal(t, highWater{block: 5, txID: "tx5"}, hw, "high-water mark")
+			// Pruning the retention never forgets that a reading was recorded.
+			s, err := q.Lookup("d1", 10)
+			require.NoError(t, err)
+			assert.Equal(t, Seen{State: StateRecorded, DataHash: "h10", Block: 1, bound: 1}, s, "memory of the oldest reading")
+		})
+	}
+}
+
+// TestQueueFromBeforeTheRetentionOpens: a queue file written before
+// records were retained (its "pending" bucket holds exactly the records
+// not yet done) opens with those records pending.
+func TestQueueFromBeforeTheRetentionOpens(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	require.NoError(t, err)
+	require.NoError(t, db.Update(func(tx *bolt.Tx) error {
+		pend, err := tx.CreateBucket([]byte("pending"))
+		require.NoError(t, err)
+		seen, err := tx.CreateBucket([]byte("seen"))
+		require.NoError(t, err)
+		meta, err := tx.CreateBucket([]byte("meta"))
+		require.NoError(t, err)
+		rec := Record{ID: 7, Item: item("d1", 2, "bb")}
+		require.NoError(t, pend.Put(idKey(7), testkit.MustJSON(t, rec)))
+		require.NoError(t, seen.Put(seenKey("d1", 1), append([]byte{byte(StateRecorded)}, "aa"...)))
+		require.NoError(t, seen.Put(seenKey("d1", 2), append([]byte{byte(StatePending)}, "bb"...)))
+		return meta.Put(keyNextID, idKey(8))
+	}))
+	require.NoError(t, db.Close())
+
+	for _, round := range []string{"first open", "second open"} {
+		q, pending := openTestQueue(t, path, 10)
+		require.Len(t, pending, 1, round)
+		assert.Equal(t, uint64(7), pending[0].ID, round)
+		s, err := q.Lookup("d1", 1)
+		require.NoError(t, err)
+		assert.Equal(t, StateRecorded, s.State, round)
+		require.NoError(t, q.Close())
+	}
 }
