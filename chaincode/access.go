@@ -20,7 +20,9 @@ import (
 // Otherwise the reason is the most specific among the researcher's consents,
 // ranked no_consent < purpose_mismatch < data_type_not_consented <
 // consent_revoked < consent_not_yet_valid = consent_expired <
-// range_outside_consent, and consentId names that consent.
+// range_outside_consent, and consentId names that consent. A request for a
+// patient who erased its data (ErasePatient) is denied with patient_erased,
+// whatever the consents say.
 //
 // A grant lists the ids of the patient's readings of the requested types
 // measured in [from, to], ordered by type, then measuredAt, then id, at most
@@ -83,6 +85,15 @@ func (c *Contract) RequestAccess(ctx contractapi.TransactionContextInterface, en
 		return nil, err
 	}
 	grant, reason, consentID := decide(consents, p.Purpose, p.DataTypes, from, to, t.time)
+	erased, err := isErased(t.stub, p.PatientID)
+	if err != nil {
+		return nil, err
+	}
+	if erased {
+		// Erasure overrides every consent: nothing of the patient is
+		// released again, whatever any gateway's keyring still holds.
+		grant, reason, consentID = false, wire.ReasonPatientErased, ""
+	}
 	ev.ConsentID = consentID
 	if grant {
 		ev.Decision = wire.DecisionGranted

@@ -42,7 +42,7 @@ func (c *Contract) RegisterActor(ctx contractapi.TransactionContextInterface, ac
 		return nil, invalid("malformed actor: %s", wire.JSONProblem(err))
 	}
 	if !wire.ValidID(in.ID) {
-		return nil, invalid("actor id must match ^[A-Za-z0-9._-]{1,64}$")
+		return nil, invalid("actor id must match %s", wire.IDPattern)
 	}
 	switch in.Role {
 	case wire.RolePatient, wire.RoleOperator, wire.RoleResearcher, wire.RoleRegulator:

@@ -18,7 +18,8 @@ import (
 // active researcher; purpose and each of 1..MaxDataTypes distinct data types
 // match ^[a-z0-9._-]{1,64}$; notBefore < notAfter and notAfter is after the
 // transaction time. The consent id is "cns-" + the first 24 hex digits of the
-// transaction id.
+// transaction id. An erased patient (ErasePatient) grants nothing
+// (forbidden).
 func (c *Contract) GrantConsent(ctx contractapi.TransactionContextInterface, envelopeJSON string) (*wire.Consent, error) {
 	t, err := newTx(ctx)
 	if err != nil {
@@ -31,6 +32,9 @@ func (c *Contract) GrantConsent(ctx contractapi.TransactionContextInterface, env
 	}
 	if p.PatientID != "" && p.PatientID != patient.ID {
 		return nil, refuse(wire.CodeForbidden, "consent may only be granted by the patient themself")
+	}
+	if patient.ErasedTx != "" {
+		return nil, refuse(wire.CodeForbidden, "patient %s erased their data: no new consent", patient.ID)
 	}
 	if !wire.ValidID(p.GranteeID) {
 		return nil, invalid("granteeId is malformed")

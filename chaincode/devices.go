@@ -12,9 +12,10 @@ import (
 )
 
 // RegisterDevice registers a device from a signed device.register action of
-// an operator. The device is bound to an active patient actor and to the
-// signing operator. Its key must be a PEM ECDSA P-256 key not registered to
-// anyone else. A duplicate device id is a conflict.
+// an operator. The device is bound to an active patient actor that has not
+// erased its data and to the signing operator. Its key must be a PEM ECDSA
+// P-256 key not registered to anyone else. A duplicate device id is a
+// conflict.
 func (c *Contract) RegisterDevice(ctx contractapi.TransactionContextInterface, envelopeJSON string) (*wire.Device, error) {
 	t, err := newTx(ctx)
 	if err != nil {
@@ -26,7 +27,7 @@ func (c *Contract) RegisterDevice(ctx contractapi.TransactionContextInterface, e
 		return nil, err
 	}
 	if !wire.ValidID(p.DeviceID) {
-		return nil, invalid("deviceId must match ^[A-Za-z0-9._-]{1,64}$")
+		return nil, invalid("deviceId must match %s", wire.IDPattern)
 	}
 	if !wire.ValidID(p.PatientID) {
 		return nil, invalid("patientId is malformed")
@@ -45,7 +46,7 @@ func (c *Contract) RegisterDevice(ctx contractapi.TransactionContextInterface, e
 	if !found {
 		return nil, refuse(wire.CodeNotFound, "patient %s not found", p.PatientID)
 	}
-	if patient.Role != wire.RolePatient || patient.Status != wire.StatusActive {
+	if patient.Role != wire.RolePatient || patient.Status != wire.StatusActive || patient.ErasedTx != "" {
 		return nil, invalid("actor %s is not an active patient", p.PatientID)
 	}
 	k, err := key(t.stub, objDevice, p.DeviceID)

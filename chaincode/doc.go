@@ -8,7 +8,9 @@
 //
 // Transactions and queries are methods of Contract; all arguments are
 // strings. Submit: RegisterActor, RegisterDevice, RevokeDevice,
-// RecordReadings, GrantConsent, RevokeConsent, RequestAccess. Evaluate:
+// RecordReadings, GrantConsent, RevokeConsent, RequestAccess, and the
+// identity lifecycle RevokeActor, RevokeOrgActor, RotateActorKey,
+// ErasePatient, RecordWithheld. Evaluate:
 // GetActor, GetDevice, GetReading, GetConsent, GetAccessEvent, ListReadings,
 // ListConsents, GetAccessLog, ListEvents, GetProvenance. Every refusal is an
 // *Error whose text "[medprov:<code>] <message>" survives Fabric's wrapping;
@@ -35,6 +37,25 @@
 //
 // A public key may belong to one actor or device only (the publicKey index):
 // a shared key would let one holder sign as the other.
+//
+// # Identity lifecycle
+//
+// An actor is revoked by a signed actor.revoke of a regulator or of itself
+// (RevokeActor), or by its org's admin identity (RevokeOrgActor); from then
+// on authentication refuses its key. An actor replaces its key with a
+// signed actor.rotate (RotateActorKey, signed with the current key); the
+// old key's publicKey entry becomes "retired:actor:<id>", so it is never
+// accepted or registered again. A patient erases its data with a signed
+// patient.erase (ErasePatient): an Erasure record, erasedTx on its actor
+// record and a PatientErased event on which gateways crypto-shred its keys.
+// Afterwards access requests for the patient are denied (patient_erased),
+// and its consent grants, device registrations and readings are refused;
+// what is on the ledger stays as evidence. RecordWithheld lets the gateway
+// record, on a granted access event, which readings it withheld and why
+// (e.g. evidence_mismatch when the decrypted payload does not match the
+// record). Reasons are lower-case tokens, never free text. History is kept:
+// revocation, rotation and erasure only add fields to records, and the
+// earlier versions stay in the key history.
 //
 // Readings need no actor: anyone in the org may submit a batch (in practice
 // the gateway), because each item's authenticity is the device's signature
@@ -81,6 +102,7 @@
 //	consentByPatient [patientId, granteeId, consentId]
 //	nonce            [actorId, nonce]                              tx id that used it
 //	access           [accessId]                                    AccessEvent
+//	erasure          [patientId]                                   Erasure
 //	accessByPatient  [patientId, YYYY-MM, txTime, accessId]
 //	accessMonth      [patientId, YYYY-MM]                          month marker
 //	accessByReading  [readingId, accessId]
@@ -109,15 +131,17 @@
 // emits exactly one chaincode event. A RecordReadings batch that records
 // nothing (all items exist or are rejected) writes no audit event but still
 // emits ReadingsRecorded with no ids. AuditEvent.actorId is the signing
-// actor, or "org:<MSP ID>" for actor registration and reading batches. An
-// event's payload is the record the transaction wrote (Actor, Device,
-// Consent, AccessEvent), except ReadingsRecorded ({"txId","readingIds"}).
+// actor, or "org:<MSP ID>" for actor registration, admin revocation,
+// reading batches and withheld readings. An event's payload is the record
+// the transaction wrote (Actor, Device, Consent, AccessEvent, Erasure),
+// except ReadingsRecorded ({"txId","readingIds"}).
 //
 // # Performance
 //
 // Per reading, RecordReadings does one ECDSA verification, two state reads
 // (reading, readingHash) and three writes (reading, readingHash,
-// readingByPatient); device records and keys are read once per batch.
+// readingByPatient); device records, keys and their patients' erasure
+// markers are read once per batch.
 // Its argument and result are JSON strings, not typed values, so
 // contract-api does not validate them against their JSON schema
 // (gojsonschema). Measured with BenchmarkRecordReadings100 and

@@ -22,6 +22,7 @@ const (
 	objConsentByPatient = "consentByPatient" // [patientId, granteeId, consentId]
 	objNonce            = "nonce"            // [actorId, nonce]
 	objAccess           = "access"           // [accessId] → AccessEvent
+	objErasure          = "erasure"          // [patientId] → Erasure
 	objAccessByPatient  = "accessByPatient"  // [patientId, YYYY-MM, txTime, accessId]
 	objAccessMonth      = "accessMonth"      // [patientId, YYYY-MM]
 	objAccessByReading  = "accessByReading"  // [readingId, accessId]

@@ -19,8 +19,9 @@ import (
 )
 
 type batchDevice struct {
-	dev *wire.Device
-	pub *ecdsa.PublicKey
+	dev    *wire.Device
+	pub    *ecdsa.PublicKey
+	erased bool // the device's patient erased its data
 }
 
 // batch is the in-memory view of one RecordReadings transaction: Fabric's
@@ -43,9 +44,10 @@ type batch struct {
 // authenticity is the device signature over dataHash, checked per item with
 // the device key on the ledger. An item is rejected (and the rest of the
 // batch still recorded) if it is malformed (invalid), its device is unknown
-// or revoked (forbidden), its signature does not verify (unauthenticated),
-// its (deviceId, seq) holds a different dataHash or its dataHash is already
-// recorded under another reading (conflict). An item identical to a recorded
+// or revoked or its patient erased its data (forbidden), its signature does
+// not verify (unauthenticated), its (deviceId, seq) holds a different
+// dataHash or its dataHash is already recorded under another reading
+// (conflict). An item identical to a recorded
 // reading is "exists" with that reading's txId, so a retried batch changes
 // nothing. Exactly one ReadingsRecorded event is emitted.
 //
@@ -167,6 +169,9 @@ func (b *batch) check(i int, raw json.RawMessage) (wire.ItemResult, *checkedItem
 	if d.dev.Status != wire.StatusActive {
 		return rejected(r, refuse(wire.CodeForbidden, "device %s revoked", it.DeviceID)), nil, nil
 	}
+	if d.erased {
+		return rejected(r, refuse(wire.CodeForbidden, "the patient of device %s erased their data", it.DeviceID)), nil, nil
+	}
 	digest, err := hex.DecodeString(it.DataHash)
 	if err != nil {
 		return rejected(r, invalid("dataHash must be lower-case hex SHA-256")), nil, nil
@@ -278,7 +283,11 @@ func (b *batch) device(id string) (*batchDevice, error) {
 		if err != nil {
 			return nil, fmt.Errorf("ledger key of device %s: %w", id, err)
 		}
-		d = &batchDevice{dev: dev, pub: pub}
+		erased, err := isErased(b.stub, dev.PatientID)
+		if err != nil {
+			return nil, err
+		}
+		d = &batchDevice{dev: dev, pub: pub, erased: erased}
 	}
 	b.devices[id] = d
 	return d, nil

@@ -135,11 +135,13 @@ only their owner can read.`,
 		newDeviceCmd(a),
 		newReadingCmd(a),
 		newConsentCmd(a),
+		newPatientCmd(a),
 		newAccessCmd(a),
 		newAuditCmd(a),
 		newDemoCmd(a),
 		newServeCmd(a),
 		newBenchCmd(a),
+		newLedgerCmd(a),
 	)
 	return root
 }

@@ -7,7 +7,8 @@
 // what. Builders (NewReading, SignReading, NewActionHeader, SignPayload,
 // SignedGetHeader) produce the exact wire payloads, and
 // VerifyReleasedReading checks what a researcher receives against the
-// ledger's hash and the device's signature, locally.
+// ledger's hash and the device's signature, locally. RevokeActor,
+// RevokeOrgActor, RotateKey and ErasePatient cover an identity's lifecycle.
 //
 // Refusals come back as *APIError, which matches the sentinel errors
 // (ErrNotFound, ErrForbidden, ...) with errors.Is. The client never retries

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -19,7 +20,10 @@ import (
 
 // requestAccess is log-before-release: the chaincode decides and the access
 // event commits first; only then are readings fetched, opened, verified
-// and returned. A denial is committed too and answers 403.
+// and returned. A denial is committed too and answers 403. Granted
+// readings that fail release (erased, evidence_mismatch,
+// ciphertext_missing, unavailable) are withheld, listed in the answer and
+// recorded on the access event (RecordWithheld) before the answer is sent.
 func (s *Server) requestAccess(c *gin.Context) {
 	env, err := s.signedAction(c, wire.ActionAccessRequest, &wire.AccessRequestAction{})
 	if err != nil {
@@ -34,6 +38,7 @@ func (s *Server) requestAccess(c *gin.Context) {
 	}
 	s.m.accesses.WithLabelValues(ev.Decision).Inc()
 	if ev.Decision != wire.DecisionGranted {
+		c.Set(ctxActionCommitted, true) // the denial is on the ledger: its nonce is spent
 		c.JSON(http.StatusForbidden, wire.AccessDenial{Error: wire.ErrorBody{Code: wire.CodeForbidden, Message: "access denied: " + ev.Reason},
 			AccessID: ev.ID, Decision: ev.Decision, Reason: ev.Reason, TxID: cm.TxID})
 		return
@@ -44,14 +49,23 @@ func (s *Server) requestAccess(c *gin.Context) {
 		rr, err := s.release(c, id)
 		if err != nil {
 			if ae := toAPIError(err); ae.Status() == http.StatusServiceUnavailable {
+				if len(held) > 0 {
+					s.recordWithheld(c, ev.ID, held)
+				}
 				fail(c, err)
 				return
 			}
-			s.log.Warn("granted reading withheld", "accessId", ev.ID, "err", err)
+			// The request ID ties this line to the access; the access ID, the
+			// reading ID and the cause's text name pseudonymous IDs.
+			s.log.Warn("granted reading withheld", "requestId", c.GetString("requestID"),
+				"reason", reasonOf(err), "errKind", errKind(err))
 			held = append(held, wire.Withheld{ReadingID: id, Reason: reasonOf(err)})
 			continue
 		}
 		out = append(out, *rr)
+	}
+	if len(held) > 0 {
+		s.recordWithheld(c, ev.ID, held)
 	}
 	c.JSON(http.StatusOK, wire.AccessGrant{AccessID: ev.ID, Decision: ev.Decision, TxID: cm.TxID, Block: cm.Block,
 		ConsentID: ev.ConsentID, Count: len(out), Readings: out, Withheld: held, NextCursor: ev.NextCursor})
@@ -85,6 +99,11 @@ func (s *Server) release(ctx context.Context, id string) (*wire.ReleasedReading,
 	if hex.EncodeToString(digest[:]) != rec.DataHash {
 		return nil, fmt.Errorf("plaintext hash: %w", errEvidence)
 	}
+	// The chaincode never sees the payload: the record's metadata is the
+	// ingesting gateway's claim, bound to the signed bytes only here.
+	if err := payloadMatches(pt, rec); err != nil {
+		return nil, err
+	}
 	sig, err := base64.StdEncoding.DecodeString(rec.Signature)
 	if err != nil {
 		return nil, fmt.Errorf("signature on ledger: %w", errEvidence)
@@ -96,14 +115,18 @@ func (s *Server) release(ctx context.Context, id string) (*wire.ReleasedReading,
 }
 
 // payloadMatches reports whether the signed payload names what the ledger
-// record says (device, seq, type, unit, time).
+// record says: device, seq, type, unit and measuredAt (the same instant).
+// A mismatch wraps errEvidence (reason evidence_mismatch).
 func payloadMatches(pt []byte, rec *wire.Reading) error {
-	p, _, err := wire.ParseReadingPayload(pt)
+	p, measured, err := wire.ParseReadingPayload(pt)
 	if err != nil {
 		return fmt.Errorf("payload is not a reading: %w", errEvidence)
 	}
 	if p.DeviceID != rec.DeviceID || p.Seq != rec.Seq || p.Type != rec.Type || p.Unit != rec.Unit {
 		return fmt.Errorf("payload metadata differs from the ledger record: %w", errEvidence)
+	}
+	if at, err := time.Parse(time.RFC3339Nano, rec.MeasuredAt); err != nil || !at.Equal(measured) {
+		return fmt.Errorf("payload measuredAt differs from the ledger record: %w", errEvidence)
 	}
 	return nil
 }
@@ -113,12 +136,12 @@ func payloadMatches(pt []byte, rec *wire.Reading) error {
 func reasonOf(err error) string {
 	switch {
 	case errors.Is(err, seal.ErrErased):
-		return "erased"
+		return wire.WithheldErased
 	case errors.Is(err, errEvidence), errors.Is(err, seal.ErrCorrupt), errors.Is(err, seal.ErrWrongKey),
 		errors.Is(err, ipfs.ErrCorrupt):
-		return "evidence_mismatch"
+		return wire.WithheldEvidenceMismatch
 	case errors.Is(err, ipfs.ErrNotFound):
-		return "ciphertext_missing"
+		return wire.WithheldCiphertextMissing
 	}
-	return "unavailable"
+	return wire.WithheldUnavailable
 }

@@ -1,8 +1,8 @@
 package gateway
 
 import (
-	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -15,9 +15,17 @@ import (
 
 // signedAction reads a signed action envelope from the body, decodes its
 // payload into p with the strict decoder the chaincode uses, checks the
-// action name and applies the actor's rate limit. It returns the envelope
-// re-encoded for the chaincode, which authenticates the signature.
+// action name, the issuedAt window and the signature under the actor's
+// key, and only then charges the actor's rate limit; a request that fails
+// authentication is charged to its client address instead, so forged
+// requests naming an actor cannot spend its budget. It returns the
+// envelope re-encoded for the chaincode, which authenticates it again and
+// consumes the nonce.
 func (s *Server) signedAction(c *gin.Context, action string, p wire.Action) (string, error) {
+	client := clientKey(c)
+	if err := s.clientBlocked(client); err != nil {
+		return "", err
+	}
 	body, err := readBody(c)
 	if err != nil {
 		return "", err
@@ -34,11 +42,35 @@ func (s *Server) signedAction(c *gin.Context, action string, p wire.Action) (str
 		return "", badRequest("signed payload action must be %q", action)
 	}
 	if !wire.ValidID(h.ActorID) {
-		return "", badRequest("actorId must match ^[A-Za-z0-9._-]{1,64}$")
+		return "", badRequest("actorId must match %s", wire.IDPattern)
+	}
+	if !wire.ValidNonce(h.Nonce) {
+		return "", badRequest("nonce must be 16..128 base64, base64url or hex characters")
+	}
+	issued, err := time.Parse(time.RFC3339Nano, h.IssuedAt)
+	if err != nil {
+		return "", badRequest("issuedAt must be RFC 3339")
+	}
+	// The chaincode applies the same window to the transaction time.
+	if d := s.cfg.Now().Sub(issued); d > wire.IssuedAtWindow || d < -wire.IssuedAtWindow {
+		s.failLim.charge(client)
+		return "", errf(wire.CodeUnauthenticated, "stale issuedAt: more than %s from the gateway's time", wire.IssuedAtWindow)
+	}
+	if _, err := s.actorSigned(c, h.ActorID, env); err != nil {
+		if errors.Is(err, errBadSignature) {
+			s.failLim.charge(client)
+		}
+		return "", err
+	}
+	if s.nonces.seenBefore(nonceAction, h.ActorID, h.Nonce, issued) {
+		s.failLim.charge(client)
+		return "", errf(wire.CodeConflict, "replayed nonce")
 	}
 	if !s.actLim.allow(h.ActorID) {
-		return "", &apiError{Code: wire.CodeRateLimited, Message: "too many requests for this actor", RetryAfter: time.Second}
+		return "", &apiError{Code: wire.CodeRateLimited, Message: "too many requests for this actor", RetryAfter: max(s.actLim.wait(h.ActorID), time.Second)}
 	}
+	c.Set(ctxAuthenticated, true)
+	c.Set(ctxActionNonce, actionNonce{actor: h.ActorID, nonce: h.Nonce, issued: issued})
 	out, err := json.Marshal(env)
 	if err != nil {
 		return "", err
@@ -53,14 +85,12 @@ func (s *Server) registerActor(c *gin.Context) {
 		return
 	}
 	var in wire.ActorInput
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
-		fail(c, badRequest(`body must be {"id","role","publicKey"}`))
+	if err := wire.DecodeStrict(body, &in); err != nil {
+		fail(c, badRequest(`body must be {"id","role","publicKey"}: %s`, wire.JSONProblem(err)))
 		return
 	}
 	if !wire.ValidID(in.ID) {
-		fail(c, badRequest("id must match ^[A-Za-z0-9._-]{1,64}$"))
+		fail(c, badRequest("id must match %s", wire.IDPattern))
 		return
 	}
 	switch in.Role {
@@ -83,6 +113,7 @@ func (s *Server) registerActor(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	s.keys.forgetActor(in.ID) // it may be remembered as unknown
 	c.JSON(http.StatusCreated, a)
 }
 

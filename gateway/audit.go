@@ -25,14 +25,22 @@ type chainVerifier interface {
 	Verify(ctx context.Context) error
 }
 
+// errNoReading answers a per-reading read both for a reading that does not
+// exist and for one the caller may not read, so that the answer does not
+// tell whether a reading ID exists.
+var errNoReading = errf(wire.CodeNotFound, "reading not found")
+
+// provenance answers the reading's provenance to its patient and to
+// regulators; anyone else gets errNoReading, as for a missing reading.
 func (s *Server) provenance(c *gin.Context) {
 	var p wire.Provenance
-	if err := s.chain.evaluate(c, &p, wire.FnGetProvenance, c.Param("id")); err != nil {
+	err := s.chain.evaluate(c, &p, wire.FnGetProvenance, c.Param("id"))
+	if err != nil && toAPIError(err).Status() != http.StatusNotFound {
 		fail(c, err)
 		return
 	}
-	if !mayReadPatient(actorOf(c), p.Reading.PatientID) {
-		fail(c, errf(wire.CodeForbidden, "only the patient and regulators may read a reading's provenance"))
+	if err != nil || !mayReadPatient(actorOf(c), p.Reading.PatientID) {
+		fail(c, errNoReading)
 		return
 	}
 	resp := wire.ProvenanceReport{Provenance: p}

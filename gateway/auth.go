@@ -1,94 +1,178 @@
 package gateway
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/base64"
-	"net/http"
+	"errors"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"golang.org/x/time/rate"
 
 	"github.com/medprov/medprov/envelope"
 	"github.com/medprov/medprov/wire"
 )
 
+// Context keys the authentication steps set.
+const (
+	// ctxAuthenticated is set once the request proved who sent it (a
+	// signature or the admin token verified); logRequest bounds the log
+	// lines of 4xx answers to requests without it.
+	ctxAuthenticated = "authenticated"
+	// ctxActionNonce holds the actionNonce of a verified signed action.
+	ctxActionNonce = "actionNonce"
+	// ctxActionCommitted marks a signed action the ledger committed though
+	// the answer is not 2xx (an access denial).
+	ctxActionCommitted = "actionCommitted"
+)
+
+// errBadSignature answers every signature that cannot be verified, whether
+// the key is wrong or the actor unknown, so the answer does not tell which
+// actor IDs exist.
+var errBadSignature = errf(wire.CodeUnauthenticated, "signature does not verify")
+
 // requireAdmin checks the bearer admin token in constant time.
 func (s *Server) requireAdmin(c *gin.Context) {
+	if !s.admitClient(c) {
+		return
+	}
 	h := c.GetHeader("Authorization")
 	tok, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.AdminToken)) != 1 {
-		fail(c, errf(wire.CodeUnauthenticated, "admin bearer token required"))
+		s.authFailed(c, errf(wire.CodeUnauthenticated, "admin bearer token required"))
 		return
 	}
+	c.Set(ctxAuthenticated, true)
 	c.Next()
+}
+
+// admitClient refuses, with 429 and Retry-After, a request whose client
+// address has spent its budget of failed authentications, before anything
+// is parsed, looked up or verified. It reports whether to go on.
+func (s *Server) admitClient(c *gin.Context) bool {
+	if err := s.clientBlocked(clientKey(c)); err != nil {
+		fail(c, err)
+		return false
+	}
+	return true
+}
+
+// clientBlocked is admitClient for one client address.
+func (s *Server) clientBlocked(client string) error {
+	if w := s.failLim.wait(client); w > 0 {
+		return &apiError{Code: wire.CodeRateLimited, Message: "too many failed authentications from this address", RetryAfter: w}
+	}
+	return nil
+}
+
+// authFailed answers err and charges the failure to the client's address,
+// never to the device or actor the request names.
+func (s *Server) authFailed(c *gin.Context, err error) {
+	s.failLim.charge(clientKey(c))
+	fail(c, err)
+}
+
+// actorSigned returns the actor whose key verifies env. A signature that
+// does not verify under the cached key is checked again under the key on
+// the ledger, read at most once a second per actor, in case the key
+// changed through another gateway. An unknown actor and a bad signature
+// are both errBadSignature.
+func (s *Server) actorSigned(ctx context.Context, id string, env envelope.Envelope) (*actorKey, error) {
+	act, err := s.keys.actor(ctx, id)
+	if err == nil && env.Verify(act.key) != nil {
+		cached := act
+		act, err = s.keys.freshActor(ctx, id, time.Second)
+		if err == nil && (act == cached || env.Verify(act.key) != nil) {
+			err = errBadSignature
+		}
+	}
+	if errors.Is(err, errUnknown) {
+		err = errBadSignature
+	}
+	if err != nil {
+		return nil, err
+	}
+	return act, nil
 }
 
 // signedGET authenticates a GET by its X-Medprov-Signature header: the
 // signature must verify under the actor's key on the ledger, name this exact
 // method and path (with query), be issued within the signature window, and
-// carry a nonce not seen before. The verified actor is stored as "actor".
+// carry a nonce not seen before, here or before a restart (nonceStore).
+// The verified actor is stored as "actor".
+//
+// A request that fails is charged to its client address; the actor's
+// budget is charged only once the signature verifies and the nonce is
+// fresh, so neither forged nor replayed headers can spend it.
 func (s *Server) signedGET(c *gin.Context) {
+	if !s.admitClient(c) {
+		return
+	}
 	raw := c.GetHeader(wire.SignatureHeader)
 	if raw == "" {
-		fail(c, errf(wire.CodeUnauthenticated, "signed request required: missing %s header", wire.SignatureHeader))
+		s.authFailed(c, errf(wire.CodeUnauthenticated, "signed request required: missing %s header", wire.SignatureHeader))
 		return
 	}
 	envJSON, err := base64.StdEncoding.DecodeString(raw)
 	if err != nil || len(envJSON) > 8<<10 {
-		fail(c, errf(wire.CodeUnauthenticated, "%s must be base64 of a signed envelope", wire.SignatureHeader))
+		s.authFailed(c, errf(wire.CodeUnauthenticated, "%s must be base64 of a signed envelope", wire.SignatureHeader))
 		return
 	}
 	env, err := envelope.Parse(envJSON)
 	if err != nil {
-		fail(c, errf(wire.CodeUnauthenticated, "%s must be base64 of a signed envelope", wire.SignatureHeader))
+		s.authFailed(c, errf(wire.CodeUnauthenticated, "%s must be base64 of a signed envelope", wire.SignatureHeader))
 		return
 	}
 	var a wire.HTTPGetAction
 	if err := wire.DecodeStrict(env.Payload, &a); err != nil || a.Action != wire.ActionHTTPGet || !wire.ValidID(a.ActorID) || !wire.ValidNonce(a.Nonce) {
-		fail(c, errf(wire.CodeUnauthenticated, "signed payload must be an http.get action with actorId, issuedAt and nonce"))
+		s.authFailed(c, errf(wire.CodeUnauthenticated, "signed payload must be an http.get action with actorId, issuedAt and nonce"))
 		return
 	}
 	if a.Method != c.Request.Method || a.Path != c.Request.URL.RequestURI() {
-		fail(c, errf(wire.CodeUnauthenticated, "signature is for another request"))
+		s.authFailed(c, errf(wire.CodeUnauthenticated, "signature is for another request"))
 		return
 	}
 	issued, err := time.Parse(time.RFC3339Nano, a.IssuedAt)
 	if err != nil {
-		fail(c, errf(wire.CodeUnauthenticated, "issuedAt must be RFC 3339"))
+		s.authFailed(c, errf(wire.CodeUnauthenticated, "issuedAt must be RFC 3339"))
 		return
 	}
 	if d := s.cfg.Now().Sub(issued); d > s.cfg.SignatureWindow || d < -s.cfg.SignatureWindow {
-		fail(c, errf(wire.CodeUnauthenticated, "signature is stale: issuedAt is outside the %s window", s.cfg.SignatureWindow))
+		s.authFailed(c, errf(wire.CodeUnauthenticated, "signature is stale: issuedAt is outside the %s window", s.cfg.SignatureWindow))
 		return
 	}
-	act, err := s.keys.actor(c, a.ActorID)
+	act, err := s.actorSigned(c, a.ActorID, env)
+	if errors.Is(err, errBadSignature) {
+		s.authFailed(c, err)
+		return
+	}
 	if err != nil {
-		if ae := toAPIError(err); ae.Status() == http.StatusNotFound {
-			fail(c, errf(wire.CodeUnauthenticated, "unknown actor"))
-			return
-		}
 		fail(c, err)
 		return
 	}
-	if act.Status != "active" {
-		fail(c, errf(wire.CodeUnauthenticated, "actor is not active"))
+	if act.Status != wire.StatusActive {
+		s.authFailed(c, errf(wire.CodeUnauthenticated, "actor is not active"))
 		return
 	}
-	if err := env.Verify(act.key); err != nil {
-		fail(c, errf(wire.CodeUnauthenticated, "signature does not verify"))
+	if w := s.actLim.wait(a.ActorID); w > 0 {
+		fail(c, &apiError{Code: wire.CodeRateLimited, Message: "too many requests for this actor", RetryAfter: w})
+		return
+	}
+	fresh, err := s.nonces.use(nonceGET, a.ActorID, a.Nonce, issued)
+	if err != nil {
+		fail(c, &apiError{Code: wire.CodeUnavailable, Message: "could not record the request's nonce, retry later", RetryAfter: time.Second, cause: err})
+		return
+	}
+	if !fresh {
+		s.authFailed(c, errf(wire.CodeUnauthenticated, "replayed nonce"))
 		return
 	}
 	if !s.actLim.allow(a.ActorID) {
 		fail(c, &apiError{Code: wire.CodeRateLimited, Message: "too many requests for this actor", RetryAfter: time.Second})
 		return
 	}
-	if !s.nonces.use(a.ActorID, a.Nonce) {
-		fail(c, errf(wire.CodeUnauthenticated, "replayed nonce"))
-		return
-	}
+	c.Set(ctxAuthenticated, true)
 	c.Set("actor", act)
 	c.Next()
 }
@@ -99,87 +183,26 @@ func actorOf(c *gin.Context) *actorKey {
 	return a
 }
 
-// nonceCache remembers nonces of signed GETs for twice the signature window,
-// after which issuedAt alone refuses a replay. It is in memory: a restart
-// forgets it, which re-opens a replay window of at most the signature window
-// for reads (never for writes, whose nonces the chaincode keeps forever).
-type nonceCache struct {
-	mu    sync.Mutex
-	ttl   time.Duration
-	now   func() time.Time
-	seen  map[string]time.Time
-	sweep time.Time
+// actionNonce identifies a verified signed action's nonce.
+type actionNonce struct {
+	actor, nonce string
+	issued       time.Time
 }
 
-func newNonceCache(ttl time.Duration, now func() time.Time) *nonceCache {
-	return &nonceCache{ttl: ttl, now: now, seen: map[string]time.Time{}}
-}
-
-// use reports whether (actor, nonce) is new, and remembers it.
-func (n *nonceCache) use(actor, nonce string) bool {
-	k := actor + "\x00" + nonce
-	now := n.now()
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if now.Sub(n.sweep) > n.ttl/4 {
-		for key, exp := range n.seen {
-			if now.After(exp) {
-				delete(n.seen, key)
-			}
-		}
-		n.sweep = now
+// rememberActionNonce remembers the nonce of a signed action the ledger
+// committed (a 2xx answer, or ctxActionCommitted), so that a replay of the
+// same envelope is refused by signedAction, and charged to the sender's
+// address, before it can spend the actor's budget. A refused action's
+// nonce is not remembered: the ledger did not consume it, and the client
+// may retry.
+func (s *Server) rememberActionNonce(c *gin.Context) {
+	c.Next()
+	v, ok := c.Get(ctxActionNonce)
+	if !ok || (c.Writer.Status() >= 300 && !c.GetBool(ctxActionCommitted)) {
+		return
 	}
-	if exp, ok := n.seen[k]; ok && now.Before(exp) {
-		return false
+	n, _ := v.(actionNonce)
+	if _, err := s.nonces.use(nonceAction, n.actor, n.nonce, n.issued); err != nil {
+		s.log.Warn("remembering a signed action's nonce failed", "requestId", c.GetString("requestID"), "errKind", errKind(err))
 	}
-	n.seen[k] = now.Add(n.ttl)
-	return true
-}
-
-// limiterSet is a token bucket per key. Idle buckets are dropped.
-type limiterSet struct {
-	mu    sync.Mutex
-	r     rate.Limit
-	burst int
-	m     map[string]*limEntry
-	ops   int
-}
-
-type limEntry struct {
-	l    *rate.Limiter
-	last time.Time
-}
-
-func newLimiterSet(perSec float64, burst int) *limiterSet {
-	if perSec < 0 {
-		return nil
-	}
-	return &limiterSet{r: rate.Limit(perSec), burst: max(burst, 1), m: map[string]*limEntry{}}
-}
-
-// allow reports whether key may make n more requests now.
-func (l *limiterSet) allow(key string) bool { return l.allowN(key, 1) }
-
-func (l *limiterSet) allowN(key string, n int) bool {
-	if l == nil {
-		return true
-	}
-	now := time.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.ops++
-	if l.ops%4096 == 0 {
-		for k, e := range l.m {
-			if now.Sub(e.last) > time.Minute {
-				delete(l.m, k)
-			}
-		}
-	}
-	e, ok := l.m[key]
-	if !ok {
-		e = &limEntry{l: rate.NewLimiter(l.r, l.burst)}
-		l.m[key] = e
-	}
-	e.last = now
-	return e.l.AllowN(now, n)
 }

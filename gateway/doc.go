@@ -10,6 +10,25 @@
 // has committed the access event that records the release.
 //
 // Every route answers JSON; every error is {"error":{"code","message"}} with
-// a status chosen in one place (errors.go), and the real cause goes to the
-// log, never to the client.
+// a status chosen in one place (errors.go). The cause never goes to the
+// client; the log gets its code and class (errKind) with the request ID,
+// never its text, which may name pseudonymous IDs.
+//
+// The gateway holds its ground against strangers: a device's or actor's
+// rate budget is charged only after its signature verifies, failed
+// authentications are charged to the client address instead, every cache
+// keyed by request input is bounded (Limits), the nonces of signed
+// requests survive restarts (Config.NoncePath), and per-object reads
+// answer the same 404 for "not yours" and "does not exist".
+//
+// Release re-checks evidence: a granted reading is released only if its
+// ciphertext, decrypted payload and device signature match the ledger
+// record (including deviceId, seq, type, unit and measuredAt, which the
+// chaincode cannot check); otherwise it is withheld with a reason, and the
+// withheld readings are recorded on the access event (RecordWithheld).
+// Identity changes (lifecycle.go) drop cached keys at once here and, through
+// the ledger's events, on every other gateway. A patient's erasure commits
+// on the ledger before this gateway crypto-shreds the patient's keys
+// (Shredder); every gateway shreds again on the PatientErased event, so an
+// erasure whose shredding failed or was cut short by a crash is completed.
 package gateway

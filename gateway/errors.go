@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/medprov/medprov/ingest"
 	"github.com/medprov/medprov/ipfs"
 	"github.com/medprov/medprov/ledger"
+	"github.com/medprov/medprov/seal"
 	"github.com/medprov/medprov/wire"
 )
 
@@ -76,6 +78,8 @@ func toAPIError(err error) *apiError {
 		return &apiError{Code: wire.CodeUnavailable, Message: "blob store unavailable, retry later", RetryAfter: 2 * time.Second, cause: err}
 	case errors.Is(err, ingest.ErrQueueFull):
 		return &apiError{Code: wire.CodeUnavailable, Message: "ingest queue full, retry later", RetryAfter: time.Second, cause: err}
+	case errors.Is(err, seal.ErrErased):
+		return &apiError{Code: wire.CodeForbidden, Message: "the patient erased their data: nothing more is stored for the patient", cause: err}
 	case errors.Is(err, ingest.ErrConflict):
 		return &apiError{Code: wire.CodeConflict, Message: "seq already used by a different reading of this device", cause: err}
 	case errors.Is(err, envelope.ErrBadSignature):
@@ -88,9 +92,14 @@ func toAPIError(err error) *apiError {
 	return &apiError{Code: wire.CodeInternal, Message: "internal error", cause: err}
 }
 
-// fail writes err as the response and logs its cause.
+// ctxErrCode holds the code of the error a request was answered with.
+const ctxErrCode = "errCode"
+
+// fail writes err as the response and records it for the request log
+// (which logs its code and class, errKind, never its text).
 func fail(c *gin.Context, err error) {
 	ae := toAPIError(err)
+	c.Set(ctxErrCode, ae.Code)
 	if ae.RetryAfter > 0 {
 		c.Header("Retry-After", strconv.Itoa(int((ae.RetryAfter+time.Second-1)/time.Second)))
 	}
@@ -112,4 +121,74 @@ func outcomeError(o ingest.Outcome) *apiError {
 		code = wire.CodeInvalid // a refusal without a known code is still about the input
 	}
 	return &apiError{Code: code, Message: o.Message}
+}
+
+// errKind names the class of err for the log: the sentinel or type it
+// wraps, never its text. Error texts from the ledger, the chaincode and the
+// keyring name pseudonymous IDs (patients, devices, actors, consents,
+// readings), which must not reach the log; the request ID ties a log line
+// to its request, and the class says which layer failed and how.
+func errKind(err error) string {
+	var ce *ledger.ChaincodeError
+	var we *wire.Error
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &ce):
+		if cc, ok := wire.ParseError(ce.Message); ok {
+			return "chaincode_refusal:" + string(cc.Code)
+		}
+		return "chaincode_failure:" + strconv.Itoa(int(ce.Status))
+	case errors.As(err, &we):
+		return "refusal:" + string(we.Code)
+	}
+	for _, k := range errKinds {
+		if errors.Is(err, k.err) {
+			return k.name
+		}
+	}
+	switch {
+	case errors.As(err, &se), errors.As(err, &te):
+		return "json_decode"
+	}
+	var ae *apiError
+	if errors.As(err, &ae) && ae.cause == nil {
+		return "gateway:" + string(ae.Code)
+	}
+	leaf := err
+	for {
+		next := errors.Unwrap(leaf)
+		if next == nil {
+			break
+		}
+		leaf = next
+	}
+	return fmt.Sprintf("unclassified:%T", leaf)
+}
+
+// errKinds are the sentinels errKind recognises, most specific first.
+var errKinds = []struct {
+	err  error
+	name string
+}{
+	{ledger.ErrUnavailable, "ledger_unavailable"},
+	{ledger.ErrNotFound, "ledger_not_found"},
+	{ipfs.ErrUnavailable, "blobs_unavailable"},
+	{ipfs.ErrNotFound, "blob_not_found"},
+	{ipfs.ErrCorrupt, "blob_corrupt"},
+	{seal.ErrErased, "seal_erased"},
+	{seal.ErrWrongKey, "seal_wrong_key"},
+	{seal.ErrCorrupt, "seal_corrupt"},
+	{seal.ErrClosed, "seal_closed"},
+	{errEvidence, "evidence_mismatch"},
+	{errUnknown, "unregistered"},
+	{ingest.ErrQueueFull, "queue_full"},
+	{ingest.ErrConflict, "seq_conflict"},
+	{envelope.ErrBadSignature, "bad_signature"},
+	{envelope.ErrMalformed, "malformed_envelope"},
+	{envelope.ErrBadKey, "bad_key"},
+	{context.DeadlineExceeded, "deadline_exceeded"},
+	{context.Canceled, "canceled"},
 }

@@ -59,9 +59,13 @@ func (cp checkpoint) save(path string) error {
 }
 
 // followEvents keeps the key cache honest across gateways: a device revoked
-// or registered anywhere drops this gateway's cached entry as soon as its
-// block commits. It resumes after the checkpointed event (so a restart
-// neither misses nor repeats events) and reconnects with backoff.
+// or registered, or an actor registered, revoked or given a new key,
+// anywhere drops this gateway's cached entry as soon as its block commits.
+// It also crypto-shreds the keys of every patient erased on the ledger, so
+// an erasure committed through another gateway, or one whose shredding
+// failed or was cut short by a crash, is completed here. It resumes after
+// the checkpointed event (so a restart neither misses nor repeats events)
+// and reconnects with backoff.
 func (s *Server) followEvents(ctx context.Context) {
 	cp, err := loadCheckpoint(s.cfg.EventCheckpointPath)
 	if err != nil {
@@ -92,7 +96,9 @@ func (s *Server) followEvents(ctx context.Context) {
 				continue
 			}
 			skipping = false
-			s.handleEvent(ev)
+			if err := s.handleEvent(ctx, ev); err != nil {
+				return // stopping: the event is handled again after a restart
+			}
 			cp = checkpoint{Block: ev.Block, TxID: ev.TxID}
 			if err := cp.save(s.cfg.EventCheckpointPath); err != nil {
 				s.log.Warn("saving event checkpoint", "err", err)
@@ -101,7 +107,12 @@ func (s *Server) followEvents(ctx context.Context) {
 	}
 }
 
-func (s *Server) handleEvent(ev ledger.Event) {
+// handleEvent applies one chaincode event: it drops the key cache entries
+// of devices and actors that changed, and crypto-shreds the keys of an
+// erased patient (retrying until it succeeds). It fails only when ctx is
+// done before the event was fully handled, so that the event is not
+// checkpointed.
+func (s *Server) handleEvent(ctx context.Context, ev ledger.Event) error {
 	s.m.events.WithLabelValues(ev.Name).Inc()
 	switch ev.Name {
 	case wire.EventDeviceRevoked, wire.EventDeviceRegistered:
@@ -109,10 +120,19 @@ func (s *Server) handleEvent(ev ledger.Event) {
 		if err := json.Unmarshal(ev.Payload, &d); err == nil && d.ID != "" {
 			s.keys.forgetDevice(d.ID)
 		}
-	case wire.EventActorRegistered:
+	case wire.EventActorRegistered, wire.EventActorRevoked, wire.EventActorRotated:
 		var a wire.Actor
 		if err := json.Unmarshal(ev.Payload, &a); err == nil && a.ID != "" {
 			s.keys.forgetActor(a.ID)
 		}
+	case wire.EventPatientErased:
+		var er wire.Erasure
+		if err := json.Unmarshal(ev.Payload, &er); err != nil || er.PatientID == "" {
+			s.log.Error("PatientErased event without a patient", "block", ev.Block)
+			return nil
+		}
+		s.keys.forgetActor(er.PatientID)
+		return s.shredUntilDone(ctx, er.PatientID)
 	}
+	return nil
 }

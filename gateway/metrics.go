@@ -24,6 +24,9 @@ type Metrics struct {
 	batchTime *prometheus.HistogramVec
 	accesses  *prometheus.CounterVec
 	events    *prometheus.CounterVec
+	// logSuppressed counts request log lines left out by the bound on
+	// unauthenticated 4xx lines.
+	logSuppressed prometheus.Counter
 }
 
 // NewMetrics returns a node's series in a registry of their own.
@@ -61,8 +64,12 @@ func NewMetrics() *Metrics {
 	m.events = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "medprov_chaincode_events_total", Help: "Chaincode events followed, by name.",
 	}, []string{"event"})
+	m.logSuppressed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "medprov_log_lines_suppressed_total",
+		Help: "Request log lines of 4xx answers to unauthenticated requests left out by the log rate bound.",
+	})
 	m.reg.MustRegister(m.requests, m.latency, m.ingested, m.rejected, m.recorded, m.batchSize, m.batchTime,
-		m.accesses, m.events, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m.accesses, m.events, m.logSuppressed, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
@@ -77,6 +84,20 @@ func (m *Metrics) watchVerifier(v verifyCounter) error {
 		Help: "Reading signature checks answered by the verification memo instead of ECDSA.",
 	}, func() float64 { _, r := v.Counts(); return float64(r) })
 	return errors.Join(m.reg.Register(computed), m.reg.Register(remembered))
+}
+
+// watchCaches registers a gauge of the entries held by each bounded cache
+// of the gateway, by name (the label "cache").
+func (m *Metrics) watchCaches(sizes map[string]func() int) error {
+	var errs []error
+	for name, size := range sizes {
+		errs = append(errs, m.reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "medprov_gateway_cache_entries",
+			Help:        "Entries held by a bounded gateway cache keyed by request input (keys, unknown IDs, nonces, rate-limit buckets).",
+			ConstLabels: prometheus.Labels{"cache": name},
+		}, func() float64 { return float64(size()) })))
+	}
+	return errors.Join(errs...)
 }
 
 // watchQueue registers the queue depth gauge, read from depth.

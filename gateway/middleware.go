@@ -41,8 +41,12 @@ func printableASCII(s string) bool {
 }
 
 // logRequest writes one structured line per request and records metrics.
-// It logs the route pattern, never path parameters or bodies, so no
-// pseudonymous ID or reading content reaches the log.
+// It logs the route pattern, never path parameters or bodies, and of an
+// error its code and class (errKind), never its text, so no pseudonymous
+// ID or reading content reaches the log. 4xx answers to requests that did
+// not authenticate (floods of forged, unsigned or malformed requests) are
+// logged at a bounded rate (Limits.UnauthenticatedLogRate); the lines left
+// out are counted.
 func (s *Server) logRequest(c *gin.Context) {
 	start := time.Now()
 	c.Next()
@@ -58,13 +62,20 @@ func (s *Server) logRequest(c *gin.Context) {
 		"requestId", c.GetString("requestID"), "method", c.Request.Method, "route", route,
 		"status", status, "durationMs", float64(took.Microseconds()) / 1000,
 	}
+	if code, ok := c.Get(ctxErrCode); ok {
+		attrs = append(attrs, "errCode", code)
+	}
 	if len(c.Errors) > 0 {
-		attrs = append(attrs, "err", c.Errors.Last().Err.Error())
+		attrs = append(attrs, "errKind", errKind(c.Errors.Last().Err))
 	}
 	switch {
 	case status >= 500:
 		s.log.Error("request", attrs...)
 	case status >= 400:
+		if s.quietLog != nil && !c.GetBool(ctxAuthenticated) && !s.quietLog.Allow() {
+			s.m.logSuppressed.Inc()
+			return
+		}
 		s.log.Info("request", attrs...)
 	default:
 		s.log.Debug("request", attrs...)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -37,9 +36,17 @@ func readBody(c *gin.Context) ([]byte, error) {
 	return b, nil
 }
 
-// prepare checks one signed reading: shape, device, rate and signature.
-// What passes is ready for the ingest pipeline.
-func (s *Server) prepare(ctx context.Context, raw []byte, tokens bool) (ingest.Reading, error) {
+// prepare checks one signed reading from client (a clientKey): shape,
+// device, signature and rate. What passes is ready for the ingest
+// pipeline. The device's budget is charged only once the signature
+// verifies; an unknown or revoked device or a bad signature is charged to
+// the client's address instead, and a client whose budget of such failures
+// is spent is refused before anything is looked up or verified.
+func (s *Server) prepare(ctx context.Context, client string, raw []byte, tokens bool) (ingest.Reading, error) {
+	if err := s.clientBlocked(client); err != nil {
+		s.m.rejected.WithLabelValues("client_rate_limited").Inc()
+		return ingest.Reading{}, err
+	}
 	env, err := envelope.Parse(raw)
 	if err != nil {
 		return ingest.Reading{}, err
@@ -53,6 +60,7 @@ func (s *Server) prepare(ctx context.Context, raw []byte, tokens bool) (ingest.R
 	}
 	dev, err := s.keys.device(ctx, p.DeviceID)
 	if errors.Is(err, errUnknown) {
+		s.failLim.charge(client)
 		s.m.rejected.WithLabelValues("unknown_device").Inc()
 		return ingest.Reading{}, errf(wire.CodeForbidden, "unknown device")
 	}
@@ -60,17 +68,25 @@ func (s *Server) prepare(ctx context.Context, raw []byte, tokens bool) (ingest.R
 		return ingest.Reading{}, err
 	}
 	if dev.Status != wire.StatusActive {
+		s.failLim.charge(client)
 		s.m.rejected.WithLabelValues("revoked_device").Inc()
 		return ingest.Reading{}, errf(wire.CodeForbidden, "device is revoked")
+	}
+	// A device over its budget is refused before the ECDSA verification,
+	// which is not charged for.
+	if w := s.devLim.wait(dev.ID); tokens && w > 0 {
+		s.m.rejected.WithLabelValues("rate_limited").Inc()
+		return ingest.Reading{}, &apiError{Code: wire.CodeRateLimited, Message: "too many readings for this device", RetryAfter: w}
+	}
+	h := env.Hash()
+	if err := s.cfg.Verifier.VerifyDigest(dev.key, h[:], env.Signature); err != nil {
+		s.failLim.charge(client)
+		s.m.rejected.WithLabelValues("bad_signature").Inc()
+		return ingest.Reading{}, errf(wire.CodeUnauthenticated, "device signature does not verify")
 	}
 	if tokens && !s.devLim.allow(dev.ID) {
 		s.m.rejected.WithLabelValues("rate_limited").Inc()
 		return ingest.Reading{}, &apiError{Code: wire.CodeRateLimited, Message: "too many readings for this device", RetryAfter: time.Second}
-	}
-	h := env.Hash()
-	if err := s.cfg.Verifier.VerifyDigest(dev.key, h[:], env.Signature); err != nil {
-		s.m.rejected.WithLabelValues("bad_signature").Inc()
-		return ingest.Reading{}, errf(wire.CodeUnauthenticated, "device signature does not verify")
 	}
 	return ingest.Reading{
 		PatientID: dev.PatientID, Payload: env.Payload, Signature: env.Signature, DataHash: hex.EncodeToString(h[:]),
@@ -145,12 +161,13 @@ func (s *Server) postReading(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	rd, err := s.prepare(c, body, true)
+	rd, err := s.prepare(c, clientKey(c), body, true)
 	if err != nil {
 		release()
 		fail(c, err)
 		return
 	}
+	c.Set(ctxAuthenticated, true)
 	res := []*result{{}}
 	if err := s.submit(c, []ingest.Reading{rd}, []int{0}, res, wait, release); err != nil {
 		fail(c, err)
@@ -171,8 +188,8 @@ func (s *Server) postReadingBatch(c *gin.Context) {
 		return
 	}
 	var req wire.BatchRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		fail(c, badRequest(`body must be {"readings":[envelope,...]}`))
+	if err := wire.DecodeStrict(body, &req); err != nil {
+		fail(c, badRequest(`body must be {"readings":[envelope,...]}: %s`, wire.JSONProblem(err)))
 		return
 	}
 	if len(req.Readings) == 0 || len(req.Readings) > s.cfg.Limits.MaxBatchItems {
@@ -188,9 +205,10 @@ func (s *Server) postReadingBatch(c *gin.Context) {
 	res := make([]*result, len(req.Readings))
 	var rs []ingest.Reading
 	var at []int
+	client := clientKey(c)
 	for i, raw := range req.Readings {
 		res[i] = &result{ReadingReceipt: wire.ReadingReceipt{Index: &i}}
-		rd, err := s.prepare(c, raw, true)
+		rd, err := s.prepare(c, client, raw, true)
 		if err != nil {
 			if toAPIError(err).Status() >= 500 {
 				release()
@@ -201,6 +219,7 @@ func (s *Server) postReadingBatch(c *gin.Context) {
 			continue
 		}
 		rs, at = append(rs, rd), append(at, i)
+		c.Set(ctxAuthenticated, true)
 	}
 	if len(rs) == 0 {
 		release()

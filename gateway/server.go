@@ -17,6 +17,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
 
 	"github.com/medprov/medprov/envelope"
 	"github.com/medprov/medprov/ingest"
@@ -95,12 +96,54 @@ type Limits struct {
 	MaxActionBytes int64
 	// DeviceRate and DeviceBurst limit readings per second per device.
 	// Defaults 200/s, burst 1000. A negative rate disables the limit.
+	// A reading is charged only once its signature verifies, so forged
+	// readings naming a device cannot spend its budget.
 	DeviceRate  float64
 	DeviceBurst int
 	// ActorRate and ActorBurst limit requests per second per actor (signed
-	// actions and signed GETs). Defaults 50/s, burst 200.
+	// actions and signed GETs). Defaults 50/s, burst 200. A negative rate
+	// disables the limit. A request is charged only once its signature
+	// verifies and its nonce is fresh.
 	ActorRate  float64
 	ActorBurst int
+	// ClientFailureRate and ClientFailureBurst bound, per client address,
+	// the requests that fail authentication: a bad or missing signature or
+	// admin token, an unknown or revoked device or actor, a stale issuedAt,
+	// a replayed nonce. Once a client's budget is spent it is answered 429
+	// with Retry-After before anything is verified or looked up. The
+	// address is the TCP peer's (no proxy header is trusted); IPv6 peers
+	// count per /64. Defaults 10/s, burst 100. A negative rate disables the
+	// limit.
+	ClientFailureRate  float64
+	ClientFailureBurst int
+	// MaxKeys bounds the device keys and, separately, the actor keys the
+	// gateway caches (least recently used evicted first; an evicted key is
+	// read from the ledger again). Default 100 000 each.
+	MaxKeys int
+	// MaxUnknownKeys bounds the remembered lookups of device and actor IDs
+	// the ledger does not hold (least recently used evicted first; each is
+	// remembered 2s at most). They are kept apart from registered keys, so
+	// a flood of junk IDs cannot evict those. Default 100 000.
+	MaxUnknownKeys int
+	// MaxNonces bounds the nonces of signed requests the gateway remembers
+	// (each until its issuedAt leaves the signature window, plus a minute).
+	// When full, the nonce issued earliest is forgotten and every signature
+	// issued at or before it is refused from then on, so forgetting never
+	// lets a replay through; only under sustained load beyond about
+	// MaxNonces per 6 minutes are older, still-valid signatures refused.
+	// Default 100 000 (about 10 MB).
+	MaxNonces int
+	// MaxLimiterKeys bounds each set of rate-limit buckets: per device, per
+	// actor and per client address (least recently used evicted first; an
+	// evicted bucket comes back full). Default 100 000 each.
+	MaxLimiterKeys int
+	// UnauthenticatedLogRate and UnauthenticatedLogBurst bound the request
+	// log lines of 4xx answers to requests that did not authenticate
+	// (floods of forged, unsigned or malformed requests); lines beyond the
+	// bound are counted in medprov_log_lines_suppressed_total instead.
+	// Defaults 5 lines/s, burst 20. A negative rate logs every line.
+	UnauthenticatedLogRate  float64
+	UnauthenticatedLogBurst int
 	// CommitWait bounds how long ?wait=commit waits. Default 30s.
 	CommitWait time.Duration
 	// MaxLag is pushback: while the oldest reading not yet handed to the
@@ -117,10 +160,13 @@ type Limits struct {
 // Config configures New. Ledger, Ingest, Blobs, Opener and AdminToken are
 // required.
 type Config struct {
-	Ledger     ledger.Transactor
-	Ingest     Ingest
-	Blobs      Blobs
-	Opener     Opener
+	Ledger ledger.Transactor
+	Ingest Ingest
+	Blobs  Blobs
+	Opener Opener
+	// Shredder crypto-shreds erased patients' keys; default: the Opener,
+	// when it is a Shredder (seal.Keyring is). Required either way.
+	Shredder   Shredder
 	AdminToken string
 	Limits     Limits
 	// Metrics receives the gateway's series; give the same Metrics to the
@@ -130,6 +176,11 @@ type Config struct {
 	// EventCheckpointPath, if set, is where the gateway records the last
 	// chaincode event it handled, so that after a restart it resumes there.
 	EventCheckpointPath string
+	// NoncePath, if set, is the file (bbolt, created 0600) where the
+	// gateway keeps the nonces of signed requests it accepted, so that a
+	// signed GET cannot be replayed after a restart either. Without it
+	// nonces are kept in memory only.
+	NoncePath string
 	// Verifier checks device signatures at ingest; default
 	// envelope.VerifyDigest. With the embedded ledger, the node passes the
 	// same envelope.VerifyMemo to the in-process chaincode.
@@ -143,19 +194,26 @@ type Config struct {
 
 // Server is the gateway. Create it with New, serve Handler, and Close it.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	chain  *chain
-	keys   *keyCache
-	nonces *nonceCache
-	devLim *limiterSet
-	actLim *limiterSet
-	m      *Metrics
-	slots  chan struct{}
-	engine *gin.Engine
-	routes []Route
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cfg   Config
+	log   *slog.Logger
+	chain *chain
+	keys  *keyCache
+	// shredder crypto-shreds erased patients (lifecycle.go).
+	shredder *shredder
+	nonces   *nonceStore
+	devLim   *limiterSet
+	actLim   *limiterSet
+	// failLim is the per-client-address budget of failed authentications.
+	failLim *limiterSet
+	// quietLog bounds the log lines of unauthenticated 4xx answers; nil
+	// logs all.
+	quietLog *rate.Limiter
+	m        *Metrics
+	slots    chan struct{}
+	engine   *gin.Engine
+	routes   []Route
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 // Route is a method and Gin path pattern the gateway serves.
@@ -167,16 +225,27 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Ledger == nil || cfg.Ingest == nil || cfg.Blobs == nil || cfg.Opener == nil {
 		return nil, errors.New("gateway: Ledger, Ingest, Blobs and Opener are required")
 	}
+	if cfg.Shredder == nil {
+		cfg.Shredder, _ = cfg.Opener.(Shredder)
+	}
+	if cfg.Shredder == nil {
+		return nil, errors.New("gateway: Shredder is required (or an Opener that shreds)")
+	}
 	if len(cfg.AdminToken) < 16 {
 		return nil, errors.New("gateway: AdminToken must be at least 16 characters")
 	}
 	setDefaults(&cfg)
 	s := &Server{cfg: cfg, log: cfg.Logger, m: cfg.Metrics}
+	l := cfg.Limits
 	s.chain = &chain{t: cfg.Ledger}
-	s.keys = newKeyCache(s.chain, 30*time.Second, cfg.Now)
-	s.nonces = newNonceCache(2*cfg.SignatureWindow, cfg.Now)
-	s.devLim = newLimiterSet(cfg.Limits.DeviceRate, cfg.Limits.DeviceBurst)
-	s.actLim = newLimiterSet(cfg.Limits.ActorRate, cfg.Limits.ActorBurst)
+	s.shredder = newShredder(cfg.Shredder)
+	s.keys = newKeyCache(s.chain, 30*time.Second, cfg.Now, l.MaxKeys, l.MaxUnknownKeys)
+	s.devLim = newLimiterSet(l.DeviceRate, l.DeviceBurst, l.MaxLimiterKeys, cfg.Now)
+	s.actLim = newLimiterSet(l.ActorRate, l.ActorBurst, l.MaxLimiterKeys, cfg.Now)
+	s.failLim = newLimiterSet(l.ClientFailureRate, l.ClientFailureBurst, l.MaxLimiterKeys, cfg.Now)
+	if l.UnauthenticatedLogRate >= 0 {
+		s.quietLog = rate.NewLimiter(rate.Limit(l.UnauthenticatedLogRate), max(l.UnauthenticatedLogBurst, 1))
+	}
 	if err := s.m.watchQueue(func() float64 { return float64(cfg.Ingest.Pending()) }); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
@@ -184,6 +253,18 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if err := s.m.watchVerifier(vc); err != nil {
 			return nil, fmt.Errorf("gateway: %w", err)
 		}
+	}
+	nonces, err := openNonceStore(cfg.NoncePath, max(cfg.SignatureWindow, wire.IssuedAtWindow), l.MaxNonces, cfg.Now)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	s.nonces = nonces
+	if err := s.m.watchCaches(map[string]func() int{
+		"device_keys": s.keys.dev.Len, "actor_keys": s.keys.act.Len, "unknown_ids": s.keys.unknown.Len,
+		"nonces": s.nonces.len, "device_limits": s.devLim.len, "actor_limits": s.actLim.len,
+		"client_failure_limits": s.failLim.len,
+	}); err != nil {
+		return nil, errors.Join(fmt.Errorf("gateway: %w", err), s.nonces.close())
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
@@ -213,6 +294,17 @@ func setDefaults(cfg *Config) {
 	}
 	if l.ActorRate == 0 {
 		l.ActorRate, l.ActorBurst = 50, 200
+	}
+	if l.ClientFailureRate == 0 {
+		l.ClientFailureRate, l.ClientFailureBurst = 10, 100
+	}
+	if l.UnauthenticatedLogRate == 0 {
+		l.UnauthenticatedLogRate, l.UnauthenticatedLogBurst = 5, 20
+	}
+	for _, n := range []*int{&l.MaxKeys, &l.MaxUnknownKeys, &l.MaxNonces, &l.MaxLimiterKeys} {
+		if *n <= 0 {
+			*n = 100_000
+		}
 	}
 	if l.CommitWait <= 0 {
 		l.CommitWait = 30 * time.Second
@@ -246,12 +338,12 @@ func (s *Server) Handler() http.Handler { return s.engine }
 // Routes returns every route the gateway serves.
 func (s *Server) Routes() []Route { return slices.Clone(s.routes) }
 
-// Close stops following events. It closes neither the ingest pipeline nor
-// the backends.
+// Close stops following events and closes the nonce store. It closes
+// neither the ingest pipeline nor the backends.
 func (s *Server) Close() error {
 	s.cancel()
 	s.wg.Wait()
-	return nil
+	return s.nonces.close()
 }
 
 func (s *Server) router() *gin.Engine {
@@ -259,7 +351,12 @@ func (s *Server) router() *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
-	r.Use(s.requestID, s.logRequest, s.recover)
+	// The client address is the TCP peer's: failures are charged to it, so
+	// no client may choose it with a forwarding header.
+	if err := r.SetTrustedProxies(nil); err != nil {
+		panic(fmt.Sprintf("gateway: trusting no proxy failed: %v", err)) // cannot fail for nil
+	}
+	r.Use(s.requestID, s.logRequest, s.recover, s.rememberActionNonce)
 	r.NoRoute(func(c *gin.Context) { fail(c, errf(wire.CodeNotFound, "no such route")) })
 	r.NoMethod(func(c *gin.Context) {
 		fail(c, errf(wire.CodeMethodNotAllowed, "method not allowed on this route"))
@@ -274,6 +371,8 @@ func (s *Server) router() *gin.Engine {
 	add(http.MethodGet, "/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", openAPISpec) })
 
 	add(http.MethodPost, "/v1/actors", s.limitBody(s.cfg.Limits.MaxActionBytes), s.requireAdmin, s.registerActor)
+	add(http.MethodPost, "/v1/actors/:id/revoke", s.limitBody(s.cfg.Limits.MaxActionBytes), s.adminOrSigned, s.revokeActor)
+	add(http.MethodPost, "/v1/actors/:id/rotate", s.limitBody(s.cfg.Limits.MaxActionBytes), s.rotateActor)
 	add(http.MethodPost, "/v1/devices", s.limitBody(s.cfg.Limits.MaxActionBytes), s.registerDevice)
 	add(http.MethodPost, "/v1/devices/:id/revoke", s.limitBody(s.cfg.Limits.MaxActionBytes), s.revokeDevice)
 	add(http.MethodPost, "/v1/readings", s.limitBody(s.cfg.Limits.MaxReadingBytes), s.postReading)
@@ -282,6 +381,7 @@ func (s *Server) router() *gin.Engine {
 	add(http.MethodPost, "/v1/consents/:id/revoke", s.limitBody(s.cfg.Limits.MaxActionBytes), s.revokeConsent)
 	add(http.MethodGet, "/v1/patients/:id/consents", s.signedGET, s.listConsents)
 	add(http.MethodGet, "/v1/patients/:id/access-log", s.signedGET, s.accessLog)
+	add(http.MethodPost, "/v1/patients/:id/erase", s.limitBody(s.cfg.Limits.MaxActionBytes), s.erasePatient)
 	add(http.MethodPost, "/v1/access", s.limitBody(s.cfg.Limits.MaxActionBytes), s.requestAccess)
 	add(http.MethodGet, "/v1/readings/:id/provenance", s.signedGET, s.provenance)
 	add(http.MethodGet, "/v1/audit/events", s.signedGET, s.auditEvents)

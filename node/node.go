@@ -184,6 +184,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Ledger: n.Ledger, Ingest: pl, Blobs: n.Blobs, Opener: kr, AdminToken: cfg.AdminToken,
 		Limits: cfg.Limits, Metrics: metrics, Verifier: verifier, Logger: cfg.Logger,
 		EventCheckpointPath: filepath.Join(cfg.DataDir, "events.checkpoint"),
+		NoncePath:           filepath.Join(cfg.DataDir, "nonces.db"),
 	})
 	if err != nil {
 		return nil, err

@@ -486,7 +486,7 @@ func Run(t *testing.T, env Env) {
 		assert.True(t, v.OK, "verification %+v", v)
 		assert.GreaterOrEqual(t, len(v.Checks), 5, "verification %+v has every check", v)
 		_, err = w.other.c.Provenance(ctx, w.recorded[0])
-		assert.ErrorIs(t, err, client.ErrForbidden, "another patient traces the reading")
+		assert.ErrorIs(t, err, client.ErrNotFound, "another patient traces the reading: not yours answers as not found")
 	})
 
 	t.Run("revoked consent stops access and the denial is logged", func(t *testing.T) {
@@ -505,6 +505,98 @@ func Run(t *testing.T, env Env) {
 			logged = append(logged, e.ID)
 		}
 		assert.Contains(t, logged, ae.AccessID, "the patient's access log has the denied access")
+	})
+
+	t.Run("identity lifecycle: rotate, erase and revoke", func(t *testing.T) {
+		pat, res, dev := newParty(t, env, p+"pat-lc"), newParty(t, env, p+"res-lc"), newParty(t, env, p+"dev-lc")
+		for _, a := range []struct {
+			p    *party
+			role string
+		}{{pat, wire.RolePatient}, {res, wire.RoleResearcher}} {
+			_, err := admin.RegisterActor(ctx, wire.ActorInput{ID: a.p.id, Role: a.role, PublicKey: testkit.PublicPEM(t, a.p.key)})
+			require.NoError(t, err, "register %s", a.p.id)
+		}
+		_, err := w.operator.c.RegisterDevice(ctx, client.DeviceRegistration{DeviceID: dev.id, PatientID: pat.id, DeviceType: "hr-monitor", PublicKey: testkit.PublicPEM(t, dev.key)})
+		require.NoError(t, err)
+		rec, err := dev.c.SubmitReading(ctx, w.reading(t, dev, 1, "heart_rate", 64, now.Add(-time.Minute)), client.WaitForCommit())
+		require.NoError(t, err)
+		_, err = pat.c.GrantConsent(ctx, client.ConsentGrant{GranteeID: res.id, Purpose: "lc-study", DataTypes: []string{"heart_rate"},
+			NotBefore: now.Add(-24 * time.Hour), NotAfter: now.Add(24 * time.Hour)})
+		require.NoError(t, err)
+		request := client.AccessRequest{PatientID: pat.id, Purpose: "lc-study", DataTypes: []string{"heart_rate"}, From: now.Add(-time.Hour), To: now.Add(time.Minute)}
+
+		t.Run("a rotated key replaces the old one", func(t *testing.T) {
+			next := testkit.MustKey(t)
+			r, err := pat.c.RotateKey(ctx, testkit.PublicPEM(t, next))
+			require.NoError(t, err)
+			assert.Equal(t, testkit.PublicPEM(t, next), r.Actor.PublicKey, "the ledger holds the new key")
+			assert.Equal(t, r.TxID, r.Actor.RotatedTx, "rotatedTx")
+			_, err = pat.c.Consents(ctx, pat.id)
+			assert.ErrorIs(t, err, client.ErrUnauthenticated, "a signed GET with the old key")
+			_, err = w.other.c.RotateKey(ctx, testkit.PublicPEM(t, next))
+			assert.ErrorIs(t, err, client.ErrConflict, "another actor taking the key")
+			pat.key, pat.c = next, newClient(t, env, client.WithActor(pat.id, next))
+			_, err = pat.c.Consents(ctx, pat.id)
+			assert.NoError(t, err, "a signed GET with the new key")
+		})
+
+		t.Run("an erasure shreds the data and keeps the evidence", func(t *testing.T) {
+			g, err := res.c.RequestAccess(ctx, request)
+			require.NoError(t, err)
+			require.Len(t, g.Readings, 1, "released before the erasure")
+			before, err := w.reg.c.Provenance(ctx, rec.ReadingID)
+			require.NoError(t, err)
+
+			er, err := pat.c.ErasePatient(ctx, "gdpr-request")
+			require.NoError(t, err)
+			assert.True(t, er.KeysShredded, "keys shredded")
+			assert.Equal(t, er.TxID, er.Erasure.ErasedTx)
+
+			_, err = res.c.RequestAccess(ctx, request)
+			ae := wantStatus(t, err, http.StatusForbidden)
+			assert.Contains(t, ae.Message, wire.ReasonPatientErased, "the denial names its reason")
+			assert.NotEmpty(t, ae.AccessID, "the denial is on the ledger")
+			after, err := w.reg.c.Provenance(ctx, rec.ReadingID)
+			require.NoError(t, err)
+			assert.Equal(t, before.Reading, after.Reading, "the reading record and its hashes stay")
+			v, err := w.reg.c.VerifyReading(ctx, rec.ReadingID)
+			require.NoError(t, err)
+			assert.False(t, v.OK, "an erased reading does not fully verify")
+			for _, c := range v.Checks {
+				if c.Name == "plaintext_hash" {
+					assert.Contains(t, c.Detail, "erased", "verification says the plaintext is erased")
+				}
+			}
+			_, err = dev.c.SubmitReading(ctx, w.reading(t, dev, 2, "heart_rate", 65, now))
+			assert.ErrorIs(t, err, client.ErrForbidden, "a reading of the erased patient's device")
+			_, err = pat.c.ErasePatient(ctx, "gdpr-request")
+			assert.ErrorIs(t, err, client.ErrConflict, "erasing twice")
+		})
+
+		t.Run("a revoked actor's key is refused", func(t *testing.T) {
+			r, err := w.reg.c.RevokeActor(ctx, res.id, "left-study")
+			require.NoError(t, err)
+			assert.Equal(t, wire.StatusRevoked, r.Actor.Status)
+			assert.Equal(t, w.reg.id, r.Actor.RevokedBy)
+			_, err = res.c.RequestAccess(ctx, client.AccessRequest{PatientID: w.patient.id, Purpose: "cardio-study",
+				DataTypes: []string{"heart_rate"}, From: now.Add(-time.Hour), To: now})
+			assert.ErrorIs(t, err, client.ErrForbidden, "a signed action of the revoked actor")
+			_, err = w.reg.c.RevokeActor(ctx, res.id, "left-study")
+			assert.ErrorIs(t, err, client.ErrConflict, "revoking twice")
+			_, err = w.other.c.RevokeActor(ctx, w.operator.id, "spite")
+			assert.ErrorIs(t, err, client.ErrForbidden, "a patient revoking someone else")
+
+			x := newParty(t, env, p+"x-lc")
+			_, err = admin.RegisterActor(ctx, wire.ActorInput{ID: x.id, Role: wire.RolePatient, PublicKey: testkit.PublicPEM(t, x.key)})
+			require.NoError(t, err)
+			_, err = x.c.Consents(ctx, x.id)
+			require.NoError(t, err, "a signed GET before the revocation")
+			r, err = admin.RevokeOrgActor(ctx, x.id, "offboarded")
+			require.NoError(t, err)
+			assert.True(t, strings.HasPrefix(r.Actor.RevokedBy, "org:"), "revokedBy %q names the org", r.Actor.RevokedBy)
+			_, err = x.c.Consents(ctx, x.id)
+			assert.ErrorIs(t, err, client.ErrUnauthenticated, "a signed GET of the revoked actor")
+		})
 	})
 
 	if env.Restart == nil {
