@@ -60,6 +60,9 @@ type Ingest interface {
 	Await(ctx context.Context, rs []ingest.Receipt) map[int]ingest.Outcome
 	Lag() time.Duration
 	Pending() int
+	// Reconciled reports the start-up check of the readings the pipeline
+	// saw recorded against the ledger.
+	Reconciled() ingest.Reconciliation
 }
 
 // Verifier checks a DER ECDSA signature over a SHA-256 digest and returns
@@ -198,6 +201,8 @@ type Server struct {
 	log   *slog.Logger
 	chain *chain
 	keys  *keyCache
+	// integrity shares one full ledger verification among audit requests.
+	integrity integrityCheck
 	// shredder crypto-shreds erased patients (lifecycle.go).
 	shredder *shredder
 	nonces   *nonceStore
@@ -235,7 +240,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, errors.New("gateway: AdminToken must be at least 16 characters")
 	}
 	setDefaults(&cfg)
-	s := &Server{cfg: cfg, log: cfg.Logger, m: cfg.Metrics}
+	s := &Server{cfg: cfg, log: cfg.Logger, m: cfg.Metrics, integrity: integrityCheck{maxAge: time.Minute}}
 	l := cfg.Limits
 	s.chain = &chain{t: cfg.Ledger}
 	s.shredder = newShredder(cfg.Shredder)
@@ -412,6 +417,19 @@ func (s *Server) readyz(c *gin.Context) {
 		checks["blobs"] = "ok"
 	}
 	checks["queueDepth"] = s.cfg.Ingest.Pending()
+	// Until the queue's recorded readings are checked against the ledger
+	// (and while that check cannot be made) the node is not ready: what it
+	// believes recorded is not yet known to be on the ledger.
+	switch rec := s.cfg.Ingest.Reconciled(); {
+	case !rec.Done:
+		ready = false
+		checks["reconcile"] = gin.H{"status": "running"}
+	case rec.Err != nil:
+		ready = false
+		checks["reconcile"] = gin.H{"status": "failed"}
+	default:
+		checks["reconcile"] = gin.H{"status": "ok", "resubmitted": rec.Resubmitted, "lost": rec.Lost}
+	}
 	status := http.StatusOK
 	if !ready {
 		status = http.StatusServiceUnavailable

@@ -49,9 +49,12 @@ func TestEmbeddedNodeServesAndReopens(t *testing.T) {
 		t.Run(round, func(t *testing.T) {
 			n, err := node.Open(t.Context(), node.Config{DataDir: dir, MasterKey: key, AdminToken: adminToken})
 			require.NoError(t, err)
+			_, err = n.Ingest.AwaitReconciled(t.Context())
+			require.NoError(t, err)
 			rec := httptest.NewRecorder()
 			n.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 			assert.Equal(t, http.StatusOK, rec.Code, "ledger and blob store must be ready: %s", rec.Body)
+			assert.Contains(t, rec.Body.String(), `"reconcile":{"lost":0,"resubmitted":0,"status":"ok"}`)
 			require.NoError(t, n.Close())
 		})
 	}
