@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/medprov/medprov/gateway"
 	"github.com/medprov/medprov/ingest"
@@ -75,7 +76,12 @@ $MEDPROV_MASTER_KEY (64 hex digits), else --master-key-file, generated
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.serve(cmd.Context(), o, cmd.ErrOrStderr()) },
 	}
-	f := cmd.Flags()
+	o.bind(cmd.Flags())
+	return cmd
+}
+
+// bind defines serve's flags on f, with their defaults.
+func (o *serveOptions) bind(f *pflag.FlagSet) {
 	f.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address")
 	f.StringVar(&o.dataDir, "data-dir", "./medprov-data", "directory for the queue, keyring and embedded backends")
 	f.StringVar(&o.ledger, "ledger", "embedded", "ledger backend: embedded or fabric")
@@ -93,7 +99,6 @@ $MEDPROV_MASTER_KEY (64 hex digits), else --master-key-file, generated
 	f.DurationVar(&o.batchWait, "batch-wait", 20*time.Millisecond, "longest a reading waits for its transaction to fill")
 	f.IntVar(&o.inFlight, "in-flight", 8, "ledger transactions in flight")
 	f.DurationVar(&o.maxLag, "max-lag", 2*time.Second, "pushback (503) while the oldest reading not yet sent to the ledger is older than this")
-	return cmd
 }
 
 // nodeConfig is the node that o describes.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -72,4 +73,25 @@ func TestServeKeepsTheAdminTokenOutOfItsOutput(t *testing.T) {
 	assert.Contains(t, errb.String(), tokenPath, "serve says where the token is")
 	assert.NotContains(t, errb.String(), token, "the token never reaches the log stream")
 	assert.NotContains(t, out.String(), token)
+}
+
+// TestServeFlagsReachTheNode checks that serve's tuning flags end up in the
+// node's configuration (--max-lag was once parsed and then ignored).
+func TestServeFlagsReachTheNode(t *testing.T) {
+	a := &app{getenv: func(string) string { return "" }}
+	o := &serveOptions{}
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	o.bind(fs)
+	dir := t.TempDir()
+	require.NoError(t, fs.Parse([]string{"--data-dir", dir, "--max-lag", "750ms", "--device-rate", "50",
+		"--queue-max", "1234", "--batch-max", "77", "--batch-wait", "15ms", "--in-flight", "3"}))
+	cfg, err := a.nodeConfig(o, "serve-test-admin-token-0123", nil)
+	require.NoError(t, err)
+	assert.Equal(t, 750*time.Millisecond, cfg.Limits.MaxLag)
+	assert.Equal(t, 50.0, cfg.Limits.DeviceRate)
+	assert.Equal(t, 1234, cfg.Queue.MaxPending)
+	assert.Equal(t, 77, cfg.Batcher.MaxBatch)
+	assert.Equal(t, 15*time.Millisecond, cfg.Batcher.MaxWait)
+	assert.Equal(t, 3, cfg.Batcher.InFlight)
+	assert.Equal(t, dir, cfg.DataDir)
 }

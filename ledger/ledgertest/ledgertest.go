@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -49,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Transactor) {
 		{"only the admin identity may register actors", testAsAdmin},
 		{"a chaincode refusal is a ChaincodeError carrying the medprov code", testRefusals},
 		{"a refused submit writes nothing", testRefusalWritesNothing},
+		{"a signed payload that could be read two ways is refused", testAmbiguousPayloads},
 		{"Tx locates a committed transaction", testTx},
 		{"Tx of an unknown transaction is not found", testTxUnknown},
 		{"events arrive in block order from the start block", testEventsInOrder},
@@ -368,6 +370,49 @@ func registerActor(t *testing.T, tr ledger.Transactor, role string) *principal {
 
 // deviceRegistration returns RegisterDevice's argument: op's signed
 // device.register action for a device of patient with a fresh key.
+// testAmbiguousPayloads signs payloads whose members another JSON parser
+// could read differently (issue 10: "two readings of one signed payload"):
+// the chaincode must refuse them as invalid, whatever the backend, and
+// register nothing.
+func testAmbiguousPayloads(t *testing.T, tr ledger.Transactor) {
+	op := registerActor(t, tr, wire.RoleOperator)
+	patient := registerActor(t, tr, wire.RolePatient)
+	head := func() string {
+		return fmt.Sprintf(`{"action":%q,"actorId":%q,"issuedAt":%q,"nonce":%q`, wire.ActionDeviceRegister, op.id,
+			time.Now().UTC().Format(time.RFC3339), testkit.Nonce(t))
+	}
+	pem, err := json.Marshal(testkit.PublicPEM(t, testkit.MustKey(t)))
+	require.NoError(t, err)
+	tests := []struct {
+		name    string
+		payload func(devID string) string
+	}{
+		{"a duplicate deviceId", func(devID string) string {
+			return head() + fmt.Sprintf(`,"deviceId":%q,"patientId":%q,"deviceType":"hr","publicKey":%s,"deviceId":"other-%s"}`, devID, patient.id, pem, devID)
+		}},
+		{"a case-folded deviceType", func(devID string) string {
+			return head() + fmt.Sprintf(`,"deviceId":%q,"patientId":%q,"deviceType":"hr","publicKey":%s,"DEVICETYPE":"x"}`, devID, patient.id, pem)
+		}},
+		{"invalid UTF-8 in a value", func(devID string) string {
+			return head() + fmt.Sprintf(`,"deviceId":%q,"patientId":%q,"deviceType":"h\xffr","publicKey":%s}`, devID, patient.id, pem)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+" is invalid", func(t *testing.T) {
+			devID := newID(t, "dev")
+			payload := []byte(tt.payload(devID))
+			if strings.Contains(tt.name, "UTF-8") {
+				payload = []byte(strings.Replace(string(payload), `\xff`, "\xff", 1))
+			}
+			env := testkit.MustJSON(t, testkit.MustSign(t, op.key, payload))
+			_, err := tr.Submit(t.Context(), ledger.Proposal{Function: wire.FnRegisterDevice, Args: []string{string(env)}})
+			assert.Equal(t, wire.CodeInvalid, refusalCode(t, err), "err %v", err)
+			_, err = tr.Evaluate(t.Context(), ledger.Proposal{Function: wire.FnGetDevice, Args: []string{devID}})
+			assert.Equal(t, wire.CodeNotFound, refusalCode(t, err), "nothing was registered")
+		})
+	}
+}
+
 func deviceRegistration(t *testing.T, op, patient *principal, devID string) string {
 	t.Helper()
 	return deviceRegistrationWithKey(t, op, patient, devID, testkit.PublicPEM(t, testkit.MustKey(t)))
