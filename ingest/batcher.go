@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -223,7 +224,7 @@ func (b *Batcher) submit(ctx context.Context, batch []Record) {
 			b.refused(ctx, batch, err)
 			return
 		}
-		b.log.Warn("recording readings failed; will retry", "size", len(items), "backoff", backoff, "err", err)
+		b.log.Warn("recording readings failed; will retry", "size", len(items), "backoff", backoff, "err", loggable(err))
 		select {
 		case <-ctx.Done():
 			return
@@ -238,13 +239,13 @@ func (b *Batcher) submit(ctx context.Context, batch []Record) {
 // single refused item is finished as rejected.
 func (b *Batcher) refused(ctx context.Context, batch []Record, err error) {
 	if len(batch) > 1 {
-		b.log.Warn("batch refused as a whole; splitting", "size", len(batch), "err", err)
+		b.log.Warn("batch refused as a whole; splitting", "size", len(batch), "err", loggable(err))
 		half := len(batch) / 2
 		b.submit(ctx, batch[:half])
 		b.submit(ctx, batch[half:])
 		return
 	}
-	b.log.Warn("reading refused", "readingId", batch[0].Item.ID(), "err", err)
+	b.log.Warn("reading refused", "err", loggable(err))
 	code, msg := wire.CodeInvalid, "refused by the ledger"
 	var ce *ledger.ChaincodeError
 	if errors.As(err, &ce) {
@@ -280,7 +281,7 @@ func (b *Batcher) finish(ctx context.Context, batch []Record, res *BatchResult) 
 	if err := b.q.Done(dctx, batch, outs); err != nil {
 		// The records stay pending and are replayed after a restart; the
 		// chaincode answers "exists" for them, so nothing is doubled.
-		b.log.Error("marking readings done failed", "size", len(outs), "err", err)
+		b.log.Error("marking readings done failed", "size", len(outs), "err", loggable(err))
 	}
 	if b.obs != nil {
 		b.obs.Finished(outs)
@@ -308,4 +309,18 @@ func transient(err error) bool {
 		return !judged
 	}
 	return errors.Is(err, ledger.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// loggable is what the log may say of err: a chaincode's answer names
+// pseudonymous IDs (devices, readings), so of those only the refusal code
+// is kept; transport and storage errors carry none and stay as they are.
+func loggable(err error) string {
+	var ce *ledger.ChaincodeError
+	if errors.As(err, &ce) {
+		if r, ok := wire.ParseError(ce.Message); ok {
+			return "chaincode refused: " + string(r.Code)
+		}
+		return fmt.Sprintf("chaincode error (status %d)", ce.Status)
+	}
+	return err.Error()
 }

@@ -207,3 +207,25 @@ func TestLagIsTheAgeOfTheOldestWaitingRecord(t *testing.T) {
 	b.cut() // record 2 leaves; the minute-old record 3 waits
 	assert.GreaterOrEqual(t, b.Lag(), 50*time.Second, "lag with a minute-old record waiting, want about a minute")
 }
+
+func TestLoggableKeepsIDsOutOfLogs(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"a chaincode refusal is logged by its code only",
+			fmt.Errorf("RecordReadings: %w", &ledger.ChaincodeError{TxID: "tx1", Message: "chaincode response 500, [medprov:forbidden] device dev-7 revoked"}),
+			"chaincode refused: forbidden"},
+		{"a chaincode error without a code is logged by its status",
+			&ledger.ChaincodeError{Status: 500, Message: "endorsement of dev-7:1 failed"}, "chaincode error (status 500)"},
+		{"a transport error is logged as it is", fmt.Errorf("dial peer: %w", ledger.ErrUnavailable), "dial peer: ledger unavailable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := loggable(tt.err)
+			assert.Equal(t, tt.want, got)
+			assert.NotContains(t, got, "dev-7")
+		})
+	}
+}
