@@ -21,6 +21,13 @@ import (
 // key must be a PEM ECDSA P-256 PKIX key not already registered to another
 // actor or device. A duplicate id is a conflict. The actor's org is the
 // creator's MSP ID.
+//
+// Instead of publicKey, actorJSON may carry "passkey" (a
+// PasskeyCredential, checked as RegisterPasskey checks it): the actor is
+// then registered with that passkey as its only credential (publicKey ""),
+// which is how a person enrolled by invitation joins. Both at once are
+// invalid. The passkey needs the org's relying party (forbidden before
+// SetRelyingParty).
 func (c *Contract) RegisterActor(ctx contractapi.TransactionContextInterface, actorJSON string) (*wire.Actor, error) {
 	t, err := newTx(ctx)
 	if err != nil {
@@ -49,9 +56,18 @@ func (c *Contract) RegisterActor(ctx contractapi.TransactionContextInterface, ac
 	default:
 		return nil, invalid("role must be patient, operator, researcher or regulator")
 	}
-	pub, err := envelope.ParsePublicKey([]byte(in.PublicKey))
-	if err != nil {
-		return nil, invalid("publicKey must be a PEM ECDSA P-256 public key (PKIX)")
+	var pub, passkeyPub *ecdsa.PublicKey
+	switch {
+	case in.Passkey != nil && in.PublicKey != "":
+		return nil, invalid("give publicKey or passkey, not both")
+	case in.Passkey != nil:
+		if passkeyPub, err = parsePasskeyCredential(*in.Passkey); err != nil {
+			return nil, err
+		}
+	default:
+		if pub, err = envelope.ParsePublicKey([]byte(in.PublicKey)); err != nil {
+			return nil, invalid("publicKey must be a PEM ECDSA P-256 public key (PKIX)")
+		}
 	}
 	k, err := key(t.stub, objActor, in.ID)
 	if err != nil {
@@ -65,9 +81,11 @@ func (c *Contract) RegisterActor(ctx contractapi.TransactionContextInterface, ac
 	if found {
 		return nil, refuse(wire.CodeConflict, "actor %s already registered", in.ID)
 	}
-	pemKey, err := claimPublicKey(t.stub, pub, "actor:"+in.ID)
-	if err != nil {
-		return nil, err
+	pemKey := "" // a passkey-only actor
+	if pub != nil {
+		if pemKey, err = claimPublicKey(t.stub, pub, "actor:"+in.ID); err != nil {
+			return nil, err
+		}
 	}
 	a := &wire.Actor{
 		DocType: "actor", ID: in.ID, Role: in.Role, PublicKey: pemKey, Org: msp,
@@ -75,6 +93,11 @@ func (c *Contract) RegisterActor(ctx contractapi.TransactionContextInterface, ac
 	}
 	if err := putJSON(t.stub, k, a); err != nil {
 		return nil, err
+	}
+	if in.Passkey != nil {
+		if _, err := t.putPasskey(a.ID, msp, *in.Passkey, passkeyPub); err != nil {
+			return nil, err
+		}
 	}
 	var patients []string
 	if a.Role == wire.RolePatient {

@@ -9,13 +9,15 @@ import (
 )
 
 // authenticate checks a signed action: well-formed envelope and payload,
-// expected action, known actor whose ledger key verifies the signature,
+// expected action, known actor whose credential verifies the signature
+// (its ledger key for a plain envelope; for a passkey envelope one of its
+// passkeys, with the WebAuthn checks and counter of verifyPasskey),
 // issuedAt within IssuedAtWindow of the transaction time, active actor in
 // the required role, and a nonce never used by that actor (then consumed).
 // role "" accepts any role (the caller decides who may act). p receives
 // the decoded payload.
 func (t *tx) authenticate(envelopeJSON, action, role string, p wire.Action) (*wire.Actor, error) {
-	env, err := envelope.Parse([]byte(envelopeJSON))
+	env, err := envelope.ParseSigned([]byte(envelopeJSON))
 	if err != nil {
 		return nil, invalid("malformed envelope")
 	}
@@ -43,12 +45,21 @@ func (t *tx) authenticate(envelopeJSON, action, role string, p wire.Action) (*wi
 	if !found {
 		return nil, refuse(wire.CodeUnauthenticated, "unknown actor %s", h.ActorID)
 	}
-	pub, err := envelope.ParsePublicKey([]byte(actor.PublicKey))
-	if err != nil {
-		return nil, fmt.Errorf("ledger key of actor %s: %w", actor.ID, err)
-	}
-	if err := env.Verify(pub); err != nil {
-		return nil, refuse(wire.CodeUnauthenticated, "bad signature for actor %s", actor.ID)
+	if env.WebAuthn != nil {
+		if err := t.verifyPasskey(actor, env.Payload, env.WebAuthn); err != nil {
+			return nil, err
+		}
+	} else {
+		if actor.PublicKey == "" {
+			return nil, refuse(wire.CodeUnauthenticated, "actor %s signs with a passkey only", actor.ID)
+		}
+		pub, err := envelope.ParsePublicKey([]byte(actor.PublicKey))
+		if err != nil {
+			return nil, fmt.Errorf("ledger key of actor %s: %w", actor.ID, err)
+		}
+		if err := env.Envelope().Verify(pub); err != nil {
+			return nil, refuse(wire.CodeUnauthenticated, "bad signature for actor %s", actor.ID)
+		}
 	}
 	if d := issuedAt.Sub(t.time); d > wire.IssuedAtWindow || d < -wire.IssuedAtWindow {
 		return nil, refuse(wire.CodeUnauthenticated, "stale issuedAt: more than %s from the transaction time", wire.IssuedAtWindow)

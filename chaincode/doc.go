@@ -8,11 +8,13 @@
 //
 // Transactions and queries are methods of Contract; all arguments are
 // strings. Submit: RegisterActor, RegisterDevice, RevokeDevice,
-// RecordReadings, GrantConsent, RevokeConsent, RequestAccess, and the
+// RecordReadings, GrantConsent, RevokeConsent, RequestAccess, the
 // identity lifecycle RevokeActor, RevokeOrgActor, RotateActorKey,
-// ErasePatient, RecordWithheld. Evaluate:
+// ErasePatient, RecordWithheld, and the passkeys' SetRelyingParty and
+// RegisterPasskey. Evaluate:
 // GetActor, GetDevice, GetReading, GetConsent, GetAccessEvent, ListReadings,
-// ListConsents, GetAccessLog, ListEvents, GetProvenance. Every refusal is an
+// ListConsents, GetAccessLog, ListEvents, GetProvenance, GetRelyingParty,
+// GetPasskey, ListPasskeys. Every refusal is an
 // *Error whose text "[medprov:<code>] <message>" survives Fabric's wrapping;
 // ParseError recovers it. Other errors are failures (state access), not
 // decisions about the input.
@@ -35,8 +37,28 @@
 // be the signer); devices are registered by an operator and revoked only by
 // that operator; access is requested by a researcher.
 //
-// A public key may belong to one actor or device only (the publicKey index):
-// a shared key would let one holder sign as the other.
+// A public key may belong to one actor, device or passkey only (the
+// publicKey index): a shared key would let one holder sign as the other,
+// and a passkey's key never verifies a plain envelope.
+//
+// # Passkeys
+//
+// People may sign with a passkey (WebAuthn, ES256) instead of a PEM key:
+// the envelope carries {"payload","webauthn"} (envelope.ParseSigned) and
+// authentication checks, besides the rules above, that the assertion names
+// a passkey registered to actorId, that its clientDataJSON (strictly
+// decoded) has type webauthn.get, challenge base64url(SHA-256(payload)) and
+// an origin the ledger lists for the actor's org, that authenticatorData's
+// rpIdHash is SHA-256 of the org's rpId (the one the passkey was
+// registered under) with the UP and UV flags set, that the ES256 signature
+// verifies over authenticatorData || SHA-256(clientDataJSON), and that the
+// signature counter advanced when it or the stored one is non-zero (the
+// new value is stored). A malformed assertion is invalid; every other
+// failure is unauthenticated. An org admin sets the org's relying party
+// (SetRelyingParty: rpId and origin allowlist, per MSP ID) and registers
+// passkeys, either for an existing actor (RegisterPasskey; the actor then
+// signs with either credential) or as a new actor's only credential
+// (RegisterActor with "passkey" instead of "publicKey").
 //
 // # Identity lifecycle
 //
@@ -95,7 +117,10 @@
 //	device           [deviceId]                                    Device
 //	reading          [deviceId, seq (20 digits)]                   Reading
 //	readingHash      [dataHash]                                    reading id
-//	publicKey        [hex SHA-256 of PKIX DER]                     "actor:<id>" | "device:<id>"
+//	publicKey        [hex SHA-256 of PKIX DER]                     "actor:<id>" | "device:<id>" | "passkey:<actorId>"
+//	passkey          [credentialId (base64url)]                    Passkey
+//	passkeyByActor   [actorId, credentialId]
+//	relyingParty     [mspId]                                       RelyingParty
 //	readingByPatient [patientId, type, YYYY-MM, measuredAt, readingId]
 //	readingMonth     [patientId, type, YYYY-MM]                    month marker
 //	consent          [consentId]                                   Consent
@@ -131,10 +156,13 @@
 // emits exactly one chaincode event. A RecordReadings batch that records
 // nothing (all items exist or are rejected) writes no audit event but still
 // emits ReadingsRecorded with no ids. AuditEvent.actorId is the signing
-// actor, or "org:<MSP ID>" for actor registration, admin revocation,
-// reading batches and withheld readings. An event's payload is the record
-// the transaction wrote (Actor, Device, Consent, AccessEvent, Erasure),
-// except ReadingsRecorded ({"txId","readingIds"}).
+// actor, or "org:<MSP ID>" for actor and passkey registration, the
+// relying party's settings, admin revocation, reading batches and
+// withheld readings. An event's payload is the record the transaction
+// wrote (Actor, Device, Consent, AccessEvent, Erasure, Passkey,
+// RelyingParty), except ReadingsRecorded ({"txId","readingIds"}). A
+// passkey's counter update is part of the action it authenticated and
+// emits nothing of its own.
 //
 // # Performance
 //

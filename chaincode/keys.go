@@ -15,7 +15,10 @@ const (
 	objDevice           = "device"           // [deviceId] → Device
 	objReading          = "reading"          // [deviceId, seq20] → Reading
 	objReadingHash      = "readingHash"      // [dataHash] → readingId
-	objPublicKey        = "publicKey"        // [sha256(PKIX DER) hex] → "actor:<id>" | "device:<id>"
+	objPublicKey        = "publicKey"        // [sha256(PKIX DER) hex] → "actor:<id>" | "device:<id>" | "passkey:<actorId>"
+	objPasskey          = "passkey"          // [credentialId] → Passkey
+	objPasskeyByActor   = "passkeyByActor"   // [actorId, credentialId]
+	objRelyingParty     = "relyingParty"     // [mspId] → RelyingParty
 	objReadingByPatient = "readingByPatient" // [patientId, type, YYYY-MM, measuredAt, readingId]
 	objReadingMonth     = "readingMonth"     // [patientId, type, YYYY-MM]
 	objConsent          = "consent"          // [consentId] → Consent

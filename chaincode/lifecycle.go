@@ -129,7 +129,11 @@ func (t *tx) revokeActor(a *wire.Actor, by, reason string) (*wire.Actor, error) 
 // authenticates the actor. The old key stays claimed in the publicKey index
 // (marked retired), so it can never be registered again; earlier keys are
 // in the actor record's ledger history and rotatedTx names the last
-// rotation.
+// rotation. Passkeys are credentials of their own: the action may be
+// signed with one of the actor's passkeys (a passkey-only actor so gains a
+// PEM key), and a rotation leaves them as they are. actor.rotate does not
+// take a passkey credential yet; an org admin adds passkeys with
+// RegisterPasskey.
 func (c *Contract) RotateActorKey(ctx contractapi.TransactionContextInterface, envelopeJSON string) (*wire.Actor, error) {
 	t, err := newTx(ctx)
 	if err != nil {
@@ -144,20 +148,22 @@ func (c *Contract) RotateActorKey(ctx contractapi.TransactionContextInterface, e
 	if err != nil {
 		return nil, invalid("publicKey must be a PEM ECDSA P-256 public key (PKIX)")
 	}
-	old, err := envelope.ParsePublicKey([]byte(a.PublicKey))
-	if err != nil {
-		return nil, fmt.Errorf("ledger key of actor %s: %w", a.ID, err)
-	}
 	pemKey, err := claimPublicKey(t.stub, pub, "actor:"+a.ID)
 	if err != nil {
 		return nil, err
 	}
-	oldIndex, err := publicKeyIndex(t.stub, old)
-	if err != nil {
-		return nil, err
-	}
-	if err := t.stub.PutState(oldIndex, []byte(retiredPrefix+"actor:"+a.ID)); err != nil {
-		return nil, fmt.Errorf("write public key index: %w", err)
+	if a.PublicKey != "" { // "" for a passkey-only actor, which gains its first PEM key
+		old, err := envelope.ParsePublicKey([]byte(a.PublicKey))
+		if err != nil {
+			return nil, fmt.Errorf("ledger key of actor %s: %w", a.ID, err)
+		}
+		oldIndex, err := publicKeyIndex(t.stub, old)
+		if err != nil {
+			return nil, err
+		}
+		if err := t.stub.PutState(oldIndex, []byte(retiredPrefix+"actor:"+a.ID)); err != nil {
+			return nil, fmt.Errorf("write public key index: %w", err)
+		}
 	}
 	a.PublicKey, a.RotatedTx, a.RotatedAt = pemKey, t.id, t.at
 	if err := t.putActor(a); err != nil {

@@ -5,17 +5,21 @@
 // where the signature is ECDSA P-256 over SHA-256(payload), exactly what
 // `openssl dgst -sha256 -sign key.pem` produces. Keys are P-256 only; public
 // keys travel as PEM "PUBLIC KEY" (PKIX).
+//
+// An actor action may instead be signed by a passkey (WebAuthn, ES256):
+// {"payload": base64(bytes), "webauthn": {...}}, whose assertion's
+// challenge is SHA-256(payload). ParseSigned reads either form;
+// VerifyAssertion checks a passkey's assertion, and ParseCOSEKey turns the
+// COSE key of a registration into the PEM key the ledger stores.
 package envelope
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -67,8 +71,9 @@ func Parse(data []byte) (Envelope, error) {
 
 var (
 	// errBase64 reports a value that is not a JSON string of canonical
-	// standard base64.
-	errBase64 = errors.New("not canonical standard base64")
+	// base64: standard base64, or base64url without padding in a webauthn
+	// member.
+	errBase64 = errors.New("not canonical base64")
 	// strictBase64 is standard base64 that refuses non-zero padding bits.
 	strictBase64 = base64.StdEncoding.Strict()
 )
@@ -81,26 +86,11 @@ type canonicalBase64 []byte
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (b *canonicalBase64) UnmarshalJSON(data []byte) error {
-	if len(data) < 2 || data[0] != '"' {
-		return errBase64 // null, or not a string
-	}
-	text := data[1 : len(data)-1]
-	if bytes.IndexByte(text, '\\') >= 0 { // escaped, e.g. "\/" for "/"
-		var s string
-		if err := json.Unmarshal(data, &s); err != nil {
-			return errBase64
-		}
-		text = []byte(s)
-	}
-	if bytes.IndexByte(text, '\r') >= 0 || bytes.IndexByte(text, '\n') >= 0 {
-		return errBase64
-	}
-	out := make([]byte, base64.StdEncoding.DecodedLen(len(text)))
-	n, err := strictBase64.Decode(out, text)
+	out, err := decodeCanonical(data, strictBase64)
 	if err != nil {
-		return errBase64
+		return err
 	}
-	*b = out[:n]
+	*b = out
 	return nil
 }
 

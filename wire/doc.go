@@ -7,7 +7,9 @@
 // [AccessEvent], [AuditEvent]), the HTTP receipts the gateway answers with,
 // the names of roles, statuses, actions, decisions, audit types, events and
 // chaincode functions (those of the identity lifecycle, actor.revoke,
-// actor.rotate and patient.erase, in lifecycle.go), the error codes with their HTTP statuses ([Code],
+// actor.rotate and patient.erase, in lifecycle.go; those of passkeys, with
+// the [Passkey] and [RelyingParty] records and the grammar of credential
+// ids, rpIds and origins, in passkey.go), the error codes with their HTTP statuses ([Code],
 // [Error]), and the identifier grammar ([ValidID], [IDPattern], [ReadingID]).
 //
 // Signed bytes and envelopes are decoded with [DecodeStrict], one strict

@@ -105,6 +105,7 @@ func EvaluateFunctions() []string {
 	return []string{
 		FnGetActor, FnGetDevice, FnGetReading, FnGetConsent, FnGetAccessEvent,
 		FnListReadings, FnListConsents, FnGetAccessLog, FnListEvents, FnGetProvenance,
+		FnGetRelyingParty, FnGetPasskey, FnListPasskeys,
 	}
 }
 

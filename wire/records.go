@@ -1,11 +1,14 @@
 package wire
 
 // Actor is a registered person or organisation role holder. Its public key
-// authenticates every action it signs.
+// and its passkeys ([Passkey] records) authenticate every action it signs.
 type Actor struct {
-	DocType      string `json:"docType"`
-	ID           string `json:"id"`
-	Role         string `json:"role"`
+	DocType string `json:"docType"`
+	ID      string `json:"id"`
+	Role    string `json:"role"`
+	// PublicKey is the PEM key of plain envelopes; "" for an actor
+	// registered with a passkey, which signs with passkeys only (until it
+	// rotates to a PEM key).
 	PublicKey    string `json:"publicKey"`
 	Org          string `json:"org"`
 	Status       string `json:"status"`
@@ -27,12 +30,14 @@ type Actor struct {
 }
 
 // ActorInput registers an actor: the body of POST /v1/actors and the
-// argument of RegisterActor. PublicKey is a PEM "PUBLIC KEY" (PKIX, ECDSA
-// P-256).
+// argument of RegisterActor. It carries exactly one credential: PublicKey,
+// a PEM "PUBLIC KEY" (PKIX, ECDSA P-256), or Passkey, a WebAuthn
+// credential from an enrolment ceremony.
 type ActorInput struct {
-	ID        string `json:"id"`
-	Role      string `json:"role"`
-	PublicKey string `json:"publicKey"`
+	ID        string             `json:"id"`
+	Role      string             `json:"role"`
+	PublicKey string             `json:"publicKey,omitempty" metadata:",optional"`
+	Passkey   *PasskeyCredential `json:"passkey,omitempty" metadata:",optional"`
 }
 
 // Device is a registered device, bound to one patient and to the operator
