@@ -142,6 +142,7 @@ only their owner can read.`,
 		newServeCmd(a),
 		newBenchCmd(a),
 		newLedgerCmd(a),
+		newBackupCmd(a), newRestoreCmd(a),
 	)
 	return root
 }

@@ -8,7 +8,8 @@
 // SignedGetHeader) produce the exact wire payloads, and
 // VerifyReleasedReading checks what a researcher receives against the
 // ledger's hash and the device's signature, locally. RevokeActor,
-// RevokeOrgActor, RotateKey and ErasePatient cover an identity's lifecycle.
+// RevokeOrgActor, RotateKey and ErasePatient cover an identity's lifecycle;
+// Backup streams a backup of the node (admin token).
 //
 // Refusals come back as *APIError, which matches the sentinel errors
 // (ErrNotFound, ErrForbidden, ...) with errors.Is. The client never retries

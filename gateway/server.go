@@ -6,6 +6,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime"
@@ -184,6 +185,14 @@ type Config struct {
 	// signed GET cannot be replayed after a restart either. Without it
 	// nonces are kept in memory only.
 	NoncePath string
+	// Backup, if set, writes a consistent backup of the node to w as a
+	// tar stream (GET /v1/admin/backup, admin token; see admin.go). It
+	// SHOULD take the backup before writing the first byte (a failure
+	// before it answers a JSON error, one after it aborts the
+	// connection), MUST stop when ctx ends, and MUST end the stream with
+	// an entry a reader checks for (the node's manifest). Without it the
+	// route answers 404.
+	Backup func(ctx context.Context, w io.Writer) error
 	// Verifier checks device signatures at ingest; default
 	// envelope.VerifyDigest. With the embedded ledger, the node passes the
 	// same envelope.VerifyMemo to the in-process chaincode.
@@ -219,6 +228,9 @@ type Server struct {
 	routes   []Route
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+
+	// backups is held while a backup streams: one at a time.
+	backups sync.Mutex
 }
 
 // Route is a method and Gin path pattern the gateway serves.
@@ -391,6 +403,7 @@ func (s *Server) router() *gin.Engine {
 	add(http.MethodGet, "/v1/readings/:id/provenance", s.signedGET, s.provenance)
 	add(http.MethodGet, "/v1/audit/events", s.signedGET, s.auditEvents)
 	add(http.MethodGet, "/v1/audit/verify/:id", s.signedGET, s.auditVerify)
+	add(http.MethodGet, "/v1/admin/backup", s.requireAdmin, s.backup)
 	return r
 }
 

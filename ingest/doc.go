@@ -23,7 +23,10 @@
 // when nothing was lost); if not, it finds the blocks the ledger lost,
 // resubmits the retained readings it lacks, names every missing reading in
 // a report file and logs the counts (see [Reconciliation]). Batching starts
-// once the check is done; readings are accepted meanwhile.
+// once the check is done; readings are accepted meanwhile. A node
+// restored from a backup relies on this: Queue.Backup copies the queue
+// while it runs, and a queue kept across the restore of an older ledger
+// resubmits what that ledger lacks.
 //
 // The caller (the gateway) authenticates readings before Submit; the
 // chaincode checks every device signature again on the ledger.

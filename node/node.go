@@ -73,6 +73,11 @@ type Node struct {
 	Keyring *seal.Keyring
 	Ingest  *ingest.Pipeline
 	closers []func() error
+
+	dataDir string
+	// life ends when Close begins, stopping backups in progress.
+	life    context.Context
+	endLife context.CancelFunc
 }
 
 // BlobStore is what a node needs of its blob store: the ingest pipeline
@@ -95,10 +100,14 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	if err := removeStaleBackups(cfg.DataDir); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
 	if err := restrictPermissions(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	n := &Node{}
+	n := &Node{dataDir: cfg.DataDir}
+	n.life, n.endLife = context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, n.Close())
@@ -118,7 +127,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("chaincode: %w", err)
 		}
-		l, err := ledgerembedded.New(ctx, ledgerembedded.Config{Dir: filepath.Join(cfg.DataDir, "ledger"), Chaincode: cc, Logger: cfg.Logger})
+		l, err := ledgerembedded.New(ctx, ledgerembedded.Config{Dir: filepath.Join(cfg.DataDir, ledgerDir), Chaincode: cc, Logger: cfg.Logger})
 		if err != nil {
 			return nil, fmt.Errorf("embedded ledger: %w", err)
 		}
@@ -144,7 +153,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 
 	switch cfg.Blobs {
 	case Embedded, "":
-		b, err := ipfsembedded.New(ctx, ipfsembedded.Config{Dir: filepath.Join(cfg.DataDir, "blobs")})
+		b, err := ipfsembedded.New(ctx, ipfsembedded.Config{Dir: filepath.Join(cfg.DataDir, blobsDir)})
 		if err != nil {
 			return nil, fmt.Errorf("embedded blob store: %w", err)
 		}
@@ -160,7 +169,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	n.closers = append(n.closers, n.Blobs.Close)
 
-	kr, err := seal.OpenKeyring(ctx, seal.KeyringConfig{Path: filepath.Join(cfg.DataDir, "keyring.db"), MasterKey: cfg.MasterKey, Logger: cfg.Logger})
+	kr, err := seal.OpenKeyring(ctx, seal.KeyringConfig{Path: filepath.Join(cfg.DataDir, keyringFile), MasterKey: cfg.MasterKey, Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("keyring: %w", err)
 	}
@@ -170,7 +179,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	metrics := gateway.NewMetrics()
 	qc := cfg.Queue
 	if qc.Path == "" {
-		qc.Path = filepath.Join(cfg.DataDir, "ingest.db")
+		qc.Path = filepath.Join(cfg.DataDir, queueFile)
 	}
 	pl, err := ingest.Open(ctx, ingest.Config{Ledger: n.Ledger, Blobs: n.Blobs, Sealer: kr, Queue: qc,
 		Batcher: cfg.Batcher, Observer: metrics, Logger: cfg.Logger})
@@ -183,8 +192,9 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	gw, err := gateway.New(ctx, gateway.Config{
 		Ledger: n.Ledger, Ingest: pl, Blobs: n.Blobs, Opener: kr, AdminToken: cfg.AdminToken,
 		Limits: cfg.Limits, Metrics: metrics, Verifier: verifier, Logger: cfg.Logger,
-		EventCheckpointPath: filepath.Join(cfg.DataDir, "events.checkpoint"),
-		NoncePath:           filepath.Join(cfg.DataDir, "nonces.db"),
+		EventCheckpointPath: filepath.Join(cfg.DataDir, checkpointFile),
+		NoncePath:           filepath.Join(cfg.DataDir, noncesFile),
+		Backup:              n.WriteBackup,
 	})
 	if err != nil {
 		return nil, err
@@ -231,9 +241,13 @@ func restrictPermissions(dir string) error {
 // Handler serves the gateway's routes.
 func (n *Node) Handler() http.Handler { return n.Gateway.Handler() }
 
-// Close stops the gateway and the ingest pipeline (readings in flight stay
-// queued for replay) and closes the backends, in reverse order of opening.
+// Close stops backups in progress, the gateway and the ingest pipeline
+// (readings in flight stay queued for replay) and closes the backends, in
+// reverse order of opening.
 func (n *Node) Close() error {
+	if n.endLife != nil {
+		n.endLife()
+	}
 	var errs []error
 	for i := len(n.closers) - 1; i >= 0; i-- {
 		errs = append(errs, n.closers[i]())

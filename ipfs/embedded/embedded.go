@@ -15,6 +15,8 @@
 // Get reads block by block and checks every block against its CID, so a
 // block altered on disk yields ipfs.ErrCorrupt rather than wrong bytes.
 // ExportCAR and ImportCAR move content to and from kubo (see ipfs.Migrate).
+// Backup copies the store while it runs, Merge adds a copy's missing
+// blocks back, and VerifyDir checks a copy offline.
 package embedded
 
 import (
@@ -24,6 +26,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/ipfs/boxo/blockstore"
 	blocks "github.com/ipfs/go-block-format"
@@ -48,6 +51,11 @@ type Store struct {
 	blocksDS *leveldb.Datastore
 	pins     pinSet
 	bs       blockstore.Blockstore
+
+	// life is held shared by Backup and exclusively by Close, so the
+	// databases are never closed under a Backup's snapshots.
+	life   sync.RWMutex
+	closed bool
 }
 
 var (
@@ -67,11 +75,11 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("embedded: %w", err)
 	}
-	blocksDS, err := leveldb.NewDatastore(filepath.Join(cfg.Dir, "blocks"), nil)
+	blocksDS, err := leveldb.NewDatastore(filepath.Join(cfg.Dir, blocksDir), nil)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: open blocks: %w", err)
 	}
-	pins, err := openPinSet(filepath.Join(cfg.Dir, "pins"))
+	pins, err := openPinSet(filepath.Join(cfg.Dir, pinsDir))
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("embedded: %w", err), blocksDS.Close())
 	}
@@ -79,8 +87,14 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	return &Store{blocksDS: blocksDS, pins: pins, bs: bs}, nil
 }
 
-// Close closes the store's datastores.
+// Close closes the store's datastores, once a Backup in progress is done.
 func (s *Store) Close() error {
+	s.life.Lock()
+	defer s.life.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
 	return errors.Join(s.pins.close(), s.blocksDS.Close())
 }
 

@@ -44,6 +44,10 @@
 // chain anchor (a journal that lost its tail). Verify, and VerifyDir
 // offline, replay the whole chain and also check current state and every
 // index against it.
+//
+// Backup: Ledger.Backup copies the ledger, as one snapshot sees it, into a
+// directory that New and VerifyDir open like any other, while commits go
+// on; it is how a node's backups hold the ledger.
 package embedded
 
 import (

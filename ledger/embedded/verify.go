@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -22,6 +23,8 @@ import (
 type Report struct {
 	// Blocks is the chain height, genesis included.
 	Blocks uint64 `json:"blocks"`
+	// Tip is the header hash of the last block, in hex.
+	Tip string `json:"tip,omitempty"`
 	// Transactions is the number of transactions the blocks hold.
 	Transactions uint64 `json:"transactions"`
 	// Keys is the number of keys in current state.
@@ -392,7 +395,7 @@ func (v *verifier) blocks() error {
 		b, _, _ := splitEventKey(v.events.Key())
 		return &TamperError{Block: b, Reason: "the event index holds an event no transaction of the chain set"}
 	}
-	v.rep.Blocks = v.meta.height
+	v.rep.Blocks, v.rep.Tip = v.meta.height, hex.EncodeToString(v.meta.tip)
 	return nil
 }
 
