@@ -9,7 +9,6 @@ import (
 
 	"github.com/medprov/medprov/wire"
 
-	"github.com/hyperledger/fabric-chaincode-go/v2/pkg/cid"
 	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
 
@@ -33,16 +32,9 @@ func (c *Contract) RegisterActor(ctx contractapi.TransactionContextInterface, ac
 	if err != nil {
 		return nil, err
 	}
-	admin, err := cid.HasOUValue(t.stub, AdminOU)
+	msp, err := adminMSP(t.stub, "register actors")
 	if err != nil {
-		return nil, refuse(wire.CodeForbidden, "creator identity carries no X.509 certificate")
-	}
-	if !admin {
-		return nil, refuse(wire.CodeForbidden, "only an org admin may register actors")
-	}
-	msp, err := cid.GetMSPID(t.stub)
-	if err != nil {
-		return nil, fmt.Errorf("read creator MSP ID: %w", err)
+		return nil, err
 	}
 	var in wire.ActorInput
 	if err := wire.DecodeStrict([]byte(actorJSON), &in); err != nil {

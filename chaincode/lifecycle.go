@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 
-	"github.com/hyperledger/fabric-chaincode-go/v2/pkg/cid"
 	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
 	"github.com/hyperledger/fabric-contract-api-go/v2/contractapi"
 
@@ -69,16 +68,9 @@ func (c *Contract) RevokeOrgActor(ctx contractapi.TransactionContextInterface, r
 	if err != nil {
 		return nil, err
 	}
-	admin, err := cid.HasOUValue(t.stub, AdminOU)
+	msp, err := adminMSP(t.stub, "revoke actors without a signed action")
 	if err != nil {
-		return nil, refuse(wire.CodeForbidden, "creator identity carries no X.509 certificate")
-	}
-	if !admin {
-		return nil, refuse(wire.CodeForbidden, "only an org admin may revoke actors without a signed action")
-	}
-	msp, err := cid.GetMSPID(t.stub)
-	if err != nil {
-		return nil, fmt.Errorf("read creator MSP ID: %w", err)
+		return nil, err
 	}
 	var in wire.ActorRevokeInput
 	if err := wire.DecodeStrict([]byte(revokeJSON), &in); err != nil {
