@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"github.com/syndtr/goleveldb/leveldb/util"
 
 	"github.com/medprov/medprov/chaincode"
+	"github.com/medprov/medprov/internal/testkit"
 	"github.com/medprov/medprov/ledger/embedded"
 )
 
@@ -29,30 +29,6 @@ func demoLedger(t *testing.T) string {
 	code, out, stderr := run(t, nil, "demo", "--data-dir", dir)
 	require.Equal(t, ExitOK, code, "demo exit code\nstderr: %s\nstdout:\n%s", stderr, out)
 	return dir
-}
-
-// copyTree copies directory src into a new temporary directory.
-func copyTree(t *testing.T, src string) string {
-	t.Helper()
-	dst := t.TempDir()
-	require.NoError(t, filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, path)
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o700)
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o600)
-	}))
-	return dst
 }
 
 // editState rewrites, directly in the stopped node's store, the first
@@ -154,7 +130,7 @@ func TestLedgerVerify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := copyTree(t, demo)
+			dir := testkit.CopyDir(t, demo)
 			tt.tamper(t, dir)
 
 			code, out, stderr := run(t, nil, "ledger", "verify", "--data-dir", dir)
@@ -183,7 +159,7 @@ func TestLedgerVerify(t *testing.T) {
 		assert.Contains(t, stderr, "no embedded ledger")
 	})
 	t.Run("a ledger in use by a running node is not verified", func(t *testing.T) {
-		dir := copyTree(t, demo)
+		dir := testkit.CopyDir(t, demo)
 		cc, err := chaincode.NewChaincode()
 		require.NoError(t, err)
 		l, err := embedded.New(t.Context(), embedded.Config{Dir: filepath.Join(dir, "ledger"), Chaincode: cc, Logger: slog.New(slog.DiscardHandler)})

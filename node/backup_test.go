@@ -428,7 +428,7 @@ func TestRestoreRefusesADamagedBackup(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+" is refused without touching the data dir", func(t *testing.T) {
-			backup := copyDir(t, good)
+			backup := testkit.CopyDir(t, good)
 			tt.damage(t, backup)
 			key := tt.key
 			if key == nil {
@@ -442,7 +442,7 @@ func TestRestoreRefusesADamagedBackup(t *testing.T) {
 		})
 	}
 	t.Run("the undamaged backup restores", func(t *testing.T) {
-		_, err := node.Restore(t.Context(), node.RestoreConfig{From: copyDir(t, good), DataDir: s.dir, MasterKey: s.key})
+		_, err := node.Restore(t.Context(), node.RestoreConfig{From: testkit.CopyDir(t, good), DataDir: s.dir, MasterKey: s.key})
 		require.NoError(t, err)
 	})
 	t.Run("a running node is not restored", func(t *testing.T) {
@@ -453,7 +453,7 @@ func TestRestoreRefusesADamagedBackup(t *testing.T) {
 		// The running node itself moves its event checkpoint on.
 		before := tree(t, s.dir)
 		delete(before, "events.checkpoint")
-		_, err = node.Restore(t.Context(), node.RestoreConfig{From: copyDir(t, good), DataDir: s.dir, MasterKey: s.key})
+		_, err = node.Restore(t.Context(), node.RestoreConfig{From: testkit.CopyDir(t, good), DataDir: s.dir, MasterKey: s.key})
 		require.ErrorIs(t, err, node.ErrNodeRunning)
 		after := tree(t, s.dir)
 		delete(after, "events.checkpoint")
@@ -528,30 +528,6 @@ func tree(t *testing.T, dir string) map[string]entry {
 		return nil
 	}))
 	return out
-}
-
-// copyDir copies the directory tree src into a new temporary directory.
-func copyDir(t *testing.T, src string) string {
-	t.Helper()
-	dst := filepath.Join(t.TempDir(), "copy")
-	require.NoError(t, filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o700)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o600)
-	}))
-	return dst
 }
 
 // TestBackupRouteNeedsTheAdminToken: GET /v1/admin/backup answers 401

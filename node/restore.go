@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/medprov/medprov/ingest"
+	"github.com/medprov/medprov/internal/privatecopy"
 	ipfsembedded "github.com/medprov/medprov/ipfs/embedded"
 	ledgerembedded "github.com/medprov/medprov/ledger/embedded"
 	"github.com/medprov/medprov/seal"
@@ -331,7 +331,7 @@ func (r *restorer) replace(name string) (moved bool, err error) {
 	if err := os.RemoveAll(tmp); err != nil {
 		return false, err
 	}
-	if err := copyTree(filepath.Join(r.from, name), tmp); err != nil {
+	if err := privatecopy.Tree(filepath.Join(r.from, name), tmp); err != nil {
 		return false, errors.Join(err, os.RemoveAll(tmp))
 	}
 	if moved, err = r.moveAside(name); err != nil {
@@ -364,7 +364,7 @@ func (r *restorer) copyAside(name string) error {
 	if err := os.MkdirAll(r.aside, 0o700); err != nil {
 		return err
 	}
-	return copyTree(filepath.Join(r.to, name), filepath.Join(r.aside, name))
+	return privatecopy.Tree(filepath.Join(r.to, name), filepath.Join(r.aside, name))
 }
 
 // movedNote is the detail added when the current copy was moved aside.
@@ -448,44 +448,4 @@ func overlaps(a, b string) bool {
 func exists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
-}
-
-// copyTree copies src (a regular file, or a directory of directories and
-// regular files) to dst, which must not exist: directories 0700, files
-// 0600, each synced.
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		to := filepath.Join(dst, rel)
-		switch {
-		case d.IsDir():
-			return os.Mkdir(to, 0o700)
-		case !d.Type().IsRegular():
-			return fmt.Errorf("%s is neither a file nor a directory", p)
-		}
-		return copyFile(p, to)
-	})
-}
-
-func copyFile(from, to string) (err error) {
-	in, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer in.Close() //nolint:errcheck // read-only
-	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, out.Close()) }()
-	if _, err := io.Copy(out, in); err != nil {
-		return err
-	}
-	return out.Sync()
 }

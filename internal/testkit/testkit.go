@@ -14,11 +14,13 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/medprov/medprov/envelope"
+	"github.com/medprov/medprov/internal/privatecopy"
 	"github.com/medprov/medprov/wire"
 )
 
@@ -200,4 +202,14 @@ type clientData struct {
 func (a *Authenticator) authData(rpID string, flags byte, count uint32) []byte {
 	h := sha256.Sum256([]byte(rpID))
 	return binary.BigEndian.AppendUint32(append(h[:], flags), count)
+}
+
+// CopyDir copies the directory tree src into a new directory under the
+// test's temporary directory (0700/0600) and returns its path, so that a
+// test can damage or open the copy and leave src as it was.
+func CopyDir(tb testing.TB, src string) string {
+	tb.Helper()
+	dst := filepath.Join(tb.TempDir(), "copy")
+	require.NoError(tb, privatecopy.Tree(src, dst), "copy %s", src)
+	return dst
 }

@@ -1,8 +1,6 @@
 package embedded_test
 
 import (
-	"io/fs"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -29,7 +27,7 @@ func TestBackupMergeVerify(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, len(cids), st.Pins)
 		assert.GreaterOrEqual(t, st.Blocks, len(cids))
-		copied := ipfstest.EmbeddedStore(t, copyOf(t, backup))
+		copied := ipfstest.EmbeddedStore(t, testkit.CopyDir(t, backup))
 		for i, c := range cids {
 			got, err := copied.Get(ctx, c)
 			require.NoError(t, err)
@@ -53,7 +51,7 @@ func TestBackupMergeVerify(t *testing.T) {
 		assert.Zero(t, again, "a second merge adds nothing")
 	})
 	t.Run("a block altered in the copy fails verification", func(t *testing.T) {
-		dir := copyOf(t, backup)
+		dir := testkit.CopyDir(t, backup)
 		flipByte(t, filepath.Join(dir, "blocks"), cids[0])
 		_, err := embedded.VerifyDir(ctx, dir)
 		require.ErrorIs(t, err, ipfs.ErrCorrupt)
@@ -67,29 +65,4 @@ func TestBackupMergeVerify(t *testing.T) {
 		require.NoError(t, s.Close())
 		require.ErrorIs(t, s.Backup(ctx, t.TempDir()), ipfs.ErrUnavailable)
 	})
-}
-
-// copyOf copies the files of a store's directory, so that opening the
-// copy leaves the original as it was.
-func copyOf(t *testing.T, dir string) string {
-	t.Helper()
-	dst := filepath.Join(t.TempDir(), "copy")
-	require.NoError(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o700)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), b, 0o600)
-	}))
-	return dst
 }

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/opt"
+
+	"github.com/medprov/medprov/internal/privatecopy"
 )
 
 // BackupInfo describes the copy of a ledger that Backup wrote.
@@ -64,7 +64,7 @@ func (l *Ledger) Backup(ctx context.Context, dir string) (BackupInfo, error) {
 	if err := l.copyStore(ctx, snap, dir); err != nil {
 		return BackupInfo{}, fmt.Errorf("embedded ledger backup: %w", err)
 	}
-	if err := copyFiles(filepath.Join(l.cfg.Dir, mspDirName), filepath.Join(dir, mspDirName)); err != nil {
+	if err := privatecopy.Tree(filepath.Join(l.cfg.Dir, mspDirName), filepath.Join(dir, mspDirName)); err != nil {
 		return BackupInfo{}, fmt.Errorf("embedded ledger backup: local MSP: %w", err)
 	}
 	// The anchor names the snapshot's tip, not the live one's.
@@ -138,45 +138,6 @@ func emptyDir(dir string) error {
 		return fmt.Errorf("%s is not empty", dir)
 	}
 	return os.Chmod(dir, dirPerm)
-}
-
-// copyFiles copies the directory tree src (directories and regular files
-// only) to dst, directories 0700 and files 0600, each file synced.
-func copyFiles(src, dst string) error {
-	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, path)
-		if err != nil {
-			return err
-		}
-		to := filepath.Join(dst, rel)
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(to, dirPerm)
-		case !d.Type().IsRegular():
-			return fmt.Errorf("%s is not a regular file", path)
-		}
-		return copyFile(path, to)
-	})
-}
-
-func copyFile(from, to string) (err error) {
-	in, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer in.Close() //nolint:errcheck // read-only
-	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, out.Close()) }()
-	if _, err := io.Copy(out, in); err != nil {
-		return err
-	}
-	return out.Sync()
 }
 
 // syncDir makes the entries of dir durable.

@@ -17,6 +17,7 @@ import (
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 
+	"github.com/medprov/medprov/internal/testkit"
 	"github.com/medprov/medprov/ledger"
 	"github.com/medprov/medprov/ledger/embedded"
 	"github.com/medprov/medprov/wire"
@@ -141,7 +142,7 @@ func TestStateEditsAreFound(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := copyDir(t, pristine)
+			dir := testkit.CopyDir(t, pristine)
 			tt.edit(t, dir)
 
 			_, err := embedded.VerifyDir(t.Context(), dir)
@@ -161,7 +162,7 @@ func TestStateEditsAreFound(t *testing.T) {
 		})
 	}
 	t.Run("a record of an unknown kind is found", func(t *testing.T) {
-		dir := copyDir(t, pristine)
+		dir := testkit.CopyDir(t, pristine)
 		editStore(t, dir, func(db *leveldb.DB) error {
 			return db.Put([]byte("xstray"), []byte("?"), &opt.WriteOptions{Sync: true})
 		})
@@ -186,32 +187,6 @@ func firstTxID(t *testing.T, db *leveldb.DB, n uint64) string {
 	require.NoError(t, err, "transaction record")
 	l := int(raw[0]) // a uvarint below 128: IDs are 64 hex digits
 	return string(raw[1 : 1+l])
-}
-
-// copyDir copies the ledger directory src into a new temporary directory.
-func copyDir(t *testing.T, src string) string {
-	t.Helper()
-	dst := t.TempDir()
-	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, path)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o700)
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o600)
-	})
-	require.NoError(t, err, "copy %s", src)
-	return dst
 }
 
 // storeFiles returns the store files of dir whose names end in suffix (or
@@ -276,7 +251,7 @@ func TestDamagedFilesNeverLoseABlock(t *testing.T) {
 	m.close()
 	// Reopened once, the journal is compacted into a table under a new
 	// manifest.
-	tableDir := copyDir(t, journalDir)
+	tableDir := testkit.CopyDir(t, journalDir)
 	l, err := openMedprov(t, tableDir)
 	require.NoError(t, err, "reopen")
 	require.NoError(t, l.Close(), "Close")
@@ -308,7 +283,7 @@ func TestDamagedFilesNeverLoseABlock(t *testing.T) {
 			offsets = append(offsets, size-1)
 			counts := map[outcome]int{}
 			for i, off := range offsets {
-				dir := copyDir(t, tt.dir)
+				dir := testkit.CopyDir(t, tt.dir)
 				path := filepath.Join(dir, embedded.StoreDir, filepath.Base(target))
 				b, err := os.ReadFile(path)
 				require.NoError(t, err)
@@ -335,7 +310,7 @@ func TestDamagedFilesNeverLoseABlock(t *testing.T) {
 	}
 	for _, tt := range missing {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := copyDir(t, tt.dir)
+			dir := testkit.CopyDir(t, tt.dir)
 			files := storeFiles(t, dir, tt.pattern)
 			require.NotEmpty(t, files, "no %s file in the store", tt.pattern)
 			for _, f := range files {
@@ -349,7 +324,7 @@ func TestDamagedFilesNeverLoseABlock(t *testing.T) {
 	}
 	t.Run("a damaged journal record is refused by LevelDB's checksums alone", func(t *testing.T) {
 		// Without the chain anchor, which would notice the lost block.
-		dir := copyDir(t, journalDir)
+		dir := testkit.CopyDir(t, journalDir)
 		require.NoError(t, os.Remove(filepath.Join(dir, embedded.AnchorFile)))
 		logs := storeFiles(t, dir, "*.log")
 		require.Len(t, logs, 1, "journals")
@@ -574,13 +549,13 @@ func TestLegacyStoreIsUpgraded(t *testing.T) {
 	require.NoError(t, l.Close(), "Close")
 
 	t.Run("a state edit in the old blocks' keys is found", func(t *testing.T) {
-		dir := copyDir(t, dir)
+		dir := testkit.CopyDir(t, dir)
 		rewrite(t, dir, embedded.StateKey("k2"), func(b []byte) []byte { return append(b, '!') })
 		_, err := embedded.VerifyDir(t.Context(), dir)
 		assertTamperedAt(t, err, legacyHeight-1, "simple", "VerifyDir")
 	})
 	t.Run("a store claiming the old format again is refused", func(t *testing.T) {
-		dir := copyDir(t, dir)
+		dir := testkit.CopyDir(t, dir)
 		editStore(t, dir, func(db *leveldb.DB) error {
 			return db.Put(embedded.FormatKey, []byte("leveldb/1"), &opt.WriteOptions{Sync: true})
 		})
