@@ -40,9 +40,12 @@ trap cleanup EXIT
 step "tool versions"
 go version
 
-step "build kubo and Fabric binaries (only when missing)"
+step "build kubo and Fabric binaries, install Chromium and axe-core (only when missing)"
 scripts/kubo.sh build
 scripts/fabric.sh >/dev/null
+scripts/chromium.sh >/dev/null # Debian's chromium, with apt, for the browser tests
+MEDPROV_AXE_JS="$(scripts/axe.sh)" # pinned axe-core from npm, for accessibility scans
+export MEDPROV_AXE_JS
 
 step "lint the OpenAPI spec (Redocly CLI, Spectral)"
 scripts/openapi-lint.sh
