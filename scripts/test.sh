@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh runs medprov's whole test suite on a fresh machine: it builds what
 # the tests need when missing (kubo v0.42.0 and Fabric v3.1.1 from the Go
-# module proxy, cached under ${MEDPROV_CACHE:-~/.cache/medprov}), checks
+# module proxy, cached under ${MEDPROV_CACHE:-~/.cache/medprov}; Debian's
+# chromium with apt; axe-core 4.14.1 from npm), checks
 # formatting and vet, runs every test with the race detector (unit tests,
 # the chaincode on the embedded ledger, kubo and Fabric integration, the
 # end-to-end scenario suite on both backends, load and crash tests), then
