@@ -17,11 +17,12 @@ func newActorCmd(a *app) *cobra.Command {
 		Short: "Register, revoke and re-key actors",
 		Long: `Actors are the people and organisations that sign on the ledger: patients,
 device operators, researchers and regulators. Each is registered once by the
-organisation's admin with its public key; from then on the ledger checks its
-signature on everything it does. An actor can replace its key (rotate), and
-be revoked by itself, a regulator or the org admin.`,
+organisation's admin with its public key, or invited to enrol a passkey
+instead (invite); from then on the ledger checks its signature on everything
+it does. An actor can replace its key (rotate), and be revoked by itself, a
+regulator or the org admin.`,
 	}
-	cmd.AddCommand(newActorRegisterCmd(a), newActorRevokeCmd(a), newActorRotateCmd(a))
+	cmd.AddCommand(newActorRegisterCmd(a), newActorInviteCmd(a), newActorRevokeCmd(a), newActorRotateCmd(a))
 	return cmd
 }
 

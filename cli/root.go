@@ -132,6 +132,7 @@ only their owner can read.`,
 	root.AddCommand(
 		newKeygenCmd(a),
 		newActorCmd(a),
+		newRPCmd(a),
 		newDeviceCmd(a),
 		newReadingCmd(a),
 		newConsentCmd(a),

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -50,6 +51,7 @@ type serveOptions struct {
 	batchWait     time.Duration
 	inFlight      int
 	maxLag        time.Duration
+	publicURL     string
 }
 
 func newServeCmd(a *app) *cobra.Command {
@@ -72,7 +74,11 @@ The admin token for POST /v1/actors is $MEDPROV_ADMIN_TOKEN, else the one
 stored in <data-dir>/admin.token, generated (0600) on first start; only
 its path is printed, never the token. The keyring master key is
 $MEDPROV_MASTER_KEY (64 hex digits), else --master-key-file, generated
-(0600) on first start.`,
+(0600) on first start.
+
+Invitations ("medprov actor invite") link to <public-url>/enrol/<token>:
+--public-url is where people reach this gateway, by default
+http://localhost:PORT (https with --tls-cert).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.serve(cmd.Context(), o, cmd.ErrOrStderr()) },
 	}
@@ -99,6 +105,7 @@ func (o *serveOptions) bind(f *pflag.FlagSet) {
 	f.DurationVar(&o.batchWait, "batch-wait", 20*time.Millisecond, "longest a reading waits for its transaction to fill")
 	f.IntVar(&o.inFlight, "in-flight", 8, "ledger transactions in flight")
 	f.DurationVar(&o.maxLag, "max-lag", 2*time.Second, "pushback (503) while the oldest reading not yet sent to the ledger is older than this")
+	f.StringVar(&o.publicURL, "public-url", "", "external base URL of the gateway, where enrolment links point (default http://localhost:PORT, https with --tls-cert)")
 }
 
 // nodeConfig is the node that o describes.
@@ -107,14 +114,41 @@ func (a *app) nodeConfig(o *serveOptions, adminToken string, log *slog.Logger) (
 	if err != nil {
 		return node.Config{}, err
 	}
+	pub, err := checkPublicURL(o.publicURL)
+	if err != nil {
+		return node.Config{}, err
+	}
 	return node.Config{
 		DataDir: o.dataDir, Ledger: o.ledger, FabricProfile: o.fabricProfile, FabricOrg: o.fabricOrg,
-		Blobs: o.blobs, KuboAPI: o.kuboAPI, MasterKey: mk, AdminToken: adminToken,
+		Blobs: o.blobs, KuboAPI: o.kuboAPI, MasterKey: mk, AdminToken: adminToken, PublicURL: pub,
 		Queue:   ingest.QueueConfig{MaxPending: o.queueMax},
 		Batcher: ingest.BatcherConfig{MaxBatch: o.batchMax, MaxWait: o.batchWait, InFlight: o.inFlight},
 		Limits:  gateway.Limits{DeviceRate: o.deviceRate, DeviceBurst: max(int(o.deviceRate*5), 1), MaxLag: o.maxLag},
 		Logger:  log,
 	}, nil
+}
+
+// checkPublicURL returns --public-url without a trailing slash, refusing
+// anything but http(s)://host[:port] with an optional path.
+func checkPublicURL(v string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return "", usagef("--public-url must be http(s)://host[:port], e.g. https://portal.hospital.example")
+	}
+	return strings.TrimRight(v, "/"), nil
+}
+
+// defaultPublicURL is the public URL of a gateway listening on addr:
+// localhost (the rpId a local portal uses) on the same port.
+func defaultPublicURL(scheme string, addr net.Addr) string {
+	_, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return ""
+	}
+	return scheme + "://localhost:" + port
 }
 
 // openNode opens the node that o describes.
@@ -221,15 +255,7 @@ func (a *app) serve(ctx context.Context, o *serveOptions, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	n, err := a.openNode(ctx, o, token, log)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := n.Close(); err != nil {
-			log.Error("shutdown", "err", err)
-		}
-	}()
+	// Listen first: the default public URL names the port listened on.
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -238,6 +264,18 @@ func (a *app) serve(ctx context.Context, o *serveOptions, stderr io.Writer) erro
 	if o.tlsCert != "" {
 		scheme = "https"
 	}
+	if o.publicURL == "" {
+		o.publicURL = defaultPublicURL(scheme, ln.Addr())
+	}
+	n, err := a.openNode(ctx, o, token, log)
+	if err != nil {
+		return errors.Join(err, ln.Close())
+	}
+	defer func() {
+		if err := n.Close(); err != nil {
+			log.Error("shutdown", "err", err)
+		}
+	}()
 	if created {
 		// The token itself never goes to the output, which is the log
 		// stream: only where to read it.

@@ -9,7 +9,9 @@
 // VerifyReleasedReading checks what a researcher receives against the
 // ledger's hash and the device's signature, locally. RevokeActor,
 // RevokeOrgActor, RotateKey and ErasePatient cover an identity's lifecycle;
-// Backup streams a backup of the node (admin token).
+// Backup streams a backup of the node (admin token). SetRelyingParty,
+// Invite, EnrolmentOptions and Enrol enrol people with passkeys, and a
+// client made WithPasskey signs with one (passkeys.go).
 //
 // Refusals come back as *APIError, which matches the sentinel errors
 // (ErrNotFound, ErrForbidden, ...) with errors.Is. The client never retries
@@ -45,6 +47,7 @@ type Client struct {
 	adminToken string
 	actorID    string
 	actorKey   *ecdsa.PrivateKey
+	passkey    PasskeySigner // WithPasskey: signs instead of actorKey
 	now        func() time.Time
 }
 
@@ -243,11 +246,8 @@ func (c *Client) do(ctx context.Context, r request, out any) (int, error) {
 		req.Header.Set("Authorization", "Bearer "+c.adminToken)
 	}
 	if r.signed {
-		if c.actorKey == nil {
-			return 0, ErrNoActor
-		}
 		// Sign exactly the request-target the transport will send.
-		h, err := SignedGetHeader(c.actorKey, c.actorID, req.URL.RequestURI(), c.now())
+		h, err := c.signGet(ctx, req.URL.RequestURI())
 		if err != nil {
 			return 0, err
 		}

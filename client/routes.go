@@ -30,15 +30,16 @@ func (c *Client) RegisterActor(ctx context.Context, a wire.ActorInput) (*wire.Ac
 
 // header returns a fresh action header signed as the client's actor.
 func (c *Client) header(action string) (wire.ActionHeader, error) {
-	if c.actorKey == nil {
+	if !c.canSign() {
 		return wire.ActionHeader{}, ErrNoActor
 	}
 	return NewActionHeader(action, c.actorID, c.now())
 }
 
-// postSigned signs payload with the actor key and posts the envelope.
+// postSigned signs payload with the actor's key or passkey and posts the
+// envelope.
 func (c *Client) postSigned(ctx context.Context, path string, payload any, out any) (int, error) {
-	env, err := SignPayload(c.actorKey, payload)
+	env, err := c.sign(ctx, payload)
 	if err != nil {
 		return 0, err
 	}

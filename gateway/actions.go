@@ -13,10 +13,12 @@ import (
 	"github.com/medprov/medprov/wire"
 )
 
-// signedAction reads a signed action envelope from the body, decodes its
-// payload into p with the strict decoder the chaincode uses, checks the
-// action name, the issuedAt window and the signature under the actor's
-// key, and only then charges the actor's rate limit; a request that fails
+// signedAction reads a signed action envelope from the body, in either
+// form (a plain envelope or a passkey envelope, envelope.ParseSigned),
+// decodes its payload into p with the strict decoder the chaincode uses,
+// checks the action name, the issuedAt window and the signature under the
+// actor's key or passkey (actorSigned), and only then charges the actor's
+// rate limit; a request that fails
 // authentication is charged to its client address instead, so forged
 // requests naming an actor cannot spend its budget. It returns the
 // envelope re-encoded for the chaincode, which authenticates it again and
@@ -30,9 +32,9 @@ func (s *Server) signedAction(c *gin.Context, action string, p wire.Action) (str
 	if err != nil {
 		return "", err
 	}
-	env, err := envelope.Parse(body)
+	env, err := envelope.ParseSigned(body)
 	if err != nil {
-		return "", err
+		return "", &apiError{Code: wire.CodeInvalid, Message: `malformed envelope: expected {"payload","signature"} or {"payload","webauthn"} in base64`, cause: err}
 	}
 	if err := wire.DecodeStrict(env.Payload, p); err != nil {
 		return "", badRequest("signed payload must be a %s action object: %s", action, wire.JSONProblem(err))
@@ -97,6 +99,10 @@ func (s *Server) registerActor(c *gin.Context) {
 	case wire.RolePatient, wire.RoleOperator, wire.RoleResearcher, wire.RoleRegulator:
 	default:
 		fail(c, badRequest("role must be patient, operator, researcher or regulator"))
+		return
+	}
+	if in.Passkey != nil {
+		fail(c, badRequest("passkeys are enrolled by invitation (POST /v1/invites), not registered here"))
 		return
 	}
 	if _, err := envelope.ParsePublicKey([]byte(in.PublicKey)); err != nil {

@@ -73,17 +73,25 @@ func (s *Server) authFailed(c *gin.Context, err error) {
 	fail(c, err)
 }
 
-// actorSigned returns the actor whose key verifies env. A signature that
-// does not verify under the cached key is checked again under the key on
-// the ledger, read at most once a second per actor, in case the key
-// changed through another gateway. An unknown actor and a bad signature
-// are both errBadSignature.
-func (s *Server) actorSigned(ctx context.Context, id string, env envelope.Envelope) (*actorKey, error) {
+// actorSigned returns the actor who signed env: with its PEM key for a
+// plain envelope, with one of its passkeys for a passkey envelope
+// (passkeySigned). A plain signature that does not verify under the cached
+// key is checked again under the key on the ledger, read at most once a
+// second per actor, in case the key changed through another gateway (a
+// passkey-only actor has no PEM key, so its plain envelopes never
+// verify). An unknown actor and a bad signature are both errBadSignature;
+// a passkey assertion that fails a check is passkeyRefused, which wraps
+// it.
+func (s *Server) actorSigned(ctx context.Context, id string, env envelope.Signed) (*actorKey, error) {
 	act, err := s.keys.actor(ctx, id)
-	if err == nil && env.Verify(act.key) != nil {
+	switch {
+	case err != nil:
+	case env.WebAuthn != nil:
+		err = s.passkeySigned(ctx, act, env.Payload, env.WebAuthn)
+	case env.Envelope().Verify(act.key) != nil:
 		cached := act
 		act, err = s.keys.freshActor(ctx, id, time.Second)
-		if err == nil && (act == cached || env.Verify(act.key) != nil) {
+		if err == nil && (act == cached || env.Envelope().Verify(act.key) != nil) {
 			err = errBadSignature
 		}
 	}
@@ -97,10 +105,14 @@ func (s *Server) actorSigned(ctx context.Context, id string, env envelope.Envelo
 }
 
 // signedGET authenticates a GET by its X-Medprov-Signature header: the
-// signature must verify under the actor's key on the ledger, name this exact
-// method and path (with query), be issued within the signature window, and
-// carry a nonce not seen before, here or before a restart (nonceStore).
-// The verified actor is stored as "actor".
+// signature must verify under the actor's key on the ledger, or be an
+// assertion of one of the actor's passkeys that passes every check of
+// passkeySigned (the gateway is the only checker of a read, signature
+// counter included), name this exact method and path (with query), be
+// issued within the signature window, and carry a nonce not seen before,
+// here or before a restart (nonceStore): a passkey-signed GET is kept from
+// replay by its nonce, as a plain one is. The verified actor is stored as
+// "actor".
 //
 // A request that fails is charged to its client address; the actor's
 // budget is charged only once the signature verifies and the nonce is
@@ -119,7 +131,7 @@ func (s *Server) signedGET(c *gin.Context) {
 		s.authFailed(c, errf(wire.CodeUnauthenticated, "%s must be base64 of a signed envelope", wire.SignatureHeader))
 		return
 	}
-	env, err := envelope.Parse(envJSON)
+	env, err := envelope.ParseSigned(envJSON)
 	if err != nil {
 		s.authFailed(c, errf(wire.CodeUnauthenticated, "%s must be base64 of a signed envelope", wire.SignatureHeader))
 		return
@@ -145,6 +157,10 @@ func (s *Server) signedGET(c *gin.Context) {
 	act, err := s.actorSigned(c, a.ActorID, env)
 	if errors.Is(err, errBadSignature) {
 		s.authFailed(c, err)
+		return
+	}
+	if errors.Is(err, envelope.ErrMalformed) {
+		s.authFailed(c, errf(wire.CodeUnauthenticated, "%s holds a malformed passkey assertion", wire.SignatureHeader))
 		return
 	}
 	if err != nil {

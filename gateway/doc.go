@@ -21,6 +21,15 @@
 // requests survive restarts (Config.NoncePath), and per-object reads
 // answer the same 404 for "not yours" and "does not exist".
 //
+// People may sign actions and GETs with a passkey (WebAuthn) instead of a
+// PEM key; the gateway checks the assertion against the credential and
+// the org's relying party on the ledger before charging the actor's
+// budget, and is the only checker of a passkey-signed GET, signature
+// counter included (passkeys.go). People get their passkey from a
+// one-time invitation of the org admin; the gateway verifies the
+// registration ceremony and the ledger registers the actor with it
+// (invites.go, attestation.go).
+//
 // Release re-checks evidence: a granted reading is released only if its
 // ciphertext, decrypted payload and device signature match the ledger
 // record (including deviceId, seq, type, unit and measuredAt, which the

@@ -59,8 +59,9 @@ func (cp checkpoint) save(path string) error {
 }
 
 // followEvents keeps the key cache honest across gateways: a device revoked
-// or registered, or an actor registered, revoked or given a new key,
-// anywhere drops this gateway's cached entry as soon as its block commits.
+// or registered, an actor registered, revoked or given a new key, a
+// passkey registered or an org's relying party set, anywhere drops this
+// gateway's cached entry as soon as its block commits.
 // It also crypto-shreds the keys of every patient erased on the ledger, so
 // an erasure committed through another gateway, or one whose shredding
 // failed or was cut short by a crash, is completed here. It resumes after
@@ -124,6 +125,16 @@ func (s *Server) handleEvent(ctx context.Context, ev ledger.Event) error {
 		var a wire.Actor
 		if err := json.Unmarshal(ev.Payload, &a); err == nil && a.ID != "" {
 			s.keys.forgetActor(a.ID)
+		}
+	case wire.EventPasskeyRegistered:
+		var pk wire.Passkey
+		if err := json.Unmarshal(ev.Payload, &pk); err == nil && pk.CredentialID != "" {
+			s.passkeys.forgetCredential(pk.CredentialID)
+		}
+	case wire.EventRelyingPartySet:
+		var rp wire.RelyingParty
+		if err := json.Unmarshal(ev.Payload, &rp); err == nil && rp.Org != "" {
+			s.passkeys.forgetRelyingParty(rp.Org)
 		}
 	case wire.EventPatientErased:
 		var er wire.Erasure

@@ -25,9 +25,13 @@ type deviceKey struct {
 
 // actorKey is what the gateway caches of a registered actor.
 type actorKey struct {
-	ID      string
-	Role    string
-	Status  string
+	ID     string
+	Role   string
+	Status string
+	// Org is the MSP ID of the actor's org, whose relying party its
+	// passkeys are checked against.
+	Org string
+	// key is nil for an actor that signs with passkeys only.
 	key     *ecdsa.PublicKey
 	fetched time.Time
 }
@@ -137,11 +141,13 @@ func (k *keyCache) fetchActor(ctx context.Context, id string) (*actorKey, error)
 	if err != nil {
 		return nil, err
 	}
-	pub, err := envelope.ParsePublicKey([]byte(rec.PublicKey))
-	if err != nil {
-		return nil, fmt.Errorf("actor key on ledger: %w", err)
+	var pub *ecdsa.PublicKey // none: a passkey-only actor
+	if rec.PublicKey != "" {
+		if pub, err = envelope.ParsePublicKey([]byte(rec.PublicKey)); err != nil {
+			return nil, fmt.Errorf("actor key on ledger: %w", err)
+		}
 	}
-	a := &actorKey{ID: rec.ID, Role: rec.Role, Status: rec.Status, key: pub, fetched: k.now()}
+	a := &actorKey{ID: rec.ID, Role: rec.Role, Status: rec.Status, Org: rec.Org, key: pub, fetched: k.now()}
 	k.act.Add(id, a)
 	return a, nil
 }

@@ -193,6 +193,21 @@ type Config struct {
 	// an entry a reader checks for (the node's manifest). Without it the
 	// route answers 404.
 	Backup func(ctx context.Context, w io.Writer) error
+	// Org is the MSP ID of the organisation this gateway acts for: the
+	// org whose relying party (PUT /v1/admin/relying-party, kept on the
+	// ledger) enrolment ceremonies use. Without it the invitation routes
+	// answer 404; passkey-signed requests work either way (an actor's
+	// passkeys are checked against the relying party of the actor's org).
+	Org string
+	// InvitePath, if set, is the file (bbolt, created 0600) where the
+	// gateway keeps its invitations (see invites.go): the SHA-256 of each
+	// token, never the token. Without it they are kept in memory only.
+	InvitePath string
+	// PublicURL is the gateway's external base URL (scheme, host, port,
+	// no trailing slash), e.g. https://portal.hospital.example: an
+	// invitation's link is PublicURL + "/enrol/<token>". Without it an
+	// invitation carries the path only.
+	PublicURL string
 	// Verifier checks device signatures at ingest; default
 	// envelope.VerifyDigest. With the embedded ledger, the node passes the
 	// same envelope.VerifyMemo to the in-process chaincode.
@@ -215,6 +230,10 @@ type Server struct {
 	// shredder crypto-shreds erased patients (lifecycle.go).
 	shredder *shredder
 	nonces   *nonceStore
+	// passkeys caches passkeys and relying parties (passkeys.go);
+	// invites keeps invitations (invites.go).
+	passkeys *passkeyCache
+	invites  *inviteStore
 	devLim   *limiterSet
 	actLim   *limiterSet
 	// failLim is the per-client-address budget of failed authentications.
@@ -257,6 +276,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.chain = &chain{t: cfg.Ledger}
 	s.shredder = newShredder(cfg.Shredder)
 	s.keys = newKeyCache(s.chain, 30*time.Second, cfg.Now, l.MaxKeys, l.MaxUnknownKeys)
+	s.passkeys = newPasskeyCache(s.chain, 30*time.Second, cfg.Now, l.MaxKeys, l.MaxUnknownKeys)
 	s.devLim = newLimiterSet(l.DeviceRate, l.DeviceBurst, l.MaxLimiterKeys, cfg.Now)
 	s.actLim = newLimiterSet(l.ActorRate, l.ActorBurst, l.MaxLimiterKeys, cfg.Now)
 	s.failLim = newLimiterSet(l.ClientFailureRate, l.ClientFailureBurst, l.MaxLimiterKeys, cfg.Now)
@@ -276,12 +296,21 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	s.nonces = nonces
+	invites, err := openInviteStore(cfg.InvitePath, cfg.Now)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("gateway: %w", err), s.nonces.close())
+	}
+	s.invites = invites
 	if err := s.m.watchCaches(map[string]func() int{
 		"device_keys": s.keys.dev.Len, "actor_keys": s.keys.act.Len, "unknown_ids": s.keys.unknown.Len,
 		"nonces": s.nonces.len, "device_limits": s.devLim.len, "actor_limits": s.actLim.len,
 		"client_failure_limits": s.failLim.len,
+
+		"passkeys": s.passkeys.creds.Len, "relying_parties": s.passkeys.rps.Len,
+		"unknown_passkeys": s.passkeys.unknown.Len, "passkey_counters": s.passkeys.counters.Len,
+		"invites": s.invites.len,
 	}); err != nil {
-		return nil, errors.Join(fmt.Errorf("gateway: %w", err), s.nonces.close())
+		return nil, errors.Join(fmt.Errorf("gateway: %w", err), s.nonces.close(), s.invites.close())
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
@@ -355,12 +384,12 @@ func (s *Server) Handler() http.Handler { return s.engine }
 // Routes returns every route the gateway serves.
 func (s *Server) Routes() []Route { return slices.Clone(s.routes) }
 
-// Close stops following events and closes the nonce store. It closes
-// neither the ingest pipeline nor the backends.
+// Close stops following events and closes the nonce and invitation
+// stores. It closes neither the ingest pipeline nor the backends.
 func (s *Server) Close() error {
 	s.cancel()
 	s.wg.Wait()
-	return s.nonces.close()
+	return errors.Join(s.nonces.close(), s.invites.close())
 }
 
 func (s *Server) router() *gin.Engine {
@@ -403,6 +432,10 @@ func (s *Server) router() *gin.Engine {
 	add(http.MethodGet, "/v1/readings/:id/provenance", s.signedGET, s.provenance)
 	add(http.MethodGet, "/v1/audit/events", s.signedGET, s.auditEvents)
 	add(http.MethodGet, "/v1/audit/verify/:id", s.signedGET, s.auditVerify)
+	add(http.MethodPut, "/v1/admin/relying-party", s.limitBody(s.cfg.Limits.MaxActionBytes), s.requireAdmin, s.setRelyingParty)
+	add(http.MethodPost, "/v1/invites", s.limitBody(s.cfg.Limits.MaxActionBytes), s.requireAdmin, s.createInvite)
+	add(http.MethodPost, "/v1/enrol/:token/options", s.limitBody(s.cfg.Limits.MaxActionBytes), s.enrolmentOptions)
+	add(http.MethodPost, "/v1/enrol/:token", s.limitBody(s.cfg.Limits.MaxActionBytes), s.enrol)
 	add(http.MethodGet, "/v1/admin/backup", s.requireAdmin, s.backup)
 	return r
 }

@@ -61,7 +61,18 @@ type Config struct {
 	Batcher    ingest.BatcherConfig
 	Limits     gateway.Limits
 	Logger     *slog.Logger
+	// PublicURL is the gateway's external base URL, the start of the
+	// enrolment links of invitations (gateway.Config.PublicURL).
+	PublicURL string
+	// Now is the gateway's clock (tests); default time.Now.
+	Now func() time.Time
 }
+
+// embeddedMSPID is the MSP ID of the embedded ledger's local org.
+const embeddedMSPID = "HospitalMSP"
+
+// invitesFile is where the gateway keeps its invitations.
+const invitesFile = "invites.db"
 
 // Node is a running node. Serve its Handler; Close it once.
 type Node struct {
@@ -115,6 +126,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}()
 
 	var verifier gateway.Verifier // nil: the gateway verifies with plain ECDSA
+	var org string                // the MSP ID the gateway acts for
 	switch cfg.Ledger {
 	case Embedded, "":
 		// Gateway and chaincode share one process here, so the chaincode
@@ -127,7 +139,8 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("chaincode: %w", err)
 		}
-		l, err := ledgerembedded.New(ctx, ledgerembedded.Config{Dir: filepath.Join(cfg.DataDir, ledgerDir), Chaincode: cc, Logger: cfg.Logger})
+		org = embeddedMSPID
+		l, err := ledgerembedded.New(ctx, ledgerembedded.Config{Dir: filepath.Join(cfg.DataDir, ledgerDir), Chaincode: cc, MSPID: org, Logger: cfg.Logger})
 		if err != nil {
 			return nil, fmt.Errorf("embedded ledger: %w", err)
 		}
@@ -141,6 +154,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		if err != nil {
 			return nil, err
 		}
+		org = fc.MSPID
 		l, err := fabric.New(ctx, fc)
 		if err != nil {
 			return nil, fmt.Errorf("fabric ledger: %w", err)
@@ -194,6 +208,10 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Limits: cfg.Limits, Metrics: metrics, Verifier: verifier, Logger: cfg.Logger,
 		EventCheckpointPath: filepath.Join(cfg.DataDir, checkpointFile),
 		NoncePath:           filepath.Join(cfg.DataDir, noncesFile),
+		InvitePath:          filepath.Join(cfg.DataDir, invitesFile),
+		Org:                 org,
+		PublicURL:           cfg.PublicURL,
+		Now:                 cfg.Now,
 		Backup:              n.WriteBackup,
 	})
 	if err != nil {

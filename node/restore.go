@@ -398,7 +398,7 @@ func (r *restorer) finish() error {
 func checkStopped(dataDir string) error {
 	for _, p := range []string{
 		filepath.Join(ledgerDir, ledgerembedded.StoreDir, "LOCK"),
-		queueFile, keyringFile, noncesFile,
+		queueFile, keyringFile, noncesFile, invitesFile,
 		filepath.Join(blobsDir, "blocks", "LOCK"),
 		filepath.Join(blobsDir, "pins", "LOCK"),
 	} {

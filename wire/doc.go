@@ -9,7 +9,8 @@
 // chaincode functions (those of the identity lifecycle, actor.revoke,
 // actor.rotate and patient.erase, in lifecycle.go; those of passkeys, with
 // the [Passkey] and [RelyingParty] records and the grammar of credential
-// ids, rpIds and origins, in passkey.go), the error codes with their HTTP statuses ([Code],
+// ids, rpIds and origins, in passkey.go; the HTTP bodies of invitations
+// and passkey enrolment in enrol.go), the error codes with their HTTP statuses ([Code],
 // [Error]), and the identifier grammar ([ValidID], [IDPattern], [ReadingID]).
 //
 // Signed bytes and envelopes are decoded with [DecodeStrict], one strict

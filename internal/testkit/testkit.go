@@ -118,20 +118,42 @@ func (a *Authenticator) COSEKey(tb testing.TB) []byte {
 	return append(out, b[33:65]...)
 }
 
+// RegistrationParts are the parts of one registration, filled with the
+// authenticator's defaults and open to a test's edits.
+type RegistrationParts struct {
+	// Type, Challenge (base64url) and Origin make the clientDataJSON.
+	Type, Challenge, Origin string
+	// RPID, Flags and SignCount make the authenticator data, which
+	// attests CredentialID and COSEKey.
+	RPID         string
+	Flags        byte
+	SignCount    uint32
+	CredentialID []byte
+	COSEKey      []byte
+}
+
 // Register returns the response of a registration ceremony
 // (navigator.credentials.create) with "none" attestation: clientDataJSON
 // of type webauthn.create over challenge, and the CBOR attestationObject
 // whose authenticator data (flags UP, UV, AT) carries the credential id
-// and COSEKey. A gateway's ceremony library can verify it as it would a
-// browser's.
-func (a *Authenticator) Register(tb testing.TB, challenge []byte) (clientDataJSON, attestationObject []byte) {
+// and COSEKey, after edits change any part. A gateway's ceremony library
+// can verify it as it would a browser's.
+func (a *Authenticator) Register(tb testing.TB, challenge []byte, edits ...func(*RegistrationParts)) (clientDataJSON, attestationObject []byte) {
 	tb.Helper()
-	clientDataJSON = MustJSON(tb, clientData{Type: "webauthn.create", Challenge: base64.RawURLEncoding.EncodeToString(challenge), Origin: a.Origin})
-	authData := a.authData(a.RPID, envelope.FlagUserPresent|envelope.FlagUserVerified|envelope.FlagAttestedData, a.SignCount)
+	p := RegistrationParts{
+		Type: "webauthn.create", Challenge: base64.RawURLEncoding.EncodeToString(challenge), Origin: a.Origin,
+		RPID: a.RPID, Flags: envelope.FlagUserPresent | envelope.FlagUserVerified | envelope.FlagAttestedData,
+		SignCount: a.SignCount, CredentialID: a.CredentialID, COSEKey: a.COSEKey(tb),
+	}
+	for _, edit := range edits {
+		edit(&p)
+	}
+	clientDataJSON = MustJSON(tb, clientData{Type: p.Type, Challenge: p.Challenge, Origin: p.Origin})
+	authData := a.authData(p.RPID, p.Flags, p.SignCount)
 	authData = append(authData, make([]byte, 16)...) // AAGUID: none
-	authData = binary.BigEndian.AppendUint16(authData, uint16(len(a.CredentialID)))
-	authData = append(authData, a.CredentialID...)
-	authData = append(authData, a.COSEKey(tb)...)
+	authData = binary.BigEndian.AppendUint16(authData, uint16(len(p.CredentialID)))
+	authData = append(authData, p.CredentialID...)
+	authData = append(authData, p.COSEKey...)
 	att := []byte{0xa3, 0x63, 'f', 'm', 't', 0x64, 'n', 'o', 'n', 'e', 0x67, 'a', 't', 't', 'S', 't', 'm', 't', 0xa0, 0x68, 'a', 'u', 't', 'h', 'D', 'a', 't', 'a'}
 	if len(authData) < 256 { // shortest byte-string head, as canonical CBOR requires
 		att = append(att, 0x58, byte(len(authData)))

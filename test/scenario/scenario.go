@@ -8,10 +8,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -599,6 +601,19 @@ func Run(t *testing.T, env Env) {
 		})
 	})
 
+	var pk *client.Client // a patient who signs with a passkey
+	t.Run("a patient enrols a passkey by invitation and grants consent with it", func(t *testing.T) {
+		pk = enrolPasskeyPatient(t, w, p+"pat-pk")
+		rc, err := pk.GrantConsent(ctx, client.ConsentGrant{GranteeID: w.res.id, Purpose: "passkey-study",
+			DataTypes: []string{"heart_rate"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour)})
+		require.NoError(t, err, "a passkey-signed consent grant")
+		assert.NotEmpty(t, rc.TxID)
+		cons, err := pk.Consents(ctx, pk.ActorID())
+		require.NoError(t, err, "a passkey-signed GET of the patient's consents")
+		require.Len(t, cons, 1)
+		assert.Equal(t, rc.ConsentID, cons[0].ID)
+	})
+
 	if env.Restart == nil {
 		return
 	}
@@ -625,7 +640,64 @@ func Run(t *testing.T, env Env) {
 		if assert.NoError(t, err, "new reading after restart") {
 			assert.Equal(t, wire.StatusRecorded, r.Status, "new reading after restart")
 		}
+		if pk != nil {
+			_, err = pk.Consents(ctx, pk.ActorID())
+			assert.NoError(t, err, "a passkey-signed GET after restart")
+		}
 	})
+}
+
+// enrolPasskeyPatient enrols patient id with a software passkey through
+// the SDK, as the portal will through a browser: the org admin sets the
+// relying party (rpId localhost, the gateway's origin on localhost) and
+// invites the patient; the patient asks for creation options, registers
+// the passkey and posts it. It returns a client that signs with the
+// passkey, after checking that the invitation is spent and that a
+// tampered assertion is refused.
+func enrolPasskeyPatient(t *testing.T, w *world, id string) *client.Client {
+	t.Helper()
+	ctx := t.Context()
+	u, err := url.Parse(w.env.BaseURL)
+	require.NoError(t, err)
+	origin := "http://localhost:" + u.Port()
+	rp, err := w.admin.SetRelyingParty(ctx, "localhost", []string{origin})
+	require.NoError(t, err, "set the relying party")
+	assert.Equal(t, "localhost", rp.RPID)
+
+	inv, err := w.admin.Invite(ctx, wire.InviteRequest{ID: id, Role: wire.RolePatient, TTL: "1h"})
+	require.NoError(t, err, "invite %s", id)
+	assert.Equal(t, wire.EnrolPathPrefix+inv.Token, inv.Path)
+	anon := newClient(t, w.env)
+	opts, err := anon.EnrolmentOptions(ctx, inv.Token)
+	require.NoError(t, err, "creation options")
+	assert.Equal(t, "required", opts.AuthenticatorSelection.UserVerification)
+	challenge, err := base64.RawURLEncoding.DecodeString(opts.Challenge)
+	require.NoError(t, err)
+
+	auth := testkit.NewAuthenticator(t, rp.RPID, origin)
+	cdj, att := auth.Register(t, challenge)
+	req, err := client.Registration{CredentialID: auth.CredentialID, ClientDataJSON: cdj, AttestationObject: att}.EnrolmentRequest()
+	require.NoError(t, err)
+	got, err := anon.Enrol(ctx, inv.Token, req)
+	require.NoError(t, err, "enrol the passkey")
+	assert.Equal(t, id, got.Actor.ID)
+	assert.Empty(t, got.Actor.PublicKey, "a passkey-only actor")
+	_, err = anon.EnrolmentOptions(ctx, inv.Token)
+	require.ErrorIs(t, err, client.ErrNotFound, "the used invitation")
+
+	var edit func(*testkit.AssertionParts) // set to tamper with the next assertion
+	signer := client.PasskeySignerFunc(func(_ context.Context, payload []byte) (envelope.Assertion, error) {
+		var edits []func(*testkit.AssertionParts)
+		if edit != nil {
+			edits, edit = append(edits, edit), nil
+		}
+		return *auth.Assert(t, payload, edits...).WebAuthn, nil
+	})
+	c := newClient(t, w.env, client.WithPasskey(id, signer))
+	edit = func(p *testkit.AssertionParts) { p.Flags &^= envelope.FlagUserVerified }
+	_, err = c.Consents(ctx, id)
+	require.ErrorIs(t, err, client.ErrUnauthenticated, "an assertion without user verification")
+	return c
 }
 
 // waitProvenance polls until the reading is on the ledger (the batcher
