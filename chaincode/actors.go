@@ -43,9 +43,7 @@ func (c *Contract) RegisterActor(ctx contractapi.TransactionContextInterface, ac
 	if !wire.ValidID(in.ID) {
 		return nil, invalid("actor id must match %s", wire.IDPattern)
 	}
-	switch in.Role {
-	case wire.RolePatient, wire.RoleOperator, wire.RoleResearcher, wire.RoleRegulator:
-	default:
+	if !wire.ValidRole(in.Role) {
 		return nil, invalid("role must be patient, operator, researcher or regulator")
 	}
 	var pub, passkeyPub *ecdsa.PublicKey

@@ -80,6 +80,18 @@ func (s *Server) signedAction(c *gin.Context, action string, p wire.Action) (str
 	return string(out), nil
 }
 
+// checkNewActor refuses (400) an id or role no actor can be registered
+// with.
+func checkNewActor(id, role string) error {
+	if !wire.ValidID(id) {
+		return badRequest("id must match %s", wire.IDPattern)
+	}
+	if !wire.ValidRole(role) {
+		return badRequest("role must be patient, operator, researcher or regulator")
+	}
+	return nil
+}
+
 func (s *Server) registerActor(c *gin.Context) {
 	body, err := readBody(c)
 	if err != nil {
@@ -91,14 +103,8 @@ func (s *Server) registerActor(c *gin.Context) {
 		fail(c, badRequest(`body must be {"id","role","publicKey"}: %s`, wire.JSONProblem(err)))
 		return
 	}
-	if !wire.ValidID(in.ID) {
-		fail(c, badRequest("id must match %s", wire.IDPattern))
-		return
-	}
-	switch in.Role {
-	case wire.RolePatient, wire.RoleOperator, wire.RoleResearcher, wire.RoleRegulator:
-	default:
-		fail(c, badRequest("role must be patient, operator, researcher or regulator"))
+	if err := checkNewActor(in.ID, in.Role); err != nil {
+		fail(c, err)
 		return
 	}
 	if in.Passkey != nil {

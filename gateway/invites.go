@@ -303,14 +303,8 @@ func (s *Server) createInvite(c *gin.Context) {
 		fail(c, badRequest(`body must be {"id","role","ttl"}: %s`, wire.JSONProblem(err)))
 		return
 	}
-	if !wire.ValidID(in.ID) {
-		fail(c, badRequest("id must match %s", wire.IDPattern))
-		return
-	}
-	switch in.Role {
-	case wire.RolePatient, wire.RoleOperator, wire.RoleResearcher, wire.RoleRegulator:
-	default:
-		fail(c, badRequest("role must be patient, operator, researcher or regulator"))
+	if err := checkNewActor(in.ID, in.Role); err != nil {
+		fail(c, err)
 		return
 	}
 	ttl := wire.DefaultInviteTTL

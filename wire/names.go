@@ -10,6 +10,15 @@ const (
 	RoleRegulator  = "regulator"
 )
 
+// ValidRole reports whether role is one an actor can be registered with.
+func ValidRole(role string) bool {
+	switch role {
+	case RolePatient, RoleOperator, RoleResearcher, RoleRegulator:
+		return true
+	}
+	return false
+}
+
 // Statuses of actors, devices and consents.
 const (
 	StatusActive  = "active"
