@@ -48,7 +48,7 @@ func editState(t *testing.T, dataDir, objectType, old, new string) {
 		}
 	}
 	require.NoError(t, it.Error())
-	t.Fatalf("no %s record holds %s", objectType, old)
+	require.Failf(t, "record not found", "no %s record holds %s", objectType, old)
 }
 
 // flipJournalByte flips a byte in the middle of the store's largest journal.

@@ -38,9 +38,6 @@ func TestQueueBackup(t *testing.T) {
 		require.Error(t, q.Backup(t.Context(), backup))
 	})
 	t.Run("a queue in use is reported, not read", func(t *testing.T) {
-		if testing.Short() {
-			t.Skip("waits for the lock's timeout")
-		}
 		_, err := CheckQueueFile(t.Context(), q.cfg.Path)
 		require.ErrorContains(t, err, "is a node using it?")
 	})

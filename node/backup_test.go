@@ -477,7 +477,7 @@ func editState(t *testing.T, dir, objectType, old, new string) {
 		}
 	}
 	require.NoError(t, it.Error())
-	t.Fatalf("no %s record holds %s", objectType, old)
+	require.Failf(t, "record not found", "no %s record holds %s", objectType, old)
 }
 
 // rewriteManifest makes the backup's manifest list the files as they are.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/medprov/medprov/wire"
 )
 
@@ -21,9 +23,8 @@ func BenchmarkDecodeStrictReading(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
 		var p wire.ReadingPayload
-		if err := wire.DecodeStrict(data, &p); err != nil {
-			b.Fatal(err)
-		}
+		err := wire.DecodeStrict(data, &p)
+		require.NoError(b, err)
 	}
 }
 
@@ -33,9 +34,8 @@ func BenchmarkDecodeStrictAction(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
 		var p wire.ConsentGrantAction
-		if err := wire.DecodeStrict(data, &p); err != nil {
-			b.Fatal(err)
-		}
+		err := wire.DecodeStrict(data, &p)
+		require.NoError(b, err)
 	}
 }
 
@@ -48,9 +48,8 @@ func BenchmarkDecodeStrictBatch(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
 		var req wire.BatchRequest
-		if err := wire.DecodeStrict(data, &req); err != nil {
-			b.Fatal(err)
-		}
+		err := wire.DecodeStrict(data, &req)
+		require.NoError(b, err)
 	}
 }
 
@@ -63,8 +62,7 @@ func BenchmarkUnmarshalReading(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
 		var p wire.ReadingPayload
-		if err := json.Unmarshal(data, &p); err != nil {
-			b.Fatal(err)
-		}
+		err := json.Unmarshal(data, &p)
+		require.NoError(b, err)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/medprov/medprov/envelope"
 	"github.com/medprov/medprov/wire"
 )
@@ -77,35 +79,23 @@ func FuzzDecodeStrict(f *testing.F) {
 func sameValues(t *testing.T, data []byte, decoded any) {
 	t.Helper()
 	want, err := independentParse(data)
-	if err != nil {
-		t.Fatalf("decoder accepted %q, which an independent parse refuses: %v", data, err)
-	}
+	require.NoError(t, err, "decoder accepted %q, which an independent parse refuses", data)
 	in, ok := want.(map[string]any)
-	if !ok {
-		t.Fatalf("decoder accepted %q, which is not an object", data)
-	}
+	require.True(t, ok, "decoder accepted %q, which is not an object", data)
 	enc, err := json.Marshal(decoded)
-	if err != nil {
-		t.Fatalf("re-encode: %v", err)
-	}
+	require.NoError(t, err, "re-encode")
 	back, err := independentParse(enc)
-	if err != nil {
-		t.Fatalf("re-encoding %q does not parse: %v", enc, err)
-	}
+	require.NoError(t, err, "re-encoding %q does not parse", enc)
 	out := back.(map[string]any)
 	for k, v := range in {
 		got, ok := out[k]
-		if !ok && !isZero(v) { // omitempty drops zero values only
-			t.Fatalf("input %q: member %q = %v is not in the decoded value %s", data, k, v, enc)
-		}
-		if ok && !sameJSON(v, got) {
-			t.Fatalf("input %q: member %q is %v, the decoder read %v", data, k, v, got)
-		}
+		// omitempty drops zero values only
+		require.True(t, ok || isZero(v), "input %q: member %q = %v is not in the decoded value %s", data, k, v, enc)
+		require.True(t, !ok || sameJSON(v, got), "input %q: member %q is %v, the decoder read %v", data, k, v, got)
 	}
 	for k, v := range out {
-		if _, ok := in[k]; !ok && !isZero(v) {
-			t.Fatalf("input %q: the decoder set %q = %v, which the input does not hold", data, k, v)
-		}
+		_, ok := in[k]
+		require.True(t, ok || isZero(v), "input %q: the decoder set %q = %v, which the input does not hold", data, k, v)
 	}
 }
 
