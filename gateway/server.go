@@ -23,6 +23,7 @@ import (
 	"github.com/medprov/medprov/envelope"
 	"github.com/medprov/medprov/ingest"
 	"github.com/medprov/medprov/ledger"
+	"github.com/medprov/medprov/web"
 	"github.com/medprov/medprov/wire"
 )
 
@@ -437,6 +438,7 @@ func (s *Server) router() *gin.Engine {
 	add(http.MethodPost, "/v1/enrol/:token/options", s.limitBody(s.cfg.Limits.MaxActionBytes), s.enrolmentOptions)
 	add(http.MethodPost, "/v1/enrol/:token", s.limitBody(s.cfg.Limits.MaxActionBytes), s.enrol)
 	add(http.MethodGet, "/v1/admin/backup", s.requireAdmin, s.backup)
+	web.Register(r, web.Config{Logger: s.log}) // the portal's pages: not API routes, not in openapi.yaml
 	return r
 }
 
