@@ -9,7 +9,10 @@
 // blob store and releases plaintext to a researcher only after the ledger
 // has committed the access event that records the release.
 //
-// Every route answers JSON; every error is {"error":{"code","message"}} with
+// Every API route (/v1, /healthz, /readyz, /metrics, /openapi.yaml) answers
+// JSON or its declared media type; the web portal's pages (package web) are
+// mounted on the same engine at /, /enrol/{token} and /static/. Every API
+// error is {"error":{"code","message"}} with
 // a status chosen in one place (errors.go). The cause never goes to the
 // client; the log gets its code and class (errKind) with the request ID,
 // never its text, which may name pseudonymous IDs.
