@@ -9,10 +9,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 
 	"github.com/medprov/medprov/envelope"
+	"github.com/medprov/medprov/internal/cbor"
 	"github.com/medprov/medprov/wire"
 )
 
@@ -164,12 +164,12 @@ type attestationObject struct {
 // parseAttestationObject reads the CBOR map {"fmt": text, "attStmt": map,
 // "authData": bytes}, those three members exactly, and nothing after it.
 func parseAttestationObject(b []byte) (attestationObject, error) {
-	d := cborDecoder{b: b}
-	v, err := d.item(0)
+	d := cbor.NewDecoder(b)
+	v, err := d.Item()
 	if err != nil {
 		return attestationObject{}, fmt.Errorf("attestationObject: %w", err)
 	}
-	if d.i != len(b) {
+	if d.Offset() != len(b) {
 		return attestationObject{}, errors.New("attestationObject: data after the CBOR map")
 	}
 	m, ok := v.(map[any]any)
@@ -220,13 +220,13 @@ func parseAttestedAuthData(b []byte) (attestedAuthData, error) {
 	}
 	ad.credentialID = b[i : i+n]
 	i += n
-	d := cborDecoder{b: b, i: i}
-	if _, err := d.item(0); err != nil {
+	d := cbor.NewDecoder(b[i:])
+	if _, err := d.Item(); err != nil {
 		return attestedAuthData{}, fmt.Errorf("authData credential key: %w", err)
 	}
-	ad.coseKey = b[i:d.i]
+	ad.coseKey = b[i : i+d.Offset()]
 	if ad.flags&envelope.FlagExtensionData != 0 {
-		ext, err := d.item(0)
+		ext, err := d.Item()
 		if err != nil {
 			return attestedAuthData{}, fmt.Errorf("authData extensions: %w", err)
 		}
@@ -234,136 +234,8 @@ func parseAttestedAuthData(b []byte) (attestedAuthData, error) {
 			return attestedAuthData{}, errors.New("authData extensions must be a CBOR map")
 		}
 	}
-	if d.i != len(b) {
+	if i+d.Offset() != len(b) {
 		return attestedAuthData{}, errors.New("authData has trailing bytes")
 	}
 	return ad, nil
-}
-
-// cborDecoder reads the CBOR (RFC 8949) that attestation objects hold:
-// definite-length integers, byte and text strings, arrays, maps with
-// integer or text keys (each once), booleans, null and floats (skipped
-// values of extensions). Tags, indefinite lengths and other simple values
-// are refused, nesting is bounded, and no length may exceed the input.
-type cborDecoder struct {
-	b []byte
-	i int
-}
-
-const cborMaxDepth = 16
-
-func (d *cborDecoder) head() (major byte, info byte, arg uint64, err error) {
-	if d.i >= len(d.b) {
-		return 0, 0, 0, errors.New("CBOR is truncated")
-	}
-	ib := d.b[d.i]
-	d.i++
-	major, info = ib>>5, ib&0x1f
-	var size int
-	switch {
-	case info < 24:
-		return major, info, uint64(info), nil
-	case info == 24:
-		size = 1
-	case info == 25:
-		size = 2
-	case info == 26:
-		size = 4
-	case info == 27:
-		size = 8
-	default:
-		return 0, 0, 0, errors.New("CBOR indefinite or reserved lengths are not accepted")
-	}
-	if len(d.b)-d.i < size {
-		return 0, 0, 0, errors.New("CBOR is truncated")
-	}
-	var buf [8]byte
-	copy(buf[8-size:], d.b[d.i:d.i+size])
-	d.i += size
-	return major, info, binary.BigEndian.Uint64(buf[:]), nil
-}
-
-// item decodes one data item: uint64 or int64 for integers ([]byte,
-// string, []any, map[any]any, bool, nil, float64 otherwise).
-func (d *cborDecoder) item(depth int) (any, error) {
-	if depth > cborMaxDepth {
-		return nil, errors.New("CBOR nests too deeply")
-	}
-	major, info, arg, err := d.head()
-	if err != nil {
-		return nil, err
-	}
-	switch major {
-	case 0:
-		if arg > math.MaxInt64 {
-			return nil, errors.New("CBOR integer out of range")
-		}
-		return int64(arg), nil
-	case 1:
-		if arg > math.MaxInt64 {
-			return nil, errors.New("CBOR integer out of range")
-		}
-		return -1 - int64(arg), nil
-	case 2, 3:
-		if arg > uint64(len(d.b)-d.i) {
-			return nil, errors.New("CBOR string is truncated")
-		}
-		v := d.b[d.i : d.i+int(arg)]
-		d.i += int(arg)
-		if major == 3 {
-			return string(v), nil
-		}
-		return v, nil
-	case 4:
-		if arg > uint64(len(d.b)-d.i) { // each element takes a byte at least
-			return nil, errors.New("CBOR array is truncated")
-		}
-		out := make([]any, 0, arg)
-		for range arg {
-			v, err := d.item(depth + 1)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, v)
-		}
-		return out, nil
-	case 5:
-		if arg > uint64(len(d.b)-d.i)/2 {
-			return nil, errors.New("CBOR map is truncated")
-		}
-		out := make(map[any]any, arg)
-		for range arg {
-			k, err := d.item(depth + 1)
-			if err != nil {
-				return nil, err
-			}
-			switch k.(type) {
-			case int64, string:
-			default:
-				return nil, errors.New("CBOR map keys must be integers or text")
-			}
-			if _, dup := out[k]; dup {
-				return nil, errors.New("CBOR map key appears twice")
-			}
-			v, err := d.item(depth + 1)
-			if err != nil {
-				return nil, err
-			}
-			out[k] = v
-		}
-		return out, nil
-	case 7:
-		switch {
-		case info == 20:
-			return false, nil
-		case info == 21:
-			return true, nil
-		case info == 22:
-			return nil, nil
-		case info == 25, info == 26, info == 27:
-			return float64(0), nil // a float, skipped: nothing here reads one
-		}
-		return nil, errors.New("CBOR simple value is not accepted")
-	}
-	return nil, errors.New("CBOR tags are not accepted")
 }
