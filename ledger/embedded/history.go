@@ -161,12 +161,10 @@ func resolveModification(r reader, key string, ver Version, isDelete bool) (*que
 	return &queryresult.KeyModification{TxId: txID, Value: w.Value, Timestamp: timestamppb.New(ts), IsDelete: w.Delete}, nil
 }
 
-// findWrite scans an encoded transaction (see Transaction.encode) for its
-// write of key, without decoding the rest.
-func findWrite(raw []byte, key string) (string, time.Time, KeyWrite, error) {
-	d := decoder{buf: raw}
-	txID := d.string()
-	ts := time.Unix(0, int64(d.uint64()))
+// skipToWrites skips, in an encoded transaction (see Transaction.encode)
+// read up to its timestamp, the creator, function, arguments, reads and
+// range reads, leaving d at the count of writes.
+func (d *decoder) skipToWrites() {
 	d.skip()              // creator
 	d.skip()              // function
 	for range d.count() { // args
@@ -182,6 +180,15 @@ func findWrite(raw []byte, key string) (string, time.Time, KeyWrite, error) {
 		d.take(1+4, "range read")
 		d.skip()
 	}
+}
+
+// findWrite scans an encoded transaction (see Transaction.encode) for its
+// write of key, without decoding the rest.
+func findWrite(raw []byte, key string) (string, time.Time, KeyWrite, error) {
+	d := decoder{buf: raw}
+	txID := d.string()
+	ts := time.Unix(0, int64(d.uint64()))
+	d.skipToWrites()
 	for range d.count() { // writes: key, delete, value
 		k := d.raw()
 		del := d.bool()

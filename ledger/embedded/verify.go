@@ -454,21 +454,7 @@ func walkTransaction(raw []byte, t *txView) error {
 	d := decoder{buf: raw}
 	t.id = d.raw()
 	t.timestamp = int64(d.uint64())
-	d.skip()              // creator
-	d.skip()              // function
-	for range d.count() { // args
-		d.skip()
-	}
-	for range d.count() { // reads: key, exists, block, tx
-		d.skip()
-		d.take(1+8+4, "read version")
-	}
-	for range d.count() { // range reads: start, end, exhausted, count, hash
-		d.skip()
-		d.skip()
-		d.take(1+4, "range read")
-		d.skip()
-	}
+	d.skipToWrites()
 	t.writes = t.writes[:0]
 	for range d.count() {
 		w := rawWrite{key: d.raw()}
