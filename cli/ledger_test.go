@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"os"
@@ -11,9 +10,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/syndtr/goleveldb/leveldb"
-	"github.com/syndtr/goleveldb/leveldb/opt"
-	"github.com/syndtr/goleveldb/leveldb/util"
 
 	"github.com/medprov/medprov/chaincode"
 	"github.com/medprov/medprov/internal/testkit"
@@ -29,45 +25,6 @@ func demoLedger(t *testing.T) string {
 	code, out, stderr := run(t, nil, "demo", "--data-dir", dir)
 	require.Equal(t, ExitOK, code, "demo exit code\nstderr: %s\nstdout:\n%s", stderr, out)
 	return dir
-}
-
-// editState rewrites, directly in the stopped node's store, the first
-// current-state record of objectType whose value contains old.
-func editState(t *testing.T, dataDir, objectType, old, new string) {
-	t.Helper()
-	db, err := leveldb.OpenFile(filepath.Join(dataDir, "ledger", embedded.StoreDir), &opt.Options{ErrorIfMissing: true})
-	require.NoError(t, err, "open the store")
-	defer func() { require.NoError(t, db.Close(), "close the store") }()
-	it := db.NewIterator(util.BytesPrefix([]byte("s\x00"+objectType+"\x00")), nil)
-	defer it.Release()
-	for it.Next() {
-		if bytes.Contains(it.Value(), []byte(old)) {
-			v := bytes.Replace(it.Value(), []byte(old), []byte(new), 1)
-			require.NoError(t, db.Put(bytes.Clone(it.Key()), v, &opt.WriteOptions{Sync: true}), "edit the record")
-			return
-		}
-	}
-	require.NoError(t, it.Error())
-	require.Failf(t, "record not found", "no %s record holds %s", objectType, old)
-}
-
-// flipJournalByte flips a byte in the middle of the store's largest journal.
-func flipJournalByte(t *testing.T, dataDir string) {
-	t.Helper()
-	logs, err := filepath.Glob(filepath.Join(dataDir, "ledger", embedded.StoreDir, "*.log"))
-	require.NoError(t, err)
-	var path string
-	var b []byte
-	for _, p := range logs {
-		c, err := os.ReadFile(p)
-		require.NoError(t, err)
-		if len(c) > len(b) {
-			path, b = p, c
-		}
-	}
-	require.NotEmpty(t, b, "no journal with records")
-	b[len(b)/2] ^= 0x5a
-	require.NoError(t, os.WriteFile(path, b, 0o600))
 }
 
 func TestLedgerVerify(t *testing.T) {
@@ -104,21 +61,23 @@ func TestLedgerVerify(t *testing.T) {
 		{
 			name: "a researcher made regulator is reported with the key's type",
 			tamper: func(t *testing.T, dir string) {
-				editState(t, dir, "actor", `"role":"researcher"`, `"role":"regulator"`)
+				testkit.EditLedgerState(t, filepath.Join(dir, "ledger", embedded.StoreDir), "actor", `"role":"researcher"`, `"role":"regulator"`)
 			},
 			objectType: "actor", want: "actor key",
 		},
 		{
 			name: "a revoked consent set back to active is reported with the key's type",
 			tamper: func(t *testing.T, dir string) {
-				editState(t, dir, "consent", `"status":"revoked"`, `"status":"active"`)
+				testkit.EditLedgerState(t, filepath.Join(dir, "ledger", embedded.StoreDir), "consent", `"status":"revoked"`, `"status":"active"`)
 			},
 			objectType: "consent", want: "consent key",
 		},
 		{
-			name:   "a flipped byte in the journal is reported",
-			tamper: flipJournalByte,
-			want:   "ledger store corrupt",
+			name: "a flipped byte in the journal is reported",
+			tamper: func(t *testing.T, dir string) {
+				testkit.FlipJournalByte(t, filepath.Join(dir, "ledger", embedded.StoreDir))
+			},
+			want: "ledger store corrupt",
 		},
 		{
 			name: "a removed store is reported",

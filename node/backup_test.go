@@ -24,9 +24,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/syndtr/goleveldb/leveldb"
-	"github.com/syndtr/goleveldb/leveldb/opt"
-	"github.com/syndtr/goleveldb/leveldb/util"
 
 	"github.com/medprov/medprov/client"
 	"github.com/medprov/medprov/envelope"
@@ -193,26 +190,6 @@ func recordings(t *testing.T, l ledger.Transactor) map[string]int {
 	return out
 }
 
-// flipJournalByte flips a byte in the middle of the largest journal of
-// the stopped node's ledger store.
-func flipJournalByte(t *testing.T, dataDir string) {
-	t.Helper()
-	logs, err := filepath.Glob(filepath.Join(dataDir, "ledger", ledgerembedded.StoreDir, "*.log"))
-	require.NoError(t, err)
-	var path string
-	var b []byte
-	for _, p := range logs {
-		c, err := os.ReadFile(p)
-		require.NoError(t, err)
-		if len(c) > len(b) {
-			path, b = p, c
-		}
-	}
-	require.NotEmpty(t, b, "no journal with records")
-	b[len(b)/2] ^= 0x5a
-	require.NoError(t, os.WriteFile(path, b, 0o600))
-}
-
 // TestBackupUnderLoadRestoresANodeThatServes takes a backup while readings
 // keep arriving, restores it into an empty data directory and opens a node
 // there: it verifies, recovers every reading the backup's queue knew and
@@ -330,7 +307,7 @@ func TestRestoreAfterCorruptionRecoversReadingsFromTheQueue(t *testing.T) {
 	unknown := s.commit("dev-2", 4)
 	s.close()
 
-	flipJournalByte(t, s.dir)
+	testkit.FlipJournalByte(t, filepath.Join(s.dir, "ledger", ledgerembedded.StoreDir))
 	_, err := node.Open(t.Context(), node.Config{DataDir: s.dir, MasterKey: s.key, AdminToken: adminToken})
 	require.ErrorIs(t, err, ledgerembedded.ErrCorrupt, "the damaged ledger is refused")
 
@@ -409,7 +386,7 @@ func TestRestoreRefusesADamagedBackup(t *testing.T) {
 		want   error
 	}{
 		{"a flipped byte in the ledger's journal", func(t *testing.T, dir string) {
-			flipJournalByte(t, dir)
+			testkit.FlipJournalByte(t, filepath.Join(dir, "ledger", ledgerembedded.StoreDir))
 		}, nil, node.ErrBadBackup},
 		{"a missing manifest", func(t *testing.T, dir string) {
 			require.NoError(t, os.Remove(filepath.Join(dir, node.ManifestFile)))
@@ -421,7 +398,7 @@ func TestRestoreRefusesADamagedBackup(t *testing.T) {
 			require.NoError(t, os.Remove(filepath.Join(dir, "keyring.db")))
 		}, nil, node.ErrBadBackup},
 		{"a state record edited with the manifest rewritten to match", func(t *testing.T, dir string) {
-			editState(t, filepath.Join(dir, "ledger", ledgerembedded.StoreDir), "actor", `"role":"patient"`, `"role":"regulator"`)
+			testkit.EditLedgerState(t, filepath.Join(dir, "ledger", ledgerembedded.StoreDir), "actor", `"role":"patient"`, `"role":"regulator"`)
 			rewriteManifest(t, dir)
 		}, nil, ledgerembedded.ErrCorrupt},
 		{"another master key", func(*testing.T, string) {}, testkit.RandomBytes(t, 32), seal.ErrWrongMasterKey},
@@ -459,25 +436,6 @@ func TestRestoreRefusesADamagedBackup(t *testing.T) {
 		delete(after, "events.checkpoint")
 		assert.Equal(t, before, after, "the data dir is unchanged")
 	})
-}
-
-// editState rewrites, in the ledger store at dir, the first current-state
-// record of objectType whose value contains old.
-func editState(t *testing.T, dir, objectType, old, new string) {
-	t.Helper()
-	db, err := leveldb.OpenFile(dir, &opt.Options{ErrorIfMissing: true})
-	require.NoError(t, err)
-	defer func() { require.NoError(t, db.Close()) }()
-	it := db.NewIterator(util.BytesPrefix([]byte("s\x00"+objectType+"\x00")), nil)
-	defer it.Release()
-	for it.Next() {
-		if v := string(it.Value()); strings.Contains(v, old) {
-			require.NoError(t, db.Put([]byte(string(it.Key())), []byte(strings.Replace(v, old, new, 1)), &opt.WriteOptions{Sync: true}))
-			return
-		}
-	}
-	require.NoError(t, it.Error())
-	require.Failf(t, "record not found", "no %s record holds %s", objectType, old)
 }
 
 // rewriteManifest makes the backup's manifest list the files as they are.

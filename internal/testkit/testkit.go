@@ -7,6 +7,7 @@
 package testkit
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
@@ -14,10 +15,14 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/opt"
+	"github.com/syndtr/goleveldb/leveldb/util"
 
 	"github.com/medprov/medprov/envelope"
 	"github.com/medprov/medprov/internal/privatecopy"
@@ -234,4 +239,47 @@ func CopyDir(tb testing.TB, src string) string {
 	dst := filepath.Join(tb.TempDir(), "copy")
 	require.NoError(tb, privatecopy.Tree(src, dst), "copy %s", src)
 	return dst
+}
+
+// FlipJournalByte damages the embedded ledger store in storeDir (stopped)
+// the way a bad disk would: it flips a byte in the middle of its largest
+// LevelDB journal.
+func FlipJournalByte(tb testing.TB, storeDir string) {
+	tb.Helper()
+	logs, err := filepath.Glob(filepath.Join(storeDir, "*.log"))
+	require.NoError(tb, err)
+	var path string
+	var b []byte
+	for _, p := range logs {
+		c, err := os.ReadFile(p)
+		require.NoError(tb, err)
+		if len(c) > len(b) {
+			path, b = p, c
+		}
+	}
+	require.NotEmpty(tb, b, "no journal with records in %s", storeDir)
+	b[len(b)/2] ^= 0x5a
+	require.NoError(tb, os.WriteFile(path, b, 0o600))
+}
+
+// EditLedgerState edits current state behind the chaincode's back, as an
+// intruder with the stopped node's files could: in the embedded ledger
+// store in storeDir, the first current-state record of objectType whose
+// value contains old gets old replaced by new.
+func EditLedgerState(tb testing.TB, storeDir, objectType, old, new string) {
+	tb.Helper()
+	db, err := leveldb.OpenFile(storeDir, &opt.Options{ErrorIfMissing: true})
+	require.NoError(tb, err, "open the store")
+	defer func() { require.NoError(tb, db.Close(), "close the store") }()
+	it := db.NewIterator(util.BytesPrefix([]byte("s\x00"+objectType+"\x00")), nil)
+	defer it.Release()
+	for it.Next() {
+		if bytes.Contains(it.Value(), []byte(old)) {
+			v := bytes.Replace(it.Value(), []byte(old), []byte(new), 1)
+			require.NoError(tb, db.Put(bytes.Clone(it.Key()), v, &opt.WriteOptions{Sync: true}), "edit the record")
+			return
+		}
+	}
+	require.NoError(tb, it.Error())
+	require.Failf(tb, "record not found", "no %s record holds %s", objectType, old)
 }
