@@ -24,6 +24,18 @@ import (
 // patient who erased its data (ErasePatient) is denied with patient_erased,
 // whatever the consents say.
 //
+// A patient may request its own readings (patientId = the signer): that is
+// granted without a consent, so the event's consentId is empty and its
+// actorId equals its patientId (AccessEvent.SelfAccess), with the purpose
+// the patient sent. Everything else is as for a researcher: the same
+// checks of the request, the same selection of readings, the same access
+// and audit records, and patient_erased once the patient erased its data.
+// Self-access needs no new reason or field: actor ids are unique, so only
+// the patient can be the actor of an event about itself, and a researcher
+// naming itself as the patient is refused (invalid). A patient asking for
+// another patient's data, and any other role, is forbidden and nothing is
+// written.
+//
 // A grant lists the ids of the patient's readings of the requested types
 // measured in [from, to], ordered by type, then measuredAt, then id, at most
 // limit (1..MaxAccessLimit, default DefaultAccessLimit) of them, continuing
@@ -36,9 +48,19 @@ func (c *Contract) RequestAccess(ctx contractapi.TransactionContextInterface, en
 		return nil, err
 	}
 	var p wire.AccessRequestAction
-	researcher, err := t.authenticate(envelopeJSON, wire.ActionAccessRequest, wire.RoleResearcher, &p)
+	requester, err := t.authenticate(envelopeJSON, wire.ActionAccessRequest, "", &p)
 	if err != nil {
 		return nil, err
+	}
+	self := requester.Role == wire.RolePatient
+	switch {
+	case self && p.PatientID != requester.ID:
+		return nil, refuse(wire.CodeForbidden, "a patient may request access to its own data only")
+	case !self && requester.Role != wire.RoleResearcher:
+		return nil, refuse(wire.CodeForbidden, "%s requires role researcher or patient, actor %s is %s",
+			wire.ActionAccessRequest, requester.ID, requester.Role)
+	case !self && p.PatientID == requester.ID:
+		return nil, invalid("patientId names the signer, who is not a patient")
 	}
 	if !wire.ValidID(p.PatientID) {
 		return nil, invalid("patientId is malformed")
@@ -76,15 +98,18 @@ func (c *Contract) RequestAccess(ctx contractapi.TransactionContextInterface, en
 	}
 
 	ev := &wire.AccessEvent{
-		DocType: "access", ID: "acc-" + t.id[:24], ActorID: researcher.ID, PatientID: p.PatientID,
+		DocType: "access", ID: "acc-" + t.id[:24], ActorID: requester.ID, PatientID: p.PatientID,
 		Purpose: p.Purpose, DataTypes: p.DataTypes, From: p.From, To: p.To,
 		TxID: t.id, TxTime: t.at,
 	}
-	consents, err := patientConsents(t.stub, p.PatientID, researcher.ID)
-	if err != nil {
-		return nil, err
+	grant, reason, consentID := true, "", "" // a patient's own data needs no consent
+	if !self {
+		consents, err := patientConsents(t.stub, p.PatientID, requester.ID)
+		if err != nil {
+			return nil, err
+		}
+		grant, reason, consentID = decide(consents, p.Purpose, p.DataTypes, from, to, t.time)
 	}
-	grant, reason, consentID := decide(consents, p.Purpose, p.DataTypes, from, to, t.time)
 	erased, err := isErased(t.stub, p.PatientID)
 	if err != nil {
 		return nil, err
@@ -116,7 +141,7 @@ func (c *Contract) RequestAccess(ctx contractapi.TransactionContextInterface, en
 	if grant {
 		typ = wire.AuditAccessGranted
 	}
-	if err := t.writeAudit(typ, researcher.ID, []string{p.PatientID}, ev.ID, ev.Decision); err != nil {
+	if err := t.writeAudit(typ, requester.ID, []string{p.PatientID}, ev.ID, ev.Decision); err != nil {
 		return nil, err
 	}
 	if err := setEvent(t.stub, wire.EventAccessDecided, ev); err != nil {

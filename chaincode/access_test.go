@@ -173,7 +173,9 @@ func TestRequestAccess(t *testing.T) {
 			{"forged signature", e.sign(&principal{id: researcher.id, key: testkit.MustKey(t)}, wire.ActionAccessRequest, request), wire.CodeUnauthenticated},
 			{"from after to", e.sign(researcher, wire.ActionAccessRequest, with(request, action{"from": t0.Format(time.RFC3339), "to": t0.Add(-time.Hour).Format(time.RFC3339)})), wire.CodeInvalid},
 			{"limit too large", e.sign(researcher, wire.ActionAccessRequest, with(request, action{"limit": 1001})), wire.CodeInvalid},
-			{"patient cannot request access", e.sign(patient, wire.ActionAccessRequest, request), wire.CodeForbidden},
+			{"a patient cannot request another patient's data", e.sign(e.actor("patient"), wire.ActionAccessRequest, request), wire.CodeForbidden},
+			{"an operator cannot request access", e.sign(op, wire.ActionAccessRequest, request), wire.CodeForbidden},
+			{"a researcher cannot name itself as the patient", e.sign(researcher, wire.ActionAccessRequest, with(request, action{"patientId": researcher.id})), wire.CodeInvalid},
 		}
 		for _, c := range cases {
 			_, err := e.submit(wire.FnRequestAccess, c.env)
@@ -182,5 +184,104 @@ func TestRequestAccess(t *testing.T) {
 		var after wire.AccessEventPage
 		e.mustEvaluate(&after, wire.FnGetAccessLog, patient.id, "1000", "")
 		assert.Equal(t, before.Count+1, after.Count, "access log size: want only the first request logged")
+	})
+}
+
+func TestRequestAccessSelf(t *testing.T) {
+	e := newEnv(t)
+	e.clock.Step(time.Millisecond) // audit events order by transaction time
+	op := e.actor("operator")
+	patient := e.actor("patient")
+	other := e.actor("patient")
+	dev := e.device(op, patient)
+	otherDev := e.device(op, other)
+	res, _ := e.record(
+		reading(t, dev, 1, "spo2", t0.Add(-3*time.Hour)),
+		reading(t, dev, 2, "heart-rate", t0.Add(-2*time.Hour)),
+		reading(t, dev, 3, "spo2", t0.Add(-1*time.Hour)),
+		reading(t, otherDev, 1, "spo2", t0.Add(-1*time.Hour)),
+	)
+	require.Equal(t, 4, res.Recorded, "setup readings recorded: %+v", res.Results)
+	request := func(patientID string, over action) action {
+		a := action{
+			"patientId": patientID, "purpose": "self-review", "dataTypes": []string{"spo2"},
+			"from": t0.Add(-24 * time.Hour).Format(time.RFC3339), "to": t0.Add(time.Hour).Format(time.RFC3339),
+		}
+		for k, v := range over {
+			a[k] = v
+		}
+		return a
+	}
+	accessLog := func(patientID string) []wire.AccessEvent {
+		var log wire.AccessEventPage
+		e.mustEvaluate(&log, wire.FnGetAccessLog, patientID, "1000", "")
+		return log.Items
+	}
+
+	t.Run("a patient is granted its own readings without a consent", func(t *testing.T) {
+		var got wire.AccessEvent
+		commit := e.mustSubmit(&got, wire.FnRequestAccess, e.sign(patient, wire.ActionAccessRequest, request(patient.id, nil)))
+		require.Equal(t, wire.DecisionGranted, got.Decision, "decision (reason %q)", got.Reason)
+		assert.Equal(t, []string{dev.id + ":1", dev.id + ":3"}, got.ReadingIDs, "readingIds: the patient's spo2 readings in order")
+		assert.Equal(t, 2, got.Count, "count")
+		assert.Empty(t, got.ConsentID, "consentId of a self-access")
+		assert.Empty(t, got.Reason, "reason of a grant")
+		assert.Equal(t, [3]string{patient.id, patient.id, "self-review"}, [3]string{got.ActorID, got.PatientID, got.Purpose}, "actor, patient and purpose")
+		assert.True(t, got.SelfAccess(), "the event is a self-access")
+		assert.Equal(t, "acc-"+commit.TxID[:24], got.ID, "access event id names its transaction")
+
+		assert.True(t, slices.ContainsFunc(accessLog(patient.id), func(a wire.AccessEvent) bool { return a.ID == got.ID }),
+			"the patient's access log has the self-access")
+		var audit wire.AuditEventPage
+		e.mustEvaluate(&audit, wire.FnListEvents, string(testkit.MustJSON(t, wire.EventFilter{ActorID: patient.id, Type: wire.AuditAccessGranted})), "", "")
+		if assert.Equal(t, 1, audit.Count, "access.granted audit events of the patient: %+v", audit.Items) {
+			ev := audit.Items[0]
+			assert.Equal(t, [3]string{got.ID, wire.DecisionGranted, patient.id}, [3]string{ev.SubjectID, ev.Decision, ev.PatientIDs[0]}, "audit subject, decision and patient")
+		}
+		var pv wire.Provenance
+		e.mustEvaluate(&pv, wire.FnGetProvenance, dev.id+":1")
+		assert.True(t, slices.ContainsFunc(pv.Accesses, func(a wire.AccessEvent) bool { return a.ID == got.ID }),
+			"the reading's provenance lists the self-access that released it")
+	})
+
+	t.Run("a self-access pages with a cursor like a researcher's grant", func(t *testing.T) {
+		var first, second wire.AccessEvent
+		e.mustSubmit(&first, wire.FnRequestAccess, e.sign(patient, wire.ActionAccessRequest, request(patient.id, action{"limit": 1})))
+		require.NotEmpty(t, first.NextCursor, "the first page has a cursor")
+		e.mustSubmit(&second, wire.FnRequestAccess, e.sign(patient, wire.ActionAccessRequest, request(patient.id, action{"limit": 1, "cursor": first.NextCursor})))
+		assert.Equal(t, []string{dev.id + ":1", dev.id + ":3"}, append(first.ReadingIDs, second.ReadingIDs...), "paged ids")
+		assert.Empty(t, second.NextCursor, "the last page has no cursor")
+	})
+
+	t.Run("refused self-access requests write nothing", func(t *testing.T) {
+		before, beforeOther := len(accessLog(patient.id)), len(accessLog(other.id))
+		tests := []struct {
+			name string
+			env  string
+			want wire.Code
+		}{
+			{"a patient asking for another patient's readings is forbidden", e.sign(patient, wire.ActionAccessRequest, request(other.id, nil)), wire.CodeForbidden},
+			{"a malformed purpose is invalid", e.sign(patient, wire.ActionAccessRequest, request(patient.id, action{"purpose": "Self Review"})), wire.CodeInvalid},
+			{"a cursor of another patient is invalid", e.sign(patient, wire.ActionAccessRequest, request(patient.id, action{"cursor": "AGEA"})), wire.CodeInvalid},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				_, err := e.submit(wire.FnRequestAccess, tt.env)
+				assert.Equal(t, tt.want, refusalCode(t, err), "refusal code")
+			})
+		}
+		assert.Len(t, accessLog(patient.id), before, "the patient's access log is unchanged")
+		assert.Len(t, accessLog(other.id), beforeOther, "the other patient's access log is unchanged")
+	})
+
+	t.Run("an erased patient's own request is denied and logged", func(t *testing.T) {
+		_, err := e.submit(wire.FnErasePatient, e.sign(patient, wire.ActionPatientErase, action{"reason": "gdpr-request"}))
+		require.NoError(t, err, "erase")
+		var got wire.AccessEvent
+		e.mustSubmit(&got, wire.FnRequestAccess, e.sign(patient, wire.ActionAccessRequest, request(patient.id, nil)))
+		assert.Equal(t, [2]string{wire.DecisionDenied, wire.ReasonPatientErased}, [2]string{got.Decision, got.Reason}, "decision and reason")
+		assert.Empty(t, got.ReadingIDs, "nothing released")
+		assert.True(t, slices.ContainsFunc(accessLog(patient.id), func(a wire.AccessEvent) bool { return a.ID == got.ID }),
+			"the denial is in the patient's access log")
 	})
 }

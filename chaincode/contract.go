@@ -27,6 +27,9 @@ const AdminOU = "admin"
 type Contract struct {
 	contractapi.Contract
 	verifier Verifier
+	// registryScan and statsScan bound the registry queries' scans
+	// (WithRegistryScan, WithDeviceStatsScan); 0 is the wire default.
+	registryScan, statsScan int
 }
 
 // Verifier checks a DER ECDSA signature over a SHA-256 digest; it returns

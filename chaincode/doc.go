@@ -14,7 +14,8 @@
 // RegisterPasskey. Evaluate:
 // GetActor, GetDevice, GetReading, GetConsent, GetAccessEvent, ListReadings,
 // ListConsents, GetAccessLog, ListEvents, GetProvenance, GetRelyingParty,
-// GetPasskey, ListPasskeys. Every refusal is an
+// GetPasskey, ListPasskeys, and the registries' ListDevices, ListActors and
+// GetDeviceStats. Every refusal is an
 // *Error whose text "[medprov:<code>] <message>" survives Fabric's wrapping;
 // ParseError recovers it. Other errors are failures (state access), not
 // decisions about the input.
@@ -35,7 +36,8 @@
 // alphabets (they become key attributes). Consent is granted and revoked by
 // the patient themself (consent.grant may carry a patientId, which must then
 // be the signer); devices are registered by an operator and revoked only by
-// that operator; access is requested by a researcher.
+// that operator; access is requested by a researcher, or by a patient for
+// its own readings, which needs no consent.
 //
 // A public key may belong to one actor, device or passkey only (the
 // publicKey index): a shared key would let one holder sign as the other,
@@ -149,6 +151,13 @@
 // a bookmark is the base64url of the last returned index key, checked to
 // lie under the query's own prefix; a page with no bookmark is the last.
 // RequestAccess's cursor works the same way inside a submit transaction.
+// The registry queries (ListDevices, ListActors, GetDeviceStats) are
+// evaluate-only and scan records that have no index for their filters
+// (devices by operator or patient, actors by role, readings by device
+// count), so they do use Fabric's paginated reads, in bounded chunks:
+// listings examine at most MaxRegistryScan records per call (a page may be
+// short and still carry a bookmark) and counts stop at MaxDeviceStatsScan.
+// They add no keys, so they work on ledgers written before them.
 //
 // # Audit and events
 //

@@ -9,6 +9,7 @@
 // VerifyReleasedReading checks what a researcher receives against the
 // ledger's hash and the device's signature, locally. RevokeActor,
 // RevokeOrgActor, RotateKey and ErasePatient cover an identity's lifecycle;
+// Devices, Device and Actors read the ledger's registries (registry.go);
 // Backup streams a backup of the node (admin token). SetRelyingParty,
 // Invite, EnrolmentOptions and Enrol enrol people with passkeys, and a
 // client made WithPasskey signs with one (passkeys.go).

@@ -369,6 +369,51 @@ func TestSignedGets(t *testing.T) {
 			body:    `{"readingId":"dev-1:7","ok":true,"checks":[{"name":"hash","ok":true}]}`,
 			wantURI: "/v1/audit/verify/dev-1:7",
 		},
+		{
+			name: "devices pass both filters and the page",
+			call: func(t *testing.T, c *client.Client) {
+				p, err := c.Devices(t.Context(), client.DeviceFilter{OperatorID: "op-1", PatientID: "pat-1"}, client.PageRequest{PageSize: 2, Bookmark: "b"})
+				require.NoError(t, err)
+				require.Len(t, p.Items, 1)
+				assert.Equal(t, "dev-1", p.Items[0].ID)
+				assert.Equal(t, "next", p.Bookmark)
+			},
+			body:    `{"items":[{"id":"dev-1","operatorId":"op-1","patientId":"pat-1"}],"bookmark":"next","count":1}`,
+			wantURI: "/v1/devices?bookmark=b&operator=op-1&pageSize=2&patient=pat-1",
+		},
+		{
+			name: "devices without a filter send none",
+			call: func(t *testing.T, c *client.Client) {
+				_, err := c.Devices(t.Context(), client.DeviceFilter{}, client.PageRequest{})
+				require.NoError(t, err)
+			},
+			body:    `{"items":[],"bookmark":"","count":0}`,
+			wantURI: "/v1/devices",
+		},
+		{
+			name: "a device decodes its statistics",
+			call: func(t *testing.T, c *client.Client) {
+				d, err := c.Device(t.Context(), "dev-1")
+				require.NoError(t, err)
+				assert.Equal(t, "dev-1", d.Device.ID)
+				assert.Equal(t, [2]any{100000, true}, [2]any{d.Stats.Readings, d.Stats.ReadingsCapped})
+				require.NotNil(t, d.Stats.LastReading)
+				assert.Equal(t, uint64(123456), d.Stats.LastReading.Seq)
+			},
+			body:    `{"device":{"id":"dev-1"},"stats":{"deviceId":"dev-1","readings":100000,"readingsCapped":true,"lastReading":{"readingId":"dev-1:123456","seq":123456}}}`,
+			wantURI: "/v1/devices/dev-1",
+		},
+		{
+			name: "actors pass the role",
+			call: func(t *testing.T, c *client.Client) {
+				p, err := c.Actors(t.Context(), wire.RolePatient, client.PageRequest{PageSize: 50})
+				require.NoError(t, err)
+				require.Len(t, p.Items, 1)
+				assert.Equal(t, wire.RolePatient, p.Items[0].Role)
+			},
+			body:    `{"items":[{"id":"pat-1","role":"patient"}],"bookmark":"","count":1}`,
+			wantURI: "/v1/actors?pageSize=50&role=patient",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

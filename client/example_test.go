@@ -112,6 +112,39 @@ func ExampleClient_AuditEvents() {
 	}
 }
 
+// An operator pages through its devices and reads each one's statistics.
+// A page may be short, even empty, and still carry a bookmark: only an
+// empty bookmark ends the list.
+func ExampleClient_Devices() {
+	ctx := context.Background()
+	key, err := envelope.GenerateKey()
+	if err != nil {
+		log.Fatal(err)
+	}
+	c, err := client.New("http://127.0.0.1:8080", client.WithActor("operator-1", key))
+	if err != nil {
+		log.Fatal(err)
+	}
+	page := client.PageRequest{PageSize: 100}
+	for {
+		p, err := c.Devices(ctx, client.DeviceFilter{}, page) // an operator's own devices
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, d := range p.Items {
+			detail, err := c.Device(ctx, d.ID)
+			if err != nil {
+				log.Fatal(err)
+			}
+			fmt.Println(d.ID, d.Status, detail.Stats.Readings, detail.Stats.ReadingsCapped)
+		}
+		if p.Bookmark == "" {
+			return
+		}
+		page.Bookmark = p.Bookmark
+	}
+}
+
 // Verification needs only the released bytes, the ledger's hash and the
 // device's public key.
 func ExampleVerifyReleasedReading() {

@@ -165,9 +165,10 @@ func (c *Client) RevokeConsent(ctx context.Context, consentID string) (*wire.Con
 }
 
 // RequestAccess asks for a patient's readings, signed by the client's
-// actor, which must be a researcher (POST /v1/access). A denial is
-// returned as an *APIError with Status 403 and the AccessID under which the
-// denial was recorded.
+// actor, which must be a researcher, or the patient itself (PatientID its
+// own id), whose own readings need no consent (POST /v1/access). A denial
+// is returned as an *APIError with Status 403 and the AccessID under which
+// the denial was recorded.
 func (c *Client) RequestAccess(ctx context.Context, r AccessRequest) (*wire.AccessGrant, error) {
 	h, err := c.header(wire.ActionAccessRequest)
 	if err != nil {

@@ -18,9 +18,9 @@ type ConsentGrant struct {
 	NotAfter  time.Time
 }
 
-// AccessRequest is what a researcher asks for. Cursor continues a previous
-// grant (its NextCursor); Limit caps the readings released (server default
-// when zero).
+// AccessRequest is what a researcher, or a patient for its own readings,
+// asks for. Cursor continues a previous grant (its NextCursor); Limit caps
+// the readings released (server default when zero).
 type AccessRequest struct {
 	PatientID string
 	Purpose   string

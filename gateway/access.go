@@ -111,7 +111,11 @@ func (s *Server) release(ctx context.Context, id string) (*wire.ReleasedReading,
 	if err := envelope.VerifyDigest(dev.key, digest[:], sig); err != nil {
 		return nil, fmt.Errorf("device signature: %w", errEvidence)
 	}
-	return &wire.ReleasedReading{ReadingID: rec.ID, Payload: pt, Signature: sig, DataHash: rec.DataHash, CID: rec.CID}, nil
+	pemKey, err := envelope.MarshalPublicKey(dev.key)
+	if err != nil {
+		return nil, err
+	}
+	return &wire.ReleasedReading{ReadingID: rec.ID, DeviceID: rec.DeviceID, DevicePublicKey: string(pemKey), Payload: pt, Signature: sig, DataHash: rec.DataHash, CID: rec.CID}, nil
 }
 
 // payloadMatches reports whether the signed payload names what the ledger

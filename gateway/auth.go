@@ -104,7 +104,8 @@ func (s *Server) actorSigned(ctx context.Context, id string, env envelope.Signed
 	return act, nil
 }
 
-// signedGET authenticates a GET by its X-Medprov-Signature header: the
+// signedGET authenticates a GET by its X-Medprov-Signature header, or,
+// without one, by a portal session cookie (sessionGET). The header: the
 // signature must verify under the actor's key on the ledger, or be an
 // assertion of one of the actor's passkeys that passes every check of
 // passkeySigned (the gateway is the only checker of a read, signature
@@ -122,6 +123,10 @@ func (s *Server) signedGET(c *gin.Context) {
 		return
 	}
 	raw := c.GetHeader(wire.SignatureHeader)
+	if _, err := c.Request.Cookie(wire.SessionCookie); raw == "" && err == nil {
+		s.sessionGET(c)
+		return
+	}
 	if raw == "" {
 		s.authFailed(c, errf(wire.CodeUnauthenticated, "signed request required: missing %s header", wire.SignatureHeader))
 		return

@@ -6,8 +6,9 @@
 // keys on the ledger; the gateway checks them too (to refuse early and to
 // guard its reads) but the ledger is the authority. What the gateway is
 // trusted with is confidentiality: it seals readings before they reach the
-// blob store and releases plaintext to a researcher only after the ledger
-// has committed the access event that records the release.
+// blob store and releases plaintext to a researcher (or to a patient, its
+// own readings) only after the ledger has committed the access event that
+// records the release.
 //
 // Every API route (/v1, /healthz, /readyz, /metrics, /openapi.yaml) answers
 // JSON or its declared media type; the web portal's pages (package web) are

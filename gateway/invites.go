@@ -221,6 +221,14 @@ func (st *inviteStore) get(token string) ([sha256.Size]byte, invite, error) {
 	return k, inv, nil
 }
 
+// lookup returns the live invitation of token, or errNoInvite.
+func (st *inviteStore) lookup(token string) (invite, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	_, inv, err := st.get(token)
+	return inv, err
+}
+
 // valid reports whether token is a live invitation.
 func (st *inviteStore) valid(token string) bool {
 	st.mu.Lock()
@@ -349,6 +357,25 @@ func (s *Server) orgRelyingParty(ctx context.Context) (*relyingParty, error) {
 		return nil, errf(wire.CodeForbidden, "the org has no relying party: the admin sets it first (PUT /v1/admin/relying-party)")
 	}
 	return rp, err
+}
+
+// invitation answers GET /v1/enrol/{token}: whom a live invitation
+// enrols (the token is the secret; its holder is the invitee).
+func (s *Server) invitation(c *gin.Context) {
+	if !s.admitClient(c) {
+		return
+	}
+	if s.cfg.Org == "" {
+		fail(c, errNoEnrolment)
+		return
+	}
+	inv, err := s.invites.lookup(c.Param("token"))
+	if err != nil {
+		s.authFailed(c, errNoInvite)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, wire.InvitationStatus{ActorID: inv.ActorID, Role: inv.Role, ExpiresAt: inv.ExpiresAt.UTC().Format(time.RFC3339)})
 }
 
 // enrolmentOptions answers POST /v1/enrol/{token}/options: the creation

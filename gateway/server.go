@@ -142,6 +142,10 @@ type Limits struct {
 	// actor and per client address (least recently used evicted first; an
 	// evicted bucket comes back full). Default 100 000 each.
 	MaxLimiterKeys int
+	// MaxSessions bounds the portal's live sessions and, separately, its
+	// pending sign-in payloads (least recently used ended first).
+	// Default 10 000.
+	MaxSessions int
 	// UnauthenticatedLogRate and UnauthenticatedLogBurst bound the request
 	// log lines of 4xx answers to requests that did not authenticate
 	// (floods of forged, unsigned or malformed requests); lines beyond the
@@ -234,6 +238,7 @@ type Server struct {
 	// passkeys caches passkeys and relying parties (passkeys.go);
 	// invites keeps invitations (invites.go).
 	passkeys *passkeyCache
+	sessions *sessionStore
 	invites  *inviteStore
 	devLim   *limiterSet
 	actLim   *limiterSet
@@ -278,6 +283,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.shredder = newShredder(cfg.Shredder)
 	s.keys = newKeyCache(s.chain, 30*time.Second, cfg.Now, l.MaxKeys, l.MaxUnknownKeys)
 	s.passkeys = newPasskeyCache(s.chain, 30*time.Second, cfg.Now, l.MaxKeys, l.MaxUnknownKeys)
+	s.sessions = newSessionStore(cfg.Now, l.MaxSessions)
 	s.devLim = newLimiterSet(l.DeviceRate, l.DeviceBurst, l.MaxLimiterKeys, cfg.Now)
 	s.actLim = newLimiterSet(l.ActorRate, l.ActorBurst, l.MaxLimiterKeys, cfg.Now)
 	s.failLim = newLimiterSet(l.ClientFailureRate, l.ClientFailureBurst, l.MaxLimiterKeys, cfg.Now)
@@ -352,6 +358,9 @@ func setDefaults(cfg *Config) {
 		if *n <= 0 {
 			*n = 100_000
 		}
+	}
+	if l.MaxSessions <= 0 {
+		l.MaxSessions = 10_000
 	}
 	if l.CommitWait <= 0 {
 		l.CommitWait = 30 * time.Second
@@ -433,12 +442,20 @@ func (s *Server) router() *gin.Engine {
 	add(http.MethodGet, "/v1/readings/:id/provenance", s.signedGET, s.provenance)
 	add(http.MethodGet, "/v1/audit/events", s.signedGET, s.auditEvents)
 	add(http.MethodGet, "/v1/audit/verify/:id", s.signedGET, s.auditVerify)
+	add(http.MethodGet, "/v1/devices", s.signedGET, s.listDevices)
+	add(http.MethodGet, "/v1/devices/:id", s.signedGET, s.deviceDetail)
+	add(http.MethodGet, "/v1/actors", s.signedGET, s.listActors)
 	add(http.MethodPut, "/v1/admin/relying-party", s.limitBody(s.cfg.Limits.MaxActionBytes), s.requireAdmin, s.setRelyingParty)
 	add(http.MethodPost, "/v1/invites", s.limitBody(s.cfg.Limits.MaxActionBytes), s.requireAdmin, s.createInvite)
+	add(http.MethodGet, "/v1/enrol/:token", s.invitation)
 	add(http.MethodPost, "/v1/enrol/:token/options", s.limitBody(s.cfg.Limits.MaxActionBytes), s.enrolmentOptions)
 	add(http.MethodPost, "/v1/enrol/:token", s.limitBody(s.cfg.Limits.MaxActionBytes), s.enrol)
 	add(http.MethodGet, "/v1/admin/backup", s.requireAdmin, s.backup)
-	web.Register(r, web.Config{Logger: s.log}) // the portal's pages: not API routes, not in openapi.yaml
+	add(http.MethodPost, "/v1/session/options", s.sameSite, s.limitBody(s.cfg.Limits.MaxActionBytes), s.sessionOptions)
+	add(http.MethodPost, "/v1/session", s.sameSite, s.limitBody(s.cfg.Limits.MaxActionBytes), s.startSession)
+	add(http.MethodGet, "/v1/session", s.getSession)
+	add(http.MethodDelete, "/v1/session", s.sameSite, s.endSession)
+	web.Register(r, web.Config{Logger: s.log, API: r}) // the portal's pages: not API routes, not in openapi.yaml
 	return r
 }
 

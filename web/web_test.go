@@ -105,6 +105,10 @@ func TestPortal(t *testing.T) {
 		assert.Equal(t, http.StatusOK, p.Navigate(link))
 		p.WaitVisible("#create-passkey")
 		p.RequireAccessible(axe)
+		stale := b.NewProfilePage(t) // the same link, opened on another device
+		stale.VirtualAuthenticator()
+		stale.Navigate(link)
+		stale.WaitVisible("#create-passkey")
 		writeScreenshot(t, p, "portal-enrol.png")
 		p.SetViewport(390, 844)
 		assert.LessOrEqual(t, browser.Eval[int](p, `document.documentElement.scrollWidth`), 390, "no sideways scrolling on a phone")
@@ -124,13 +128,18 @@ func TestPortal(t *testing.T) {
 		p.RequireAccessible(axe)
 		assert.Empty(t, p.Errors())
 
-		t.Run("a second use of the link is refused with a clear message", func(t *testing.T) {
-			p.Navigate(link)
-			p.WaitVisible("#create-passkey")
-			p.Click("#create-passkey")
-			p.WaitVisible("#status[data-done]")
-			assert.Equal(t, "error", p.Attribute("#status", "data-state"))
-			assert.Contains(t, p.Text("#status"), "not found, expired or already used")
+		t.Run("the used link says so when it is opened again", func(t *testing.T) {
+			assert.Equal(t, http.StatusNotFound, p.Navigate(link))
+			p.WaitVisible("#invite-invalid")
+			assert.Contains(t, p.Text("#invite-invalid"), "already been used")
+			assert.Zero(t, browser.Eval[int](p, `document.querySelectorAll("#create-passkey").length`))
+			p.RequireAccessible(axe)
+		})
+		t.Run("a page opened before the link was used is refused with a clear message", func(t *testing.T) {
+			stale.Click("#create-passkey")
+			stale.WaitVisible("#status[data-done]")
+			assert.Equal(t, "error", stale.Attribute("#status", "data-state"))
+			assert.Contains(t, stale.Text("#status"), "not found, expired or already used")
 		})
 	})
 

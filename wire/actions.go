@@ -56,7 +56,8 @@ type ConsentRevokeAction struct {
 }
 
 // AccessRequestAction is the payload of access.request (signer: a
-// researcher). Cursor continues a previous grant (its nextCursor); Limit
+// researcher, or a patient asking for its own readings, PatientID being
+// the signer). Cursor continues a previous grant (its nextCursor); Limit
 // caps the readings released (DefaultAccessLimit when zero).
 type AccessRequestAction struct {
 	ActionHeader

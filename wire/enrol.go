@@ -119,3 +119,12 @@ type EnrolmentReceipt struct {
 	Block        uint64 `json:"block"`
 	Actor        Actor  `json:"actor"`
 }
+
+// InvitationStatus answers GET /v1/enrol/{token} for a live invitation:
+// whom it enrols, in which role, until when. The enrolment page shows it
+// before the person creates a passkey; a used or expired token is 404.
+type InvitationStatus struct {
+	ActorID   string `json:"actorId"`
+	Role      string `json:"role"`
+	ExpiresAt string `json:"expiresAt"`
+}

@@ -37,6 +37,11 @@ type ConsentList struct {
 // with the device's registered key.
 type ReleasedReading struct {
 	ReadingID string `json:"readingId"`
+	// DeviceID and DevicePublicKey (PEM) name the device and the key the
+	// ledger registered for it, so the receiver can check Signature
+	// itself.
+	DeviceID        string `json:"deviceId"`
+	DevicePublicKey string `json:"devicePublicKey"`
 	// Payload is the plaintext reading JSON the device signed.
 	Payload []byte `json:"payload"`
 	// Signature is the device's DER ECDSA signature over SHA-256(Payload).
@@ -54,7 +59,8 @@ type Withheld struct {
 
 // AccessGrant answers a granted access request (200), after the decision
 // committed. NextCursor is set when more readings match; request again
-// with it as the cursor.
+// with it as the cursor. ConsentID is empty when a patient was granted its
+// own readings, which need no consent.
 type AccessGrant struct {
 	AccessID   string            `json:"accessId"`
 	Decision   string            `json:"decision"`

@@ -115,6 +115,7 @@ func EvaluateFunctions() []string {
 		FnGetActor, FnGetDevice, FnGetReading, FnGetConsent, FnGetAccessEvent,
 		FnListReadings, FnListConsents, FnGetAccessLog, FnListEvents, FnGetProvenance,
 		FnGetRelyingParty, FnGetPasskey, FnListPasskeys,
+		FnListDevices, FnListActors, FnGetDeviceStats,
 	}
 }
 

@@ -88,6 +88,10 @@ type Consent struct {
 // AccessEvent is the committed decision on one access request, granted or
 // denied. ReadingIDs are the readings a grant released; NextCursor, when
 // set, continues the grant.
+//
+// A patient's request for its own readings (SelfAccess: ActorID ==
+// PatientID) is granted without a consent, so its ConsentID is empty; a
+// researcher's grant always names the consent that granted it.
 type AccessEvent struct {
 	DocType    string   `json:"docType"`
 	ID         string   `json:"id"`
@@ -111,6 +115,16 @@ type AccessEvent struct {
 	Withheld   []Withheld `json:"withheld,omitempty" metadata:",optional"`
 	WithheldTx string     `json:"withheldTx,omitempty" metadata:",optional"`
 	WithheldAt string     `json:"withheldAt,omitempty" metadata:",optional"`
+}
+
+// SelfAccess reports whether the event decided a patient's request for its
+// own data. Actor ids are unique across roles and a patient's id is its
+// patientId, so only the patient itself can be both; the ledger refuses a
+// researcher naming itself as the patient. (Before patients could request
+// access such a request was committed as a no_consent denial, which a
+// patient's own request never is, so those events are not reported.)
+func (e *AccessEvent) SelfAccess() bool {
+	return e.ActorID == e.PatientID && e.Reason != ReasonNoConsent
 }
 
 // AuditEvent records one state-changing transaction; ID is its transaction

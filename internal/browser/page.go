@@ -37,11 +37,26 @@ type Page struct {
 }
 
 // NewPage opens a new tab, closed when the test ends. Its console is
-// recorded from the moment it opens.
+// recorded from the moment it opens. Tabs of NewPage share one browser
+// profile (cookies, storage); NewProfilePage opens a tab in a profile of
+// its own.
 func (b *Browser) NewPage(tb testing.TB) *Page {
 	tb.Helper()
+	return b.newPage(tb)
+}
+
+// NewProfilePage opens a new tab in a fresh, incognito-like browser
+// context: its own cookies and storage, as a different person's browser
+// would have. It is closed, and its context discarded, when the test ends.
+func (b *Browser) NewProfilePage(tb testing.TB) *Page {
+	tb.Helper()
+	return b.newPage(tb, chromedp.WithNewBrowserContext())
+}
+
+func (b *Browser) newPage(tb testing.TB, opts ...chromedp.ContextOption) *Page {
+	tb.Helper()
 	p := &Page{tb: tb, timeout: b.timeout, changed: make(chan struct{})}
-	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithListener(p.record))
+	ctx, cancel := chromedp.NewContext(b.ctx, append(opts, chromedp.WithListener(p.record))...)
 	tb.Cleanup(cancel)
 	p.ctx = ctx
 	// The first action on a context binds the tab's life to the context it
@@ -54,6 +69,11 @@ func (b *Browser) NewPage(tb testing.TB) *Page {
 	p.SetViewport(b.width, b.height)
 	return p
 }
+
+// Use binds the page to tb from now on: its actions fail tb. A story whose
+// subtests share a person's tab opens the page in the parent test (so the
+// tab lives as long as the story) and lets each subtest use it in turn.
+func (p *Page) Use(tb testing.TB) { p.tb = tb }
 
 // Context returns the tab's chromedp context, for actions this type does not
 // offer: chromedp.Run(p.Context(), ...), chromedp.Call(p.Context(), ...).

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -507,6 +508,94 @@ func Run(t *testing.T, env Env) {
 			logged = append(logged, e.ID)
 		}
 		assert.Contains(t, logged, ae.AccessID, "the patient's access log has the denied access")
+	})
+
+	t.Run("a patient reads its own readings through the ledger", func(t *testing.T) {
+		// No consent covers the patient itself, and the researcher's was
+		// revoked above: the patient needs none.
+		g, err := w.patient.c.RequestAccess(ctx, client.AccessRequest{PatientID: w.patient.id, Purpose: "self-review",
+			DataTypes: []string{"heart_rate", "spo2"}, From: now.Add(-time.Hour), To: now.Add(time.Minute)})
+		require.NoError(t, err, "the patient's request for its own readings")
+		require.Equal(t, wire.DecisionGranted, g.Decision, "access %+v", g)
+		assert.Empty(t, g.ConsentID, "a patient's own readings need no consent")
+		var released []string
+		for _, r := range g.Readings {
+			released = append(released, r.ReadingID)
+			key := &w.dev.key.PublicKey
+			if strings.HasPrefix(r.ReadingID, w.dev2.id+":") {
+				key = &w.dev2.key.PublicKey
+			}
+			_, err := client.VerifyReleasedReading(r, key, nil)
+			assert.NoError(t, err, "reading %s does not verify", r.ReadingID)
+		}
+		// Every reading of dev-1 (heart_rate and spo2) and dev-2's one.
+		assert.Subset(t, released, w.recorded, "the patient's readings of dev-1 are released")
+		assert.Len(t, released, len(w.recorded)+1, "released readings: dev-1's and dev-2's")
+
+		log, err := w.patient.c.AccessLog(ctx, w.patient.id, client.PageRequest{PageSize: 1000})
+		require.NoError(t, err)
+		i := slices.IndexFunc(log.Items, func(e wire.AccessEvent) bool { return e.ID == g.AccessID })
+		if assert.GreaterOrEqual(t, i, 0, "the patient's access log has its own access") {
+			assert.True(t, log.Items[i].SelfAccess(), "the logged access %+v is the patient's own", log.Items[i])
+		}
+		_, err = w.other.c.RequestAccess(ctx, client.AccessRequest{PatientID: w.patient.id, Purpose: "self-review",
+			DataTypes: []string{"heart_rate"}, From: now.Add(-time.Hour), To: now})
+		require.ErrorIs(t, err, client.ErrForbidden, "another patient asking for the patient's readings")
+		_, denied := client.IsDenied(err)
+		assert.False(t, denied, "the refusal is not a decision on the ledger")
+	})
+
+	t.Run("the operator lists its devices and reads a device's statistics", func(t *testing.T) {
+		var ids []string
+		for bookmark, pages := "", 0; pages == 0 || bookmark != ""; pages++ {
+			require.Less(t, pages, 100, "the operator's device list did not end")
+			page, err := w.operator.c.Devices(ctx, client.DeviceFilter{}, client.PageRequest{PageSize: 1000, Bookmark: bookmark})
+			require.NoError(t, err)
+			for _, d := range page.Items {
+				assert.Equal(t, w.operator.id, d.OperatorID, "device %s in the operator's list", d.ID)
+				ids = append(ids, d.ID)
+			}
+			bookmark = page.Bookmark
+		}
+		assert.Subset(t, ids, []string{w.dev.id, w.dev2.id}, "the operator's devices")
+
+		d, err := w.operator.c.Device(ctx, w.dev.id)
+		require.NoError(t, err)
+		assert.Equal(t, w.patient.id, d.Device.PatientID, "the device's patient")
+		assert.Equal(t, len(w.recorded), d.Stats.Readings, "readings recorded for %s", w.dev.id)
+		assert.False(t, d.Stats.ReadingsCapped, "readings capped")
+		if assert.NotNil(t, d.Stats.LastReading, "the device's last reading") {
+			assert.Equal(t, w.dev.id+":52", d.Stats.LastReading.ReadingID, "the reading with the highest seq")
+			assert.NotEmpty(t, d.Stats.LastReading.TxID, "the transaction that recorded it")
+		}
+		_, err = w.other.c.Device(ctx, w.dev.id)
+		assert.ErrorIs(t, err, client.ErrNotFound, "another patient reads the device: not yours answers as not found")
+	})
+
+	t.Run("a regulator lists the actors", func(t *testing.T) {
+		roles := map[string]string{}
+		for bookmark, pages := "", 0; pages == 0 || bookmark != ""; pages++ {
+			require.Less(t, pages, 100, "the actor list did not end")
+			page, err := w.reg.c.Actors(ctx, wire.RolePatient, client.PageRequest{PageSize: 1000, Bookmark: bookmark})
+			require.NoError(t, err)
+			for _, a := range page.Items {
+				roles[a.ID] = a.Role
+			}
+			bookmark = page.Bookmark
+		}
+		for _, p := range []*party{w.patient, w.other} {
+			assert.Equal(t, wire.RolePatient, roles[p.id], "patient %s in the regulator's list", p.id)
+		}
+		assert.NotContains(t, roles, w.res.id, "a researcher in the list of patients")
+	})
+
+	t.Run("who may not read the registries", func(t *testing.T) {
+		_, err := w.res.c.Devices(ctx, client.DeviceFilter{}, client.PageRequest{})
+		assert.ErrorIs(t, err, client.ErrForbidden, "a researcher lists devices")
+		_, err = w.operator.c.Devices(ctx, client.DeviceFilter{OperatorID: p + "op-other"}, client.PageRequest{})
+		assert.ErrorIs(t, err, client.ErrForbidden, "an operator lists another operator's devices")
+		_, err = w.patient.c.Actors(ctx, "", client.PageRequest{})
+		assert.ErrorIs(t, err, client.ErrForbidden, "a patient lists actors")
 	})
 
 	t.Run("identity lifecycle: rotate, erase and revoke", func(t *testing.T) {
