@@ -3,8 +3,8 @@ package chaincode
 import (
 	"fmt"
 	"slices"
-	"time"
 
+	"github.com/medprov/medprov/consent"
 	"github.com/medprov/medprov/wire"
 
 	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
@@ -13,16 +13,12 @@ import (
 
 // RequestAccess decides a signed access.request of a researcher at the
 // transaction timestamp and commits the decision as an AccessEvent, granted
-// or denied: a denial is a committed decision, not an error. It is granted if
-// one of the patient's consents for this researcher is active, has the same
-// purpose, includes every requested data type, is valid at the transaction
-// time (notBefore <= txTime <= notAfter) and its window contains [from, to].
-// Otherwise the reason is the most specific among the researcher's consents,
-// ranked no_consent < purpose_mismatch < data_type_not_consented <
-// consent_revoked < consent_not_yet_valid = consent_expired <
-// range_outside_consent, and consentId names that consent. A request for a
-// patient who erased its data (ErasePatient) is denied with patient_erased,
-// whatever the consents say.
+// or denied: a denial is a committed decision, not an error. The rule is
+// consent.Decide over the patient's consents for this researcher: granted
+// by an active consent of the same purpose and data types, valid at the
+// transaction time, whose window contains [from, to]; otherwise denied with
+// the most specific reason. A request for a patient who erased its data
+// (ErasePatient) is denied with patient_erased, whatever the consents say.
 //
 // A patient may request its own readings (patientId = the signer): that is
 // granted without a consent, so the event's consentId is empty and its
@@ -102,23 +98,16 @@ func (c *Contract) RequestAccess(ctx contractapi.TransactionContextInterface, en
 		Purpose: p.Purpose, DataTypes: p.DataTypes, From: p.From, To: p.To,
 		TxID: t.id, TxTime: t.at,
 	}
-	grant, reason, consentID := true, "", "" // a patient's own data needs no consent
+	req := consent.Request{Self: self, Purpose: p.Purpose, DataTypes: p.DataTypes, From: from, To: to, At: t.time}
 	if !self {
-		consents, err := patientConsents(t.stub, p.PatientID, requester.ID)
-		if err != nil {
+		if req.Consents, err = patientConsents(t.stub, p.PatientID, requester.ID); err != nil {
 			return nil, err
 		}
-		grant, reason, consentID = decide(consents, p.Purpose, p.DataTypes, from, to, t.time)
 	}
-	erased, err := isErased(t.stub, p.PatientID)
-	if err != nil {
+	if req.Erased, err = isErased(t.stub, p.PatientID); err != nil {
 		return nil, err
 	}
-	if erased {
-		// Erasure overrides every consent: nothing of the patient is
-		// released again, whatever any gateway's keyring still holds.
-		grant, reason, consentID = false, wire.ReasonPatientErased, ""
-	}
+	grant, reason, consentID := consent.Decide(req)
 	ev.ConsentID = consentID
 	if grant {
 		ev.Decision = wire.DecisionGranted
@@ -148,52 +137,6 @@ func (c *Contract) RequestAccess(ctx contractapi.TransactionContextInterface, en
 		return nil, err
 	}
 	return ev, nil
-}
-
-// decide applies the consent rules; see RequestAccess.
-func decide(consents []wire.Consent, purpose string, types []string, from, to, now time.Time) (granted bool, reason, consentID string) {
-	best, bestRank := wire.ReasonNoConsent, 0
-	for _, cn := range consents {
-		r, rank := judge(cn, purpose, types, from, to, now)
-		if r == "" {
-			return true, "", cn.ID
-		}
-		if rank > bestRank {
-			best, bestRank, consentID = r, rank, cn.ID
-		}
-	}
-	return false, best, consentID
-}
-
-// judge returns "" if the consent grants the request, else the reason and
-// how specific it is (higher: the consent came closer to granting).
-func judge(cn wire.Consent, purpose string, types []string, from, to, now time.Time) (string, int) {
-	if cn.Purpose != purpose {
-		return wire.ReasonPurposeMismatch, 1
-	}
-	for _, dt := range types {
-		if !slices.Contains(cn.DataTypes, dt) {
-			return wire.ReasonDataTypeNotConsented, 2
-		}
-	}
-	if cn.Status != wire.StatusActive {
-		return wire.ReasonConsentRevoked, 3
-	}
-	nb, err1 := time.Parse(time.RFC3339, cn.NotBefore)
-	na, err2 := time.Parse(time.RFC3339, cn.NotAfter)
-	if err1 != nil || err2 != nil {
-		return wire.ReasonConsentNotYetValid, 0 // unreachable: validated when granted
-	}
-	if now.Before(nb) {
-		return wire.ReasonConsentNotYetValid, 4
-	}
-	if now.After(na) {
-		return wire.ReasonConsentExpired, 4
-	}
-	if from.Before(nb) || to.After(na) {
-		return wire.ReasonRangeOutsideConsent, 5
-	}
-	return "", 0
 }
 
 // grantedReadings lists reading ids of the given types measured in [from,

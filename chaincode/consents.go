@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/medprov/medprov/consent"
 	"github.com/medprov/medprov/wire"
 
 	"github.com/hyperledger/fabric-chaincode-go/v2/shim"
@@ -208,9 +209,7 @@ func patientConsents(stub shim.ChaincodeStubInterface, patientID, granteeID stri
 		}
 		out = append(out, *cn)
 	}
-	slices.SortStableFunc(out, func(a, b wire.Consent) int {
-		return cmp.Or(cmp.Compare(a.GrantedAt, b.GrantedAt), cmp.Compare(a.ID, b.ID))
-	})
+	consent.Order(out)
 	return out, nil
 }
 

@@ -23,7 +23,8 @@ state-changing transaction, the provenance of one reading (record, device,
 consents, accesses) and an end-to-end verification of a reading (ciphertext
 re-fetched from IPFS, hash, CID, device signature and block).`,
 	}
-	cmd.AddCommand(newAuditEventsCmd(a), newAuditProvenanceCmd(a), newAuditVerifyCmd(a))
+	cmd.AddCommand(newAuditEventsCmd(a), newAuditProvenanceCmd(a), newAuditVerifyCmd(a),
+		newAuditTrustCmd(a), newAuditExportCmd(a), newAuditCheckpointCmd(a))
 	return cmd
 }
 
@@ -168,17 +169,33 @@ func printProvenance(w io.Writer, p *wire.ProvenanceReport) {
 }
 
 func newAuditVerifyCmd(a *app) *cobra.Command {
-	var actor, key, reading string
+	var actor, key, reading, trust, checkpoint, checkpointKey, keyringDir string
 	cmd := &cobra.Command{
-		Use:   "verify --actor ID --key FILE (--reading ID | ID)",
-		Short: "Verify a reading end to end on the gateway",
-		Long: `verify sends a signed GET (the signer must be a regulator) asking the gateway
-to re-fetch the reading's ciphertext from IPFS and check its CID and hash,
-decrypt it and check SHA-256 against the ledger's dataHash, verify the device
-signature and locate the block. It prints every check and fails unless all
-pass.`,
+		Use:   "verify (FILE.tar --trust TRUST [--checkpoint CP --checkpoint-key PUB] [--keyring-dir DIR] | --actor ID --key FILE (--reading ID | ID))",
+		Short: "Verify an audit bundle offline, or a reading on the gateway",
+		Long: `With --trust, verify checks an audit bundle (medprov audit export) offline,
+trusting only the pinned trust root (medprov audit trust): header chain from
+the pinned genesis, data hashes, orderer signatures against the block
+validation policy, each transaction's creator and endorsement signatures and
+the endorsement policy, device signatures over each reading's hash, actor
+signatures (plain and passkey) over each action, every access decision
+re-derived from the consents then on the ledger, and with ciphertexts their
+hash and CID (and, with --keyring-dir, a stopped node's data directory, the
+plaintext hash). --checkpoint (medprov audit checkpoint) makes it fail
+unless the chain extends that saved tip. It prints each failed check with
+its block and transaction and exits 0 only when every check passes; --json
+prints the whole report.
+
+Without --trust, verify sends a signed GET (the signer must be a regulator)
+asking the gateway to re-fetch the reading's ciphertext from IPFS and check
+its CID and hash, decrypt it and check SHA-256 against the ledger's
+dataHash, verify the device signature and locate the block. It prints every
+check and fails unless all pass.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if trust != "" {
+				return a.verifyBundleCmd(args, trust, checkpoint, checkpointKey, keyringDir)
+			}
 			id, err := readingArg(reading, args)
 			if err != nil {
 				return err
@@ -204,6 +221,9 @@ pass.`,
 	f.StringVar(&actor, "actor", "", "signing actor id (a regulator)")
 	f.StringVar(&key, "key", "", "signer's private key file")
 	f.StringVar(&reading, "reading", "", "reading id, <device>:<seq>")
-	required(cmd, "actor", "key")
+	f.StringVar(&trust, "trust", "", "offline: the pinned trust root (medprov audit trust); the argument is the bundle")
+	f.StringVar(&checkpoint, "checkpoint", "", "offline: a saved checkpoint the chain must extend")
+	f.StringVar(&checkpointKey, "checkpoint-key", "", "offline: the public key (PEM) that signed the checkpoint")
+	f.StringVar(&keyringDir, "keyring-dir", "", "offline: a stopped node's data directory, to check the plaintext hashes")
 	return cmd
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
+	"github.com/medprov/medprov/audit"
 	"github.com/medprov/medprov/envelope"
 	"github.com/medprov/medprov/ingest"
 	"github.com/medprov/medprov/ledger"
@@ -213,6 +214,10 @@ type Config struct {
 	// invitation's link is PublicURL + "/enrol/<token>". Without it an
 	// invitation carries the path only.
 	PublicURL string
+	// BlockFormat decodes the ledger's raw blocks, for the audit evidence
+	// routes (GET /v1/audit/trust, /v1/audit/bundle); without it, or with a
+	// ledger that hands out no blocks, they answer 404.
+	BlockFormat audit.Format
 	// Verifier checks device signatures at ingest; default
 	// envelope.VerifyDigest. With the embedded ledger, the node passes the
 	// same envelope.VerifyMemo to the in-process chaincode.
@@ -442,6 +447,8 @@ func (s *Server) router() *gin.Engine {
 	add(http.MethodGet, "/v1/readings/:id/provenance", s.signedGET, s.provenance)
 	add(http.MethodGet, "/v1/audit/events", s.signedGET, s.auditEvents)
 	add(http.MethodGet, "/v1/audit/verify/:id", s.signedGET, s.auditVerify)
+	add(http.MethodGet, "/v1/audit/trust", s.signedGET, s.auditTrust)
+	add(http.MethodGet, "/v1/audit/bundle", s.signedGET, s.auditBundle)
 	add(http.MethodGet, "/v1/devices", s.signedGET, s.listDevices)
 	add(http.MethodGet, "/v1/devices/:id", s.signedGET, s.deviceDetail)
 	add(http.MethodGet, "/v1/actors", s.signedGET, s.listActors)

@@ -25,11 +25,13 @@ import (
 	"github.com/medprov/medprov/seal"
 )
 
-// What a node keeps in its data directory (see Open).
+// What a node keeps in its data directory (see Open). LedgerDir (the
+// embedded ledger) and KeyringFile are exported for tools that open a
+// stopped node's stores (medprov audit).
 const (
-	ledgerDir      = "ledger"
+	LedgerDir      = "ledger"
 	blobsDir       = "blobs"
-	keyringFile    = "keyring.db"
+	KeyringFile    = "keyring.db"
 	queueFile      = "ingest.db"
 	checkpointFile = "events.checkpoint"
 	noncesFile     = "nonces.db"
@@ -181,12 +183,12 @@ func (n *Node) Backup(ctx context.Context, dir string) (*Manifest, error) {
 
 	switch l := n.Ledger.(type) {
 	case *ledgerembedded.Ledger:
-		info, err := l.Backup(ctx, filepath.Join(dir, ledgerDir))
+		info, err := l.Backup(ctx, filepath.Join(dir, LedgerDir))
 		if err != nil {
 			return nil, &BackupError{Store: StoreLedger, Err: err}
 		}
 		m.Ledger = LedgerPoint{Backend: Embedded, Height: info.Height, Tip: hex.EncodeToString(info.Tip)}
-		m.Stores = append(m.Stores, StoreEntry{Name: StoreLedger, Path: ledgerDir, Format: "ledger/embedded " + info.Format})
+		m.Stores = append(m.Stores, StoreEntry{Name: StoreLedger, Path: LedgerDir, Format: "ledger/embedded " + info.Format})
 	default:
 		m.Ledger = LedgerPoint{Backend: Fabric}
 		m.Stores = append(m.Stores, StoreEntry{Name: StoreLedger,
@@ -209,10 +211,10 @@ func (n *Node) Backup(ctx context.Context, dir string) (*Manifest, error) {
 			Note: "kubo: back up kubo's repository with kubo's own tools (or export the pins as a CAR)"})
 	}
 
-	if err := n.Keyring.Backup(ctx, filepath.Join(dir, keyringFile)); err != nil {
+	if err := n.Keyring.Backup(ctx, filepath.Join(dir, KeyringFile)); err != nil {
 		return nil, &BackupError{Store: StoreKeyring, Err: err}
 	}
-	m.Stores = append(m.Stores, StoreEntry{Name: StoreKeyring, Path: keyringFile, Format: "bbolt (seal keyring v1)"})
+	m.Stores = append(m.Stores, StoreEntry{Name: StoreKeyring, Path: KeyringFile, Format: "bbolt (seal keyring v1)"})
 
 	if err := restrictPermissions(dir); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
@@ -508,13 +510,13 @@ func readManifest(dir string) (*Manifest, error) {
 func storePath(name string) string {
 	switch name {
 	case StoreLedger:
-		return ledgerDir
+		return LedgerDir
 	case StoreQueue:
 		return queueFile
 	case StoreBlobs:
 		return blobsDir
 	case StoreKeyring:
-		return keyringFile
+		return KeyringFile
 	}
 	return ""
 }

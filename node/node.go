@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/medprov/medprov/audit"
 	"github.com/medprov/medprov/chaincode"
 	"github.com/medprov/medprov/envelope"
 	"github.com/medprov/medprov/gateway"
@@ -68,8 +69,8 @@ type Config struct {
 	Now func() time.Time
 }
 
-// embeddedMSPID is the MSP ID of the embedded ledger's local org.
-const embeddedMSPID = "HospitalMSP"
+// EmbeddedMSPID is the MSP ID of the embedded ledger's local org.
+const EmbeddedMSPID = "HospitalMSP"
 
 // invitesFile is where the gateway keeps its invitations.
 const invitesFile = "invites.db"
@@ -127,6 +128,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 
 	var verifier gateway.Verifier // nil: the gateway verifies with plain ECDSA
 	var org string                // the MSP ID the gateway acts for
+	var blocks audit.Format       // the ledger's block encoding, for audit bundles
 	switch cfg.Ledger {
 	case Embedded, "":
 		// Gateway and chaincode share one process here, so the chaincode
@@ -139,12 +141,13 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("chaincode: %w", err)
 		}
-		org = embeddedMSPID
-		l, err := ledgerembedded.New(ctx, ledgerembedded.Config{Dir: filepath.Join(cfg.DataDir, ledgerDir), Chaincode: cc, MSPID: org, Logger: cfg.Logger})
+		org = EmbeddedMSPID
+		l, err := ledgerembedded.New(ctx, ledgerembedded.Config{Dir: filepath.Join(cfg.DataDir, LedgerDir), Chaincode: cc, MSPID: org, Logger: cfg.Logger})
 		if err != nil {
 			return nil, fmt.Errorf("embedded ledger: %w", err)
 		}
 		n.Ledger = l
+		blocks = ledgerembedded.BlockFormat{}
 	case Fabric:
 		p, err := fabric.LoadProfile(cfg.FabricProfile)
 		if err != nil {
@@ -160,6 +163,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 			return nil, fmt.Errorf("fabric ledger: %w", err)
 		}
 		n.Ledger = l
+		blocks = fabric.BlockFormat{}
 	default:
 		return nil, fmt.Errorf("%w: ledger must be %s or %s", ErrConfig, Embedded, Fabric)
 	}
@@ -183,7 +187,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	n.closers = append(n.closers, n.Blobs.Close)
 
-	kr, err := seal.OpenKeyring(ctx, seal.KeyringConfig{Path: filepath.Join(cfg.DataDir, keyringFile), MasterKey: cfg.MasterKey, Logger: cfg.Logger})
+	kr, err := seal.OpenKeyring(ctx, seal.KeyringConfig{Path: filepath.Join(cfg.DataDir, KeyringFile), MasterKey: cfg.MasterKey, Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("keyring: %w", err)
 	}
@@ -213,6 +217,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		PublicURL:           cfg.PublicURL,
 		Now:                 cfg.Now,
 		Backup:              n.WriteBackup,
+		BlockFormat:         blocks,
 	})
 	if err != nil {
 		return nil, err

@@ -188,7 +188,7 @@ func (r *restorer) run(ctx context.Context) error {
 	all := r.rep.Mode == RestoreAll
 
 	if _, ok := m.store(StoreLedger); ok {
-		moved, err := r.replace(ledgerDir)
+		moved, err := r.replace(LedgerDir)
 		if err != nil {
 			return fmt.Errorf("ledger: %w", err)
 		}
@@ -277,15 +277,15 @@ func mergeBlobs(ctx context.Context, cur, from string) (_ ipfsembedded.MergeStat
 // backup's; otherwise the backup's replaces it, and takes the erasures of
 // the old one if that opens.
 func (r *restorer) keyring(ctx context.Context, all bool) error {
-	cur := filepath.Join(r.to, keyringFile)
-	backup := filepath.Join(r.from, keyringFile)
+	cur := filepath.Join(r.to, KeyringFile)
+	backup := filepath.Join(r.from, KeyringFile)
 	readable := false
 	if exists(cur) {
 		_, err := seal.CheckKeyringFile(ctx, cur, r.cfg.MasterKey)
 		readable = err == nil
 	}
 	if !all && readable {
-		if err := r.copyAside(keyringFile); err != nil {
+		if err := r.copyAside(KeyringFile); err != nil {
 			return err
 		}
 		st, err := mergeKeyring(ctx, cur, r.cfg.MasterKey, backup, seal.MergeOptions{})
@@ -295,13 +295,13 @@ func (r *restorer) keyring(ctx context.Context, all bool) error {
 		r.step(StoreKeyring, "merged", fmt.Sprintf("kept the current keyring (a copy is in %s) and added %d patients and %d keys it lacked from the backup; %d patients erased in the backup only are erased", r.aside, st.Patients, st.Keys, st.Erased))
 		return nil
 	}
-	moved, err := r.replace(keyringFile)
+	moved, err := r.replace(KeyringFile)
 	if err != nil {
 		return err
 	}
 	detail := movedNote(moved)
 	if readable {
-		st, err := mergeKeyring(ctx, cur, r.cfg.MasterKey, filepath.Join(r.aside, keyringFile), seal.MergeOptions{ErasuresOnly: true})
+		st, err := mergeKeyring(ctx, cur, r.cfg.MasterKey, filepath.Join(r.aside, KeyringFile), seal.MergeOptions{ErasuresOnly: true})
 		if err != nil {
 			return err
 		}
@@ -397,8 +397,8 @@ func (r *restorer) finish() error {
 // data directory's stores (they are all locked with flock while open).
 func checkStopped(dataDir string) error {
 	for _, p := range []string{
-		filepath.Join(ledgerDir, ledgerembedded.StoreDir, "LOCK"),
-		queueFile, keyringFile, noncesFile, invitesFile,
+		filepath.Join(LedgerDir, ledgerembedded.StoreDir, "LOCK"),
+		queueFile, KeyringFile, noncesFile, invitesFile,
 		filepath.Join(blobsDir, "blocks", "LOCK"),
 		filepath.Join(blobsDir, "pins", "LOCK"),
 	} {

@@ -98,7 +98,7 @@ func checkAnchor(r reader, a anchor, height uint64, tip []byte) error {
 		}
 		return nil
 	}
-	h, _, found, err := loadBlock(r, a.height-1)
+	rec, _, found, err := loadBlock(r, a.height-1)
 	switch {
 	case errors.Is(err, errCorrupt):
 		return &TamperError{Block: a.height - 1, Reason: err.Error()}
@@ -106,7 +106,7 @@ func checkAnchor(r reader, a anchor, height uint64, tip []byte) error {
 		return err
 	case !found:
 		return &TamperError{Block: a.height - 1, Reason: "block missing"}
-	case !equalBytes(h.Hash(), a.tip):
+	case !equalBytes(rec.header.Hash(), a.tip):
 		return &TamperError{Block: a.height - 1, Reason: fmt.Sprintf("header hash differs from the one %s recorded", anchorFileName)}
 	}
 	return nil

@@ -20,7 +20,7 @@ type BackupInfo struct {
 	// Tip is the header hash of the copy's last block.
 	Tip []byte
 	// Format is the copy's store format (the ledger's own, e.g.
-	// "leveldb/2").
+	// "leveldb/3").
 	Format string
 }
 
@@ -118,7 +118,7 @@ func (l *Ledger) copyStore(ctx context.Context, snap *leveldb.Snapshot, dir stri
 	if err != nil {
 		return fmt.Errorf("the copy: %w", err)
 	}
-	if err := quickCheck(db, m); err != nil {
+	if err := quickCheck(db, m, l.msp.caCertPEM); err != nil {
 		return fmt.Errorf("the copy: %w", err)
 	}
 	return nil

@@ -42,7 +42,7 @@ func TestBackup(t *testing.T) {
 		wg.Wait()
 		require.NoError(t, err)
 		assert.GreaterOrEqual(t, info.Height, uint64(21), "the copy holds the blocks committed before it began")
-		assert.Equal(t, "leveldb/2", info.Format)
+		assert.Equal(t, "leveldb/3", info.Format)
 
 		rep, err := embedded.VerifyDir(t.Context(), dir)
 		require.NoError(t, err, "the copy verifies in full")

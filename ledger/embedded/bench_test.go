@@ -115,6 +115,35 @@ func BenchmarkVerify(b *testing.B) {
 	}
 }
 
+// BenchmarkVerifySmallTransactions measures a full Verify of a ledger of
+// small transactions (one key written each, committed from many callers
+// as in BenchmarkSubmit) and reports its cost per transaction: where
+// checking each transaction's creator signature and endorsement weighs
+// most.
+func BenchmarkVerifySmallTransactions(b *testing.B) {
+	const n = 5_000
+	l := newLedger(b)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			for i := next.Add(1); i <= n; i = next.Add(1) {
+				_, err := l.Submit(b.Context(), ledger.Proposal{Function: "Put", Args: []string{"k" + strconv.FormatInt(i, 10), "value"}})
+				if !assert.NoError(b, err, "Submit") {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.ReportAllocs()
+	for b.Loop() {
+		require.NoError(b, l.Verify(b.Context()), "Verify")
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/tx")
+	b.ReportMetric(float64(n)/float64(l.Height()-1), "tx/block")
+}
+
 // BenchmarkWriteSetHash measures what the write-set hash adds to a
 // transaction, without the I/O that makes BenchmarkSubmitBulk noisy: the
 // hash of one transaction writing 500 keys of 600 bytes, as in that

@@ -11,10 +11,38 @@ import (
 )
 
 // Block is one committed block of the embedded ledger: a header that chains
-// it to its predecessor and the transactions it orders.
+// it to its predecessor, the orderer's signature over that header and the
+// transactions it orders (or, for the genesis block, the channel
+// configuration).
 type Block struct {
-	Header       BlockHeader
+	Header BlockHeader
+	// Signer is the serialized msp.SerializedIdentity of the orderer that
+	// signed the block, Signature its ECDSA signature over SHA-256 of the
+	// header's encoding, which is the header's Hash. Like the orderer
+	// signatures in a Fabric block's metadata they are outside the header
+	// hash (a signature cannot cover itself). Both are empty in blocks
+	// committed before the ledger signed blocks (store formats leveldb/1
+	// and leveldb/2).
+	Signer    []byte
+	Signature []byte
+	// Config is the channel configuration a genesis block holds as its
+	// data, in ledgers created in store format leveldb/3; nil otherwise.
+	Config       *ChannelConfig
 	Transactions []Transaction
+}
+
+// ChannelConfig is what the genesis block of a ledger establishes: the
+// channel, the organisation (its CA certificate, whose certificates carry
+// NodeOUs), the orderers that sign blocks and the policies, in Fabric's
+// policy language, that block signatures and endorsements satisfy.
+type ChannelConfig struct {
+	Channel     string
+	MSPID       string
+	RootCertPEM []byte
+	// Orderers are serialized msp.SerializedIdentity values.
+	Orderers        [][]byte
+	BlockValidation string
+	Endorsement     string
 }
 
 // BlockHeader holds what the hash chain covers. Hash() of a header is
@@ -24,7 +52,9 @@ type BlockHeader struct {
 	// PreviousHash is the Hash of the previous block's header (empty for
 	// the genesis block 0).
 	PreviousHash []byte
-	// DataHash is SHA-256 over the block's encoded transactions.
+	// DataHash is SHA-256 over the block's encoded transactions (their
+	// signatures included), or over the encoded channel configuration of
+	// a genesis block that holds one.
 	DataHash []byte
 	// WriteSetHash is SHA-256 over the state changes the block applied:
 	// the writes of its valid transactions in a canonical encoding (see
@@ -55,6 +85,21 @@ type Transaction struct {
 	// ledger re-executes transactions that fail MVCC validation instead of
 	// committing them as invalid.
 	Valid bool
+	// Signature is the creator's ECDSA signature over SHA-256 of
+	// ProposalBytes. Endorsements are the endorsing peers' (the embedded
+	// ledger has one). Both are empty in transactions committed before the
+	// ledger signed transactions (store formats leveldb/1 and leveldb/2).
+	Signature    []byte
+	Endorsements []Endorsement
+}
+
+// Endorsement is a peer's signature over a transaction's outcome.
+type Endorsement struct {
+	// Endorser is the peer's serialized msp.SerializedIdentity.
+	Endorser []byte
+	// Signature is its ECDSA signature over SHA-256 of ResponseBytes
+	// followed by Endorser.
+	Signature []byte
 }
 
 // Version identifies the transaction that last wrote a key: block number and
@@ -249,24 +294,65 @@ func dataHash(encodedTxs [][]byte) []byte {
 	return h.Sum(nil)
 }
 
+// blockSeal is what the header record of a signed block holds besides the
+// header: the orderer's serialized identity and signature, and for a
+// genesis block its encoded ChannelConfig (its data: the data hash covers
+// it).
+type blockSeal struct {
+	signer, signature, config []byte
+}
+
+// headerRecord is a stored header record, decoded.
+type headerRecord struct {
+	header BlockHeader
+	// encoded is the header's encoding as stored: what the orderer signed
+	// and what the header's hash is computed over.
+	encoded []byte
+	txCount uint64
+	// seal is nil for a block committed before the ledger signed blocks.
+	seal *blockSeal
+}
+
 // encodeHeaderRecord returns the stored header record of a block holding
-// txCount transactions; each transaction is stored as a record of its own.
-func encodeHeaderRecord(h BlockHeader, txCount int) []byte {
+// txCount transactions (each stored as a record of its own): the header's
+// encoding and txCount, then, for a signed block (seal not nil), the
+// orderer's identity and signature and the encoded configuration (empty
+// but for a genesis block). Records of unsigned blocks end after txCount.
+func encodeHeaderRecord(h BlockHeader, txCount int, seal *blockSeal) []byte {
 	var e encoder
 	e.bytes(h.encode())
 	e.uvarint(uint64(txCount))
+	if seal != nil {
+		e.bytes(seal.signer)
+		e.bytes(seal.signature)
+		e.bytes(seal.config)
+	}
 	return e.buf
 }
 
 // decodeHeaderRecord parses a stored header record.
-func decodeHeaderRecord(b []byte) (BlockHeader, uint64, error) {
+func decodeHeaderRecord(b []byte) (headerRecord, error) {
 	d := decoder{buf: b}
-	hb := d.bytes()
-	n := d.uvarint()
-	if err := d.finish(); err != nil {
-		return BlockHeader{}, 0, fmt.Errorf("block header record: %w", err)
+	var rec headerRecord
+	rec.encoded = d.bytes()
+	rec.txCount = d.uvarint()
+	if d.err == nil && len(d.buf) > 0 {
+		rec.seal = &blockSeal{signer: d.bytes(), signature: d.bytes(), config: d.bytes()}
 	}
-	hd := decoder{buf: hb}
+	if err := d.finish(); err != nil {
+		return headerRecord{}, fmt.Errorf("block header record: %w", err)
+	}
+	h, err := decodeHeader(rec.encoded)
+	if err != nil {
+		return headerRecord{}, err
+	}
+	rec.header = h
+	return rec, nil
+}
+
+// decodeHeader parses a header's encoding.
+func decodeHeader(b []byte) (BlockHeader, error) {
+	hd := decoder{buf: b}
 	h := BlockHeader{Number: hd.uint64(), PreviousHash: hd.bytes(), DataHash: hd.bytes()}
 	if hd.err == nil && len(hd.buf) > 0 {
 		// Headers of earlier versions end here; the verifier checks which
@@ -276,13 +362,32 @@ func decodeHeaderRecord(b []byte) (BlockHeader, uint64, error) {
 		}
 	}
 	if err := hd.finish(); err != nil {
-		return BlockHeader{}, 0, fmt.Errorf("block header: %w", err)
+		return BlockHeader{}, fmt.Errorf("block header: %w", err)
 	}
-	return h, n, nil
+	return h, nil
 }
 
-func decodeBlock(h BlockHeader, raw [][]byte) (*Block, error) {
-	blk := &Block{Header: h, Transactions: make([]Transaction, 0, len(raw))}
+// blockDataHash is the data hash of a block: over its transactions, or
+// over the encoded configuration of a genesis block that holds one.
+func blockDataHash(seal *blockSeal, txs [][]byte) []byte {
+	if seal != nil && len(seal.config) > 0 {
+		return dataHash([][]byte{seal.config})
+	}
+	return dataHash(txs)
+}
+
+func decodeBlock(rec headerRecord, raw [][]byte) (*Block, error) {
+	blk := &Block{Header: rec.header, Transactions: make([]Transaction, 0, len(raw))}
+	if rec.seal != nil {
+		blk.Signer, blk.Signature = rec.seal.signer, rec.seal.signature
+		if len(rec.seal.config) > 0 {
+			c, err := decodeChannelConfig(rec.seal.config)
+			if err != nil {
+				return nil, err
+			}
+			blk.Config = c
+		}
+	}
 	for _, r := range raw {
 		tx, err := decodeTransaction(r)
 		if err != nil {
@@ -309,19 +414,20 @@ func (t *Transaction) encodedSizeHint() int {
 	if t.Event != nil {
 		n += len(t.Event.Name) + len(t.Event.Payload) + 8
 	}
+	n += len(t.Signature)
+	for _, en := range t.Endorsements {
+		n += len(en.Endorser) + len(en.Signature) + 8
+	}
 	return n
 }
 
+// encode returns the stored form of t: its proposal fields (see
+// ProposalBytes), reads and range reads, its outcome (see ResponseBytes)
+// and Valid, then, for a signed transaction, the creator's signature and
+// the endorsements. Records of unsigned transactions end after Valid.
 func (t *Transaction) encode() []byte {
-	e := encoder{buf: make([]byte, 0, t.encodedSizeHint())}
-	e.string(t.TxID)
-	e.uint64(uint64(t.Timestamp.UnixNano()))
-	e.bytes(t.Creator)
-	e.string(t.Function)
-	e.uvarint(uint64(len(t.Args)))
-	for _, a := range t.Args {
-		e.string(a)
-	}
+	e := &encoder{buf: make([]byte, 0, t.encodedSizeHint())}
+	writeProposal(e, t.TxID, t.Timestamp.UnixNano(), t.Creator, t.Function, t.Args)
 	e.uvarint(uint64(len(t.Reads)))
 	for _, r := range t.Reads {
 		e.string(r.Key)
@@ -337,21 +443,16 @@ func (t *Transaction) encode() []byte {
 		e.uint32(r.Count)
 		e.bytes(r.ResultsHash)
 	}
-	e.uvarint(uint64(len(t.Writes)))
-	for _, w := range t.Writes {
-		e.string(w.Key)
-		e.bool(w.Delete)
-		e.bytes(w.Value)
-	}
-	e.uint32(uint32(t.Response.Status))
-	e.string(t.Response.Message)
-	e.bytes(t.Response.Payload)
-	e.bool(t.Event != nil)
-	if t.Event != nil {
-		e.string(t.Event.Name)
-		e.bytes(t.Event.Payload)
-	}
+	writeOutcome(e, t.Writes, t.Response, t.Event)
 	e.bool(t.Valid)
+	if len(t.Signature) > 0 {
+		e.bytes(t.Signature)
+		e.uvarint(uint64(len(t.Endorsements)))
+		for _, en := range t.Endorsements {
+			e.bytes(en.Endorser)
+			e.bytes(en.Signature)
+		}
+	}
 	return e.buf
 }
 
@@ -385,6 +486,13 @@ func decodeTransaction(b []byte) (Transaction, error) {
 		t.Event = &ChaincodeEvent{Name: d.string(), Payload: d.bytes()}
 	}
 	t.Valid = d.bool()
+	if d.err == nil && len(d.buf) > 0 {
+		t.Signature = d.bytes()
+		n = d.count()
+		for range n {
+			t.Endorsements = append(t.Endorsements, Endorsement{Endorser: d.bytes(), Signature: d.bytes()})
+		}
+	}
 	if err := d.finish(); err != nil {
 		return Transaction{}, fmt.Errorf("transaction: %w", err)
 	}

@@ -96,7 +96,7 @@ func TestCreatorIdentity(t *testing.T) {
 		ca, err := filepath.Glob(filepath.Join(dir, "msp", "ca", "key.pem"))
 		require.NoError(t, err)
 		keys = append(keys, ca...)
-		require.Len(t, keys, 3, "key files: want CA, admin and client")
+		require.Len(t, keys, 5, "key files: want CA, admin, client, orderer and peer")
 		for _, k := range keys {
 			fi, err := os.Stat(k)
 			require.NoError(t, err)

@@ -132,6 +132,10 @@ func (l *Ledger) buildBlock(batch []*commitRequest, num uint64, results []commit
 				results[i].err = refused(r.prop.txID, s.response)
 				continue
 			}
+			if err := l.endorse(r.prop, s); err != nil {
+				results[i].err = err
+				continue
+			}
 			sim = s
 		} else {
 			ok, err := validate(v, sim)
@@ -154,8 +158,12 @@ func (l *Ledger) buildBlock(batch []*commitRequest, num uint64, results []commit
 		return nil, nil, nil
 	}
 	h := BlockHeader{Number: num, PreviousHash: l.tip, DataHash: dataHash(pb.txs), WriteSetHash: pb.writeSet.sum()}
-	putBlock(pb.batch, h, pb.txs)
 	tip := h.Hash()
+	seal, err := l.seal(tip, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("block %d: %w", num, err)
+	}
+	putBlock(pb.batch, h, pb.txs, seal)
 	pb.batch.Put(keyTip, tip)
 	pb.batch.Put(keyHeight, be64(num+1))
 	if err := l.db.Write(pb.batch, &opt.WriteOptions{Sync: true}); err != nil {
@@ -167,15 +175,16 @@ func (l *Ledger) buildBlock(batch []*commitRequest, num uint64, results []commit
 	return tip, included, nil
 }
 
-func splitArgs(args [][]byte) (string, []string) {
-	if len(args) == 0 {
-		return "", nil
+// seal has the orderer sign a block whose header hashes to headerHash
+// (the SHA-256 of the header's encoding); config is the encoded
+// configuration a genesis block holds, nil for other blocks.
+func (l *Ledger) seal(headerHash, config []byte) (*blockSeal, error) {
+	o := l.msp.orderer
+	sig, err := sign(o.Key, headerHash)
+	if err != nil {
+		return nil, fmt.Errorf("orderer signature: %w", err)
 	}
-	out := make([]string, 0, len(args)-1)
-	for _, a := range args[1:] {
-		out = append(out, string(a))
-	}
-	return string(args[0]), out
+	return &blockSeal{signer: o.Serialized, signature: sig, config: config}, nil
 }
 
 // validate reports whether everything sim read is still current in v
@@ -260,13 +269,18 @@ func (pb *pendingBlock) apply(p *proposal, ts time.Time, sim *simulation) error 
 		TxID:      p.txID,
 		Timestamp: ts,
 		Creator:   p.creator,
+		Function:  p.function,
+		Args:      p.params,
 		Writes:    sim.writes,
 		Reads:     sim.reads,
 		Response:  sim.response,
 		Event:     sim.event,
 		Valid:     true,
+		Signature: p.signature,
 	}
-	t.Function, t.Args = splitArgs(p.args)
+	if len(sim.endorsement.Signature) > 0 {
+		t.Endorsements = []Endorsement{sim.endorsement}
+	}
 	for _, rr := range sim.ranges {
 		t.RangeReads = append(t.RangeReads, rr.summary())
 	}

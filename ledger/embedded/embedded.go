@@ -1,8 +1,8 @@
 // Package embedded is the default medprov ledger backend: it runs the medprov
 // chaincode in-process against a persistent LevelDB store, with hash-chained
-// blocks, key history, chaincode events and a local MSP whose admin and
-// client certificates carry Fabric NodeOUs, so chaincode identity checks
-// (pkg/cid) behave as on a Fabric peer.
+// and signed blocks, key history, chaincode events and a local MSP whose
+// certificates carry Fabric NodeOUs, so chaincode identity checks (pkg/cid)
+// behave as on a Fabric peer.
 //
 // Execution model: each transaction is simulated on a consistent snapshot
 // of committed state, concurrently with other simulations. A single
@@ -22,28 +22,43 @@
 // data, rich queries, chaincode-to-chaincode calls and key-level
 // endorsement return errors wrapping ErrNotSupported.
 //
+// Signatures: as on Fabric, the orderer identity signs every block's
+// header, the creator (the client or admin identity that submitted) signs
+// every transaction's proposal (Transaction.ProposalBytes) and the peer
+// identity endorses every transaction's outcome, its writes included
+// (Transaction.ResponseBytes). The genesis block holds the channel
+// configuration: the organisation's CA, the orderer and the policies.
+// RawBlock exports a block, ParseBlock turns it into the backend-neutral
+// evidence of package evidence, and Trust states what a regulator pins to
+// check it offline.
+//
 // Durability: every block is one LevelDB batch, synced to disk before
 // Submit returns; a crash leaves the chain at the last whole block. Store
 // layout in Dir: ledger.leveldb/ (state, history, blocks, transaction and
-// event indexes), ledger.tip (the chain anchor) and msp/ (CA, admin and
-// client identities). Dir and everything in it is kept 0700/0600: New
-// tightens looser modes (or refuses, saying which file it cannot change),
-// and files LevelDB creates later are made 0600 as they appear. A Dir
-// holding the bbolt ledger.db of earlier versions is refused with
-// ErrStoreFormat; a store of format leveldb/1 (block headers without
-// write-set hashes) is upgraded in place, its blocks still verified.
+// event indexes), ledger.tip (the chain anchor) and msp/ (CA; admin,
+// client, orderer and peer identities). Dir and everything in it is kept
+// 0700/0600: New tightens looser modes (or refuses, saying which file it
+// cannot change), and files LevelDB creates later are made 0600 as they
+// appear. A Dir holding the bbolt ledger.db of earlier versions is refused
+// with ErrStoreFormat; a store of format leveldb/2 (unsigned blocks) or
+// leveldb/1 (unsigned blocks whose headers carry no write-set hashes) is
+// upgraded in place to leveldb/3, its blocks kept as they are and still
+// verified, and the orderer and peer identities are added to its MSP:
+// blocks from the upgrade on are signed.
 //
 // Integrity: LevelDB runs with every strict check, so a journal, table or
 // manifest whose checksum fails is an error, never records silently
-// dropped. Each block header commits to the block's transactions (data
-// hash), to its state changes (write-set hash) and to the previous header.
-// New refuses to open a store (with an error wrapping ErrCorrupt, a
-// *TamperError naming the block when there is one) if LevelDB refuses a
-// file, if the last blocks do not verify or disagree with the recorded
-// height and tip, or if the chain ends before the tip recorded in the
-// chain anchor (a journal that lost its tail). Verify, and VerifyDir
-// offline, replay the whole chain and also check current state and every
-// index against it.
+// dropped. Each block header commits to the block's transactions with
+// their signatures (data hash), to its state changes (write-set hash) and
+// to the previous header, and the orderer signs it. New refuses to open a
+// store (with an error wrapping ErrCorrupt, a *TamperError naming the
+// block when there is one) if LevelDB refuses a file, if the last blocks
+// do not verify (hashes and orderer signatures) or disagree with the
+// recorded height and tip, or if the chain ends before the tip recorded in
+// the chain anchor (a journal that lost its tail); it also refuses a local
+// MSP other than the one the genesis block names. Verify, and VerifyDir
+// offline, replay the whole chain, check every signature and also check
+// current state and every index against it.
 //
 // Backup: Ledger.Backup copies the ledger, as one snapshot sees it, into a
 // directory that New and VerifyDir open like any other, while commits go
@@ -51,6 +66,7 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -59,7 +75,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -169,11 +187,14 @@ func New(ctx context.Context, cfg Config) (*Ledger, error) {
 	if err := enforcePerms(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("embedded ledger: %w", err)
 	}
-	m, err := loadOrCreateMSP(cfg.Dir, cfg.MSPID, time.Now())
+	m, added, err := loadOrCreateMSP(cfg.Dir, cfg.MSPID, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("embedded ledger: %w", err)
 	}
 	log := cfg.Logger.With("component", "ledger/embedded")
+	if len(added) > 0 {
+		log.Info("local MSP: identities added for signing blocks and endorsing transactions", "identities", added)
+	}
 	db, err := openStore(cfg.Dir, false, log)
 	if err != nil {
 		return nil, fmt.Errorf("embedded ledger: %w", err)
@@ -216,7 +237,7 @@ func (l *Ledger) open() error {
 	if err != nil {
 		return err
 	}
-	if err := quickCheck(l.db, m); err != nil {
+	if err := quickCheck(l.db, m, l.msp.caCertPEM); err != nil {
 		return err
 	}
 	if anchored {
@@ -226,16 +247,57 @@ func (l *Ledger) open() error {
 	} else {
 		l.log.Warn("no chain anchor: lost blocks at the end of the chain cannot be detected on this start; writing one", "file", anchorFileName, "height", m.height)
 	}
-	if m.format == legacyStoreFormat {
+	if err := l.checkGenesis(m); err != nil {
+		return err
+	}
+	if m.format != storeFormat {
 		b := new(leveldb.Batch)
 		b.Put(keyFormat, []byte(storeFormat))
-		b.Put(keyWriteSetFrom, be64(m.height))
+		if m.format == legacyStoreFormat {
+			b.Put(keyWriteSetFrom, be64(m.height))
+		}
+		b.Put(keySignedFrom, be64(m.height))
 		if err := l.db.Write(b, &opt.WriteOptions{Sync: true}); err != nil {
 			return fmt.Errorf("upgrade store format: %w", err)
 		}
-		l.log.Info("store upgraded: new blocks commit to their write sets", "from", legacyStoreFormat, "to", storeFormat, "firstBlock", m.height)
+		l.log.Info("store upgraded: new blocks are signed and commit to their write sets; earlier blocks stay unsigned", "from", m.format, "to", storeFormat, "firstBlock", m.height)
 	}
 	return l.start(m.height, m.tip)
+}
+
+// checkGenesis checks that the channel configuration the genesis block
+// holds (a ledger created in format leveldb/3) names the local MSP: its
+// CA, MSP ID and orderer. Blocks signed with another MSP's identities
+// would not verify against the chain's own configuration.
+func (l *Ledger) checkGenesis(m chainMeta) error {
+	if m.sigFrom != 0 {
+		return nil
+	}
+	rec, raw, found, err := loadBlock(l.db, 0)
+	switch {
+	case errors.Is(err, errCorrupt):
+		return &TamperError{Block: 0, Reason: err.Error()}
+	case err != nil:
+		return blockReadError(0, err)
+	case !found:
+		return &TamperError{Block: 0, Reason: "block missing"}
+	}
+	blk, err := decodeBlock(rec, raw)
+	if err != nil {
+		return &TamperError{Block: 0, Reason: err.Error()}
+	}
+	c := blk.Config
+	switch {
+	case c == nil:
+		return &TamperError{Block: 0, Reason: "the genesis block holds no channel configuration"}
+	case c.MSPID != l.cfg.MSPID:
+		return fmt.Errorf("the chain's genesis block names MSP %q, the ledger is configured with %q", c.MSPID, l.cfg.MSPID)
+	case !bytes.Equal(c.RootCertPEM, l.msp.caCertPEM):
+		return fmt.Errorf("the local MSP in %s is not the one the chain's genesis block names (its CA certificate differs): restore it from a backup of this ledger", filepath.Join(l.cfg.Dir, mspDirName))
+	case !slices.ContainsFunc(c.Orderers, func(o []byte) bool { return bytes.Equal(o, l.msp.orderer.Serialized) }):
+		return fmt.Errorf("the local MSP's orderer in %s is not one the chain's genesis block names: restore it from a backup of this ledger", filepath.Join(l.cfg.Dir, mspDirName))
+	}
+	return nil
 }
 
 // create writes the genesis block into an empty store; a store holding
@@ -254,14 +316,20 @@ func (l *Ledger) create(a anchor, anchored bool) error {
 	if anchored {
 		return &TamperError{Block: 0, Reason: fmt.Sprintf("the store is empty, but %s records a chain of %d blocks: the store's records were lost", anchorFileName, a.height)}
 	}
-	genesis := BlockHeader{Number: 0, DataHash: dataHash(nil), WriteSetHash: WriteSetHash(nil)}
+	config := newChannelConfig(l.cfg.ChannelID, l.msp).encode()
+	genesis := BlockHeader{Number: 0, DataHash: dataHash([][]byte{config}), WriteSetHash: WriteSetHash(nil)}
 	tip := genesis.Hash()
+	seal, err := l.seal(tip, config)
+	if err != nil {
+		return fmt.Errorf("genesis block: %w", err)
+	}
 	b := new(leveldb.Batch)
-	putBlock(b, genesis, nil)
+	putBlock(b, genesis, nil, seal)
 	b.Put(keyTip, tip)
 	b.Put(keyHeight, be64(1))
 	b.Put(keyFormat, []byte(storeFormat))
 	b.Put(keyWriteSetFrom, be64(0))
+	b.Put(keySignedFrom, be64(0))
 	if err := l.db.Write(b, &opt.WriteOptions{Sync: true}); err != nil {
 		return fmt.Errorf("write genesis block: %w", err)
 	}
@@ -352,8 +420,43 @@ func (l *Ledger) newProposal(p ledger.Proposal) (*proposal, error) {
 		timestamp: timestamppb.New(l.cfg.Now()),
 		creator:   id.Serialized,
 		args:      args,
+		function:  p.Function,
+		params:    p.Args,
 		transient: p.Transient,
 	}, nil
+}
+
+// signProposal has p's creator sign its ProposalBytes. It sets p.digest
+// at once and p.signature by the time the returned channel yields (nil, or
+// why it could not sign): the signature is computed while the proposal is
+// simulated.
+func (l *Ledger) signProposal(p *proposal, asAdmin bool) <-chan error {
+	id := l.Identity(asAdmin)
+	p.digest = proposalDigest(p)
+	done := make(chan error, 1)
+	go func() {
+		sig, err := sign(id.Key, p.digest[:])
+		if err != nil {
+			done <- fmt.Errorf("transaction %s: creator signature: %w: %w", p.txID, ledger.ErrUnavailable, err)
+			return
+		}
+		p.signature = sig
+		done <- nil
+	}()
+	return done
+}
+
+// endorse has the peer sign the outcome of p that sim holds (its
+// ResponseBytes followed by the peer's serialized identity).
+func (l *Ledger) endorse(p *proposal, sim *simulation) error {
+	peer := l.msp.peer
+	d := endorsementDigest(p.digest, sim, peer.Serialized)
+	sig, err := sign(peer.Key, d[:])
+	if err != nil {
+		return fmt.Errorf("transaction %s: endorsement: %w: %w", p.txID, ledger.ErrUnavailable, err)
+	}
+	sim.endorsement = Endorsement{Endorser: peer.Serialized, Signature: sig}
+	return nil
 }
 
 // simulation is the outcome of executing a proposal.
@@ -366,6 +469,9 @@ type simulation struct {
 	// writeSetHash is TxWriteSetHash(writes), computed here rather than
 	// in the committer.
 	writeSetHash [sha256.Size]byte
+	// endorsement is the peer's, set by endorse for a transaction to
+	// commit.
+	endorsement Endorsement
 }
 
 // execute runs the chaincode for p against v. A chaincode panic is
@@ -472,6 +578,7 @@ func (l *Ledger) Submit(ctx context.Context, p ledger.Proposal) (*ledger.Commit,
 	if err != nil {
 		return nil, err
 	}
+	signed := l.signProposal(prop, p.AsAdmin)
 	for attempt := 1; ; attempt++ {
 		req := &commitRequest{ctx: ctx, prop: prop, done: make(chan commitResult, 1)}
 		if attempt <= optimisticAttempts {
@@ -482,7 +589,16 @@ func (l *Ledger) Submit(ctx context.Context, p ledger.Proposal) (*ledger.Commit,
 			if sim.response.Status >= shim.ERRORTHRESHOLD {
 				return nil, refused(prop.txID, sim.response)
 			}
+			if err := l.endorse(prop, sim); err != nil {
+				return nil, err
+			}
 			req.sim = sim
+		}
+		if signed != nil {
+			if err := <-signed; err != nil {
+				return nil, err
+			}
+			signed = nil
 		}
 		select {
 		case l.queue <- req:
@@ -528,14 +644,14 @@ func (l *Ledger) Block(ctx context.Context, n uint64) (*Block, error) {
 		return nil, err
 	}
 	defer release()
-	h, raw, found, err := loadBlock(snap, n)
+	rec, raw, found, err := loadBlock(snap, n)
 	if err != nil {
 		return nil, fmt.Errorf("block %d: %w", n, err)
 	}
 	if !found {
 		return nil, fmt.Errorf("block %d: %w", n, ledger.ErrNotFound)
 	}
-	blk, err := decodeBlock(h, raw)
+	blk, err := decodeBlock(rec, raw)
 	if err != nil {
 		return nil, fmt.Errorf("block %d: %w", n, err)
 	}
@@ -546,7 +662,13 @@ func (l *Ledger) Block(ctx context.Context, n uint64) (*Block, error) {
 // committed meanwhile are not checked) by replaying its chain: every
 // block's header links to its predecessor's and ends in the recorded tip,
 // its data hash matches its transactions and its write-set hash their
-// writes; the transaction and event indexes (which Tx and Events read)
+// writes; signed blocks (all but those committed before an upgrade from an
+// unsigned store format) carry an orderer signature over the header, and
+// each of their transactions a creator signature over its proposal and an
+// endorsement over its outcome, that verify and whose signers' certificates
+// chain to the CA of the genesis block's configuration (or, for an
+// upgraded ledger, the local MSP's) with the NodeOU the signature needs;
+// the transaction and event indexes (which Tx and Events read)
 // match the blocks; and current state and the history index (which the
 // chaincode reads) are exactly what the blocks' write sets produce, so a
 // state record edited in the store (an actor's role, a consent's status)
@@ -563,7 +685,7 @@ func (l *Ledger) Verify(ctx context.Context) error {
 		return err
 	}
 	defer release()
-	_, err = verifyStore(ctx, snap)
+	_, err = verifyStore(ctx, snap, l.msp.caCertPEM)
 	return err
 }
 

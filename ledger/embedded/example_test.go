@@ -1,6 +1,7 @@
 package embedded_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -82,4 +83,48 @@ func ExampleVerifyDir() {
 	fmt.Printf("ok: %d blocks, %d keys, anchored: %v\n", rep.Blocks, rep.Keys, rep.Anchored)
 	// Output:
 	// ok: 2 blocks, 1 keys, anchored: true
+}
+
+func ExampleParseBlock() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "ledger-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	cc, err := contractapi.NewChaincode(&testContract{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	l, err := embedded.New(ctx, embedded.Config{Dir: dir, Chaincode: cc, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	commit, err := l.Submit(ctx, ledger.Proposal{Function: "Put", Args: []string{"greeting", "hello"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// What a regulator receives: the trust root once, then blocks.
+	trust, err := l.Trust(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	raw, err := l.RawBlock(ctx, commit.Block)
+	if err != nil {
+		log.Fatal(err)
+	}
+	blk, err := embedded.ParseBlock(raw)
+	if err != nil {
+		log.Fatal(err)
+	}
+	tx := blk.Txs[0]
+	fmt.Printf("block %d, data hash matches: %v\n", blk.Header.Number, bytes.Equal(blk.ComputedDataHash, blk.Header.DataHash))
+	fmt.Printf("signed by the orderer of %s, policy %s\n", blk.Orderers[0].Signer.MSPID, trust.Config.BlockValidation.Rule)
+	fmt.Printf("%s%q by %s, endorsed under %s, writes %s\n", tx.Function, tx.Args, tx.Creator.Signer.MSPID, trust.Endorsement.Rule, tx.Writes[0].Key)
+	// Output:
+	// block 1, data hash matches: true
+	// signed by the orderer of HospitalMSP, policy OR('HospitalMSP.orderer')
+	// Put["greeting" "hello"] by HospitalMSP, endorsed under OR('HospitalMSP.peer'), writes greeting
 }

@@ -170,6 +170,11 @@ func (d *decoder) skipToWrites() {
 	for range d.count() { // args
 		d.skip()
 	}
+	d.skipReads()
+}
+
+// skipReads skips the reads and range reads of an encoded transaction.
+func (d *decoder) skipReads() {
 	for range d.count() { // reads: key, exists, block, tx
 		d.skip()
 		d.take(1+8+4, "read version")

@@ -390,7 +390,9 @@ func TestOpenRefusesADamagedChainEnd(t *testing.T) {
 			rewriteTx(t, dir, height-1, func(b []byte) []byte { b[len(b)/2] ^= 1; return b })
 		}},
 		{name: "an altered write-set hash of a recent block is refused", back: 3, change: func(t *testing.T, dir string, height uint64) {
-			rewrite(t, dir, embedded.BlockHeaderKey(height-3), func(b []byte) []byte { b[len(b)-2] ^= 1; return b })
+			// The record starts with the header's length (one byte) and
+			// encoding, which ends with the write-set hash.
+			rewrite(t, dir, embedded.BlockHeaderKey(height-3), func(b []byte) []byte { b[int(b[0])] ^= 1; return b })
 		}},
 		{name: "a height record rolled back over intact blocks is refused", back: 1, change: func(t *testing.T, dir string, height uint64) {
 			editStore(t, dir, func(db *leveldb.DB) error {
@@ -527,7 +529,7 @@ func TestLegacyStoreIsUpgraded(t *testing.T) {
 	submit(t, l, "Put", "k2", "v2")
 	legacyHeight := l.Height()
 	require.NoError(t, l.Close(), "Close")
-	require.NoError(t, embedded.DowngradeToLegacy(dir), "write a leveldb/1 store")
+	require.NoError(t, embedded.Downgrade(dir, embedded.FormatLegacy), "write a leveldb/1 store")
 
 	rep, err := embedded.VerifyDir(t.Context(), dir)
 	require.NoError(t, err, "VerifyDir on a leveldb/1 store")

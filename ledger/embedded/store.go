@@ -33,11 +33,16 @@ const (
 	// oldStoreFile is the bbolt file of earlier versions.
 	oldStoreFile = "ledger.db"
 	// storeFormat is recorded in the meta records; New refuses any other
-	// but legacyStoreFormat, which it upgrades.
-	storeFormat = "leveldb/2"
+	// but the two earlier formats, which it upgrades in place.
+	storeFormat = "leveldb/3"
+	// unsignedStoreFormat is the format of stores whose blocks and
+	// transactions carry no signatures. Its blocks stay readable and
+	// verifiable (by their hashes) and are reported unsigned.
+	unsignedStoreFormat = "leveldb/2"
 	// legacyStoreFormat is the format of stores whose block headers carry
-	// no write-set hash. Its blocks stay readable and verifiable: their
-	// data hash covers the transactions, write sets included.
+	// no write-set hash (and no signatures). Its blocks stay readable and
+	// verifiable: their data hash covers the transactions, write sets
+	// included.
 	legacyStoreFormat = "leveldb/1"
 )
 
@@ -57,9 +62,14 @@ var (
 	keyTip    = metaKey("tip")
 	keyFormat = metaKey("format")
 	// keyWriteSetFrom holds the number of the first block whose header
-	// carries a write-set hash: 0 for a store created in format leveldb/2,
-	// the height at the upgrade for one created in leveldb/1.
+	// carries a write-set hash: 0 for a store created in format leveldb/2
+	// or later, the height at the upgrade for one created in leveldb/1.
 	keyWriteSetFrom = metaKey("wsfrom")
+	// keySignedFrom holds the number of the first signed block (orderer
+	// signature, creator signatures and endorsements): 0 for a store
+	// created in format leveldb/3, whose genesis block holds the channel
+	// configuration, the height at the upgrade for an earlier one.
+	keySignedFrom = metaKey("sigfrom")
 )
 
 func metaKey(name string) []byte { return append([]byte{prefixMeta}, name...) }
@@ -361,42 +371,44 @@ func (it *stateIterator) release() {
 	}
 }
 
-// loadBlock reads block n's header and raw transactions. found is false if
-// the block has no header record; stored bytes that do not parse or do not
-// match the header's transaction count give an error wrapping errCorrupt.
-func loadBlock(r reader, n uint64) (h BlockHeader, txs [][]byte, found bool, err error) {
+// loadBlock reads block n's header record and raw transactions. found is
+// false if the block has no header record; stored bytes that do not parse
+// or do not match the header's transaction count give an error wrapping
+// errCorrupt.
+func loadBlock(r reader, n uint64) (rec headerRecord, txs [][]byte, found bool, err error) {
 	raw, err := r.Get(blockKey(n), nil)
 	if errors.Is(err, leveldb.ErrNotFound) {
-		return BlockHeader{}, nil, false, nil
+		return headerRecord{}, nil, false, nil
 	}
 	if err != nil {
-		return BlockHeader{}, nil, false, fmt.Errorf("read block %d: %w", n, err)
+		return headerRecord{}, nil, false, fmt.Errorf("read block %d: %w", n, err)
 	}
-	h, count, err := decodeHeaderRecord(raw)
+	rec, err = decodeHeaderRecord(raw)
 	if err != nil {
-		return BlockHeader{}, nil, true, err
+		return headerRecord{}, nil, true, err
 	}
+	count := rec.txCount
 	it := r.NewIterator(&util.Range{Start: blockTxKey(n, 0), Limit: blockKey(n + 1)}, nil)
 	defer it.Release()
 	for it.Next() {
 		i := uint64(len(txs))
 		if i >= count || !bytes.Equal(it.Key(), blockTxKey(n, uint32(i))) {
-			return BlockHeader{}, nil, true, fmt.Errorf("%w: transaction records do not match the header's count of %d", errCorrupt, count)
+			return headerRecord{}, nil, true, fmt.Errorf("%w: transaction records do not match the header's count of %d", errCorrupt, count)
 		}
 		txs = append(txs, bytes.Clone(it.Value()))
 	}
 	if err := it.Error(); err != nil {
-		return BlockHeader{}, nil, true, fmt.Errorf("read block %d: %w", n, err)
+		return headerRecord{}, nil, true, fmt.Errorf("read block %d: %w", n, err)
 	}
 	if uint64(len(txs)) != count {
-		return BlockHeader{}, nil, true, fmt.Errorf("%w: %d transaction records, the header says %d", errCorrupt, len(txs), count)
+		return headerRecord{}, nil, true, fmt.Errorf("%w: %d transaction records, the header says %d", errCorrupt, len(txs), count)
 	}
-	return h, txs, true, nil
+	return rec, txs, true, nil
 }
 
-// putBlock adds block h with its encoded transactions to batch.
-func putBlock(batch *leveldb.Batch, h BlockHeader, txs [][]byte) {
-	batch.Put(blockKey(h.Number), encodeHeaderRecord(h, len(txs)))
+// putBlock adds block h with its seal and encoded transactions to batch.
+func putBlock(batch *leveldb.Batch, h BlockHeader, txs [][]byte, seal *blockSeal) {
+	batch.Put(blockKey(h.Number), encodeHeaderRecord(h, len(txs), seal))
 	for i, tx := range txs {
 		batch.Put(blockTxKey(h.Number, uint32(i)), tx)
 	}

@@ -41,8 +41,16 @@ type proposal struct {
 	nonce     []byte
 	timestamp *timestamppb.Timestamp
 	creator   []byte
+	// args are the function and its parameters, as the chaincode reads
+	// them; function and params the same, as the block records them.
 	args      [][]byte
+	function  string
+	params    []string
 	transient map[string][]byte
+	// signature is the creator's signature over the ProposalBytes, whose
+	// SHA-256 is digest; set by Submit.
+	digest    [sha256.Size]byte
+	signature []byte
 }
 
 // rangeRecord is what a range query observed, kept in full for MVCC

@@ -3,13 +3,20 @@ package embedded
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode"
 
 	"github.com/syndtr/goleveldb/leveldb"
@@ -49,8 +56,11 @@ type chainMeta struct {
 	format string
 	// wsFrom is the first block whose header carries a write-set hash.
 	wsFrom uint64
-	height uint64
-	tip    []byte
+	// sigFrom is the first signed block; 0 when the genesis block holds
+	// the channel configuration.
+	sigFrom uint64
+	height  uint64
+	tip     []byte
 }
 
 // readMeta reads and checks the meta records of a store that has a format
@@ -64,8 +74,10 @@ func readMeta(r reader) (chainMeta, error) {
 		return chainMeta{}, readError("read store format", err)
 	}
 	m := chainMeta{format: string(format)}
-	if m.format != storeFormat && m.format != legacyStoreFormat {
-		return chainMeta{}, fmt.Errorf("%w: store format %q, this version reads %q (and upgrades %q)", ErrStoreFormat, format, storeFormat, legacyStoreFormat)
+	switch m.format {
+	case storeFormat, unsignedStoreFormat, legacyStoreFormat:
+	default:
+		return chainMeta{}, fmt.Errorf("%w: store format %q, this version reads %q (and upgrades %q and %q)", ErrStoreFormat, format, storeFormat, unsignedStoreFormat, legacyStoreFormat)
 	}
 	m.height, m.tip, err = readTip(r)
 	switch {
@@ -78,22 +90,36 @@ func readMeta(r reader) (chainMeta, error) {
 	case len(m.tip) != sha256.Size:
 		return chainMeta{}, &TamperError{Block: m.height - 1, Reason: "the chain tip record is malformed"}
 	}
-	ws, err := r.Get(keyWriteSetFrom, nil)
-	switch {
-	case m.format == legacyStoreFormat && errors.Is(err, leveldb.ErrNotFound):
-		m.wsFrom = m.height
-	case m.format == legacyStoreFormat && err == nil:
-		return chainMeta{}, fmt.Errorf("%w: a store of format %s holds a write-set marker", ErrCorrupt, legacyStoreFormat)
-	case errors.Is(err, leveldb.ErrNotFound):
-		return chainMeta{}, fmt.Errorf("%w: the write-set marker is missing", ErrCorrupt)
-	case err != nil:
-		return chainMeta{}, readError("read write-set marker", err)
-	case len(ws) != 8 || beUint64(ws) > m.height:
-		return chainMeta{}, fmt.Errorf("%w: the write-set marker is malformed", ErrCorrupt)
-	default:
-		m.wsFrom = beUint64(ws)
+	if m.wsFrom, err = readMarker(r, keyWriteSetFrom, "write-set", m, m.format != legacyStoreFormat); err != nil {
+		return chainMeta{}, err
+	}
+	if m.sigFrom, err = readMarker(r, keySignedFrom, "signed-block", m, m.format == storeFormat); err != nil {
+		return chainMeta{}, err
+	}
+	if m.sigFrom < m.wsFrom {
+		return chainMeta{}, fmt.Errorf("%w: the signed-block marker precedes the write-set marker", ErrCorrupt)
 	}
 	return m, nil
+}
+
+// readMarker reads the marker record key (the first block that has what
+// name says), which a store of format m.format holds if want; absent, the
+// marker is the chain's height (no block has it).
+func readMarker(r reader, key []byte, name string, m chainMeta, want bool) (uint64, error) {
+	b, err := r.Get(key, nil)
+	switch {
+	case !want && errors.Is(err, leveldb.ErrNotFound):
+		return m.height, nil
+	case !want && err == nil:
+		return 0, fmt.Errorf("%w: a store of format %s holds a %s marker", ErrCorrupt, m.format, name)
+	case errors.Is(err, leveldb.ErrNotFound):
+		return 0, fmt.Errorf("%w: the %s marker is missing", ErrCorrupt, name)
+	case err != nil:
+		return 0, readError("read "+name+" marker", err)
+	case len(b) != 8 || beUint64(b) > m.height:
+		return 0, fmt.Errorf("%w: the %s marker is malformed", ErrCorrupt, name)
+	}
+	return beUint64(b), nil
 }
 
 // isCorrupted reports whether err is, or wraps, one of LevelDB's
@@ -127,13 +153,20 @@ func blockReadError(n uint64, err error) error {
 }
 
 // checkContents checks block n's stored transactions raw against its
-// header h: the data hash, that every transaction parses (into txs, whose
-// buffers it reuses), and from block wsFrom on the write-set hash. It reads
-// the transactions in place: a full Verify reads every byte of the chain,
-// and copying it all into decoded transactions would cost more than
-// checking it.
-func checkContents(n uint64, h BlockHeader, raw [][]byte, wsFrom uint64, txs *[]txView) error {
-	if !equalBytes(h.DataHash, dataHash(raw)) {
+// header record rec: the data hash, that every transaction parses (into
+// txs, whose buffers it reuses), from block m.wsFrom on the write-set hash,
+// and that from block m.sigFrom on the block and its transactions carry
+// signatures (and none before; a genesis block of a signed chain holds the
+// channel configuration instead of transactions). It reads the
+// transactions in place: a full Verify reads every byte of the chain, and
+// copying it all into decoded transactions would cost more than checking
+// it. The signatures themselves are checked by checkSignatures.
+func checkContents(n uint64, rec headerRecord, raw [][]byte, m chainMeta, txs *[]txView) error {
+	h, signed := rec.header, n >= m.sigFrom
+	if err := checkSeal(n, rec, raw, signed); err != nil {
+		return err
+	}
+	if !equalBytes(h.DataHash, blockDataHash(rec.seal, raw)) {
 		return &TamperError{Block: n, Reason: "data hash does not match the block's transactions"}
 	}
 	for len(*txs) < len(raw) {
@@ -151,6 +184,9 @@ func checkContents(n uint64, h BlockHeader, raw [][]byte, wsFrom uint64, txs *[]
 				return &TamperError{Block: n, Reason: fmt.Sprintf("transaction %d: write set not in key order", i)}
 			}
 		}
+		if err := checkTxSigned(t, signed); err != nil {
+			return &TamperError{Block: n, Reason: fmt.Sprintf("transaction %d: %v", i, err)}
+		}
 		if t.valid {
 			th.begin(len(t.writes))
 			for _, w := range t.writes {
@@ -160,9 +196,9 @@ func checkContents(n uint64, h BlockHeader, raw [][]byte, wsFrom uint64, txs *[]
 		}
 	}
 	switch {
-	case n < wsFrom && h.WriteSetHash != nil:
+	case n < m.wsFrom && h.WriteSetHash != nil:
 		return &TamperError{Block: n, Reason: "header carries a write-set hash, but the block predates them"}
-	case n < wsFrom:
+	case n < m.wsFrom:
 	case len(h.WriteSetHash) != sha256.Size:
 		return &TamperError{Block: n, Reason: "header carries no write-set hash"}
 	case !equalBytes(h.WriteSetHash, ws.sum()):
@@ -171,11 +207,186 @@ func checkContents(n uint64, h BlockHeader, raw [][]byte, wsFrom uint64, txs *[]
 	return nil
 }
 
+// checkSeal checks that block n carries an orderer's signature if signed
+// and none otherwise, and that the genesis block of a signed chain, and
+// no other block, holds a channel configuration (and no transactions).
+func checkSeal(n uint64, rec headerRecord, raw [][]byte, signed bool) error {
+	s := rec.seal
+	switch {
+	case !signed && s != nil:
+		return &TamperError{Block: n, Reason: "the block carries a signature, but it predates signed blocks"}
+	case !signed:
+		return nil
+	case s == nil || len(s.signer) == 0 || len(s.signature) == 0:
+		return &TamperError{Block: n, Reason: "the block carries no orderer signature"}
+	case n == 0 && len(s.config) == 0:
+		return &TamperError{Block: 0, Reason: "the genesis block holds no channel configuration"}
+	case n == 0 && len(raw) > 0:
+		return &TamperError{Block: 0, Reason: "the genesis block holds transactions"}
+	case n > 0 && len(s.config) > 0:
+		return &TamperError{Block: n, Reason: "a block other than the genesis block holds a channel configuration"}
+	}
+	return nil
+}
+
+// checkTxSigned checks that t carries a creator signature and
+// endorsements if signed, and none otherwise.
+func checkTxSigned(t *txView, signed bool) error {
+	switch {
+	case !signed && t.signed:
+		return errors.New("signed, but its block predates signed transactions")
+	case !signed:
+		return nil
+	case len(t.signature) == 0:
+		return errors.New("no creator signature")
+	case len(t.endorsements) == 0:
+		return errors.New("no endorsement")
+	}
+	for _, e := range t.endorsements {
+		if len(e.endorser) == 0 || len(e.signature) == 0 {
+			return errors.New("an empty endorsement")
+		}
+	}
+	return nil
+}
+
+// chainSigners returns the checker of the identities that signed the
+// chain in r: the organisation the genesis block's configuration names
+// or, for a chain upgraded from an unsigned format, the local MSP's CA
+// (caPEM). It returns nil if no block is signed.
+func chainSigners(r reader, m chainMeta, caPEM []byte) (*signers, error) {
+	if m.sigFrom >= m.height {
+		return nil, nil
+	}
+	if m.sigFrom > 0 {
+		if caPEM == nil {
+			return nil, fmt.Errorf("blocks from %d on are signed, but there is no local MSP CA certificate (%s) to check their signers against", m.sigFrom, filepath.Join(mspDirName, caDirName, certFile))
+		}
+		s, err := newSigners(caPEM, "")
+		if err != nil {
+			return nil, fmt.Errorf("local MSP: %w", err)
+		}
+		return s, nil
+	}
+	rec, _, found, err := loadBlock(r, 0)
+	switch {
+	case errors.Is(err, errCorrupt):
+		return nil, &TamperError{Block: 0, Reason: err.Error()}
+	case err != nil:
+		return nil, blockReadError(0, err)
+	case !found:
+		return nil, &TamperError{Block: 0, Reason: "block missing"}
+	}
+	return genesisSigners(rec)
+}
+
+// genesisSigners returns the checker of the organisation the channel
+// configuration in genesis block rec names.
+func genesisSigners(rec headerRecord) (*signers, error) {
+	if rec.seal == nil || len(rec.seal.config) == 0 {
+		return nil, &TamperError{Block: 0, Reason: "the genesis block holds no channel configuration"}
+	}
+	c, err := decodeChannelConfig(rec.seal.config)
+	if err != nil {
+		return nil, &TamperError{Block: 0, Reason: err.Error()}
+	}
+	s, err := newSigners(c.RootCertPEM, c.MSPID)
+	if err != nil {
+		return nil, &TamperError{Block: 0, Reason: "channel configuration: " + err.Error()}
+	}
+	return s, nil
+}
+
+// checkOrderer verifies the orderer's signature over block n, whose header
+// hashes to hash.
+func checkOrderer(n uint64, hash []byte, rec headerRecord, s *signers) error {
+	key, err := s.key(rec.seal.signer, ouOrderer)
+	if err != nil {
+		return &TamperError{Block: n, Reason: "orderer signature: " + err.Error()}
+	}
+	if !ecdsa.VerifyASN1(key, hash, rec.seal.signature) {
+		return &TamperError{Block: n, Reason: "the orderer signature does not verify"}
+	}
+	return nil
+}
+
+// sigJob is one transaction signature to verify.
+type sigJob struct {
+	key    *ecdsa.PublicKey
+	digest [sha256.Size]byte
+	sig    []byte
+	tx     int
+	what   string
+}
+
+// checkTxSignatures verifies the creator signature and endorsements of
+// the transactions txs of block n, in parallel when there are many.
+func checkTxSignatures(n uint64, txs []txView, s *signers, d *digester, jobs []sigJob) ([]sigJob, error) {
+	jobs = jobs[:0]
+	for i := range txs {
+		t := &txs[i]
+		key, err := s.key(t.creator, ouClient, ouAdmin)
+		if err != nil {
+			return jobs, &TamperError{Block: n, Reason: fmt.Sprintf("transaction %d: creator: %v", i, err)}
+		}
+		d.reset()
+		d.string(proposalTag)
+		d.raw(t.proposal)
+		prop := d.sum()
+		jobs = append(jobs, sigJob{key: key, digest: prop, sig: t.signature, tx: i, what: "creator signature"})
+		for _, e := range t.endorsements {
+			key, err := s.key(e.endorser, ouPeer)
+			if err != nil {
+				return jobs, &TamperError{Block: n, Reason: fmt.Sprintf("transaction %d: endorser: %v", i, err)}
+			}
+			d.reset()
+			d.string(responseTag)
+			d.bytes(prop[:])
+			d.raw(t.outcome)
+			d.raw(e.endorser)
+			jobs = append(jobs, sigJob{key: key, digest: d.sum(), sig: e.signature, tx: i, what: "endorsement"})
+		}
+	}
+	if bad := verifyAll(jobs); bad >= 0 {
+		return jobs, &TamperError{Block: n, Reason: fmt.Sprintf("transaction %d: the %s does not verify", jobs[bad].tx, jobs[bad].what)}
+	}
+	return jobs, nil
+}
+
+// verifyAll verifies jobs, spread over the available cores when there are
+// enough to pay for it, and returns the index of the first that fails, -1
+// if none.
+func verifyAll(jobs []sigJob) int {
+	workers := min(runtime.GOMAXPROCS(0), len(jobs)/8)
+	if workers <= 1 {
+		for i := range jobs {
+			if !ecdsa.VerifyASN1(jobs[i].key, jobs[i].digest[:], jobs[i].sig) {
+				return i
+			}
+		}
+		return -1
+	}
+	bad := make([]bool, len(jobs))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(jobs); i = int(next.Add(1) - 1) {
+				bad[i] = !ecdsa.VerifyASN1(jobs[i].key, jobs[i].digest[:], jobs[i].sig)
+			}
+		})
+	}
+	wg.Wait()
+	return slices.Index(bad, true)
+}
+
 // quickCheck is the check New runs before it opens a ledger: no block
 // beyond the recorded height, the recorded tip is the hash of the last
-// block's header, and the last blocks link to one another and match their
-// data and write-set hashes.
-func quickCheck(r reader, m chainMeta) error {
+// block's header, and the last blocks link to one another, match their
+// data and write-set hashes and, if signed, carry an orderer signature
+// that verifies (whose header hash covers the transactions' signatures).
+// caPEM is the local MSP's CA certificate.
+func quickCheck(r reader, m chainMeta, caPEM []byte) error {
 	it := r.NewIterator(&util.Range{Start: blockKey(m.height), Limit: []byte{prefixBlock + 1}}, nil)
 	beyond := it.First()
 	err := it.Error()
@@ -186,11 +397,15 @@ func quickCheck(r reader, m chainMeta) error {
 	if beyond {
 		return &TamperError{Block: m.height, Reason: fmt.Sprintf("block records beyond the recorded chain height of %d blocks", m.height)}
 	}
+	signers, err := chainSigners(r, m, caPEM)
+	if err != nil {
+		return err
+	}
 	expect, read := m.tip, 0
 	var txs []txView
 	for n := m.height; n > 0; {
 		n--
-		h, raw, found, err := loadBlock(r, n)
+		rec, raw, found, err := loadBlock(r, n)
 		switch {
 		case errors.Is(err, errCorrupt):
 			return &TamperError{Block: n, Reason: err.Error()}
@@ -199,7 +414,9 @@ func quickCheck(r reader, m chainMeta) error {
 		case !found:
 			return &TamperError{Block: n, Reason: "block missing"}
 		}
-		if !equalBytes(h.Hash(), expect) {
+		h := rec.header
+		hash := h.Hash()
+		if !equalBytes(hash, expect) {
 			if n == m.height-1 {
 				return &TamperError{Block: n, Reason: "header hash differs from the recorded chain tip"}
 			}
@@ -208,8 +425,13 @@ func quickCheck(r reader, m chainMeta) error {
 		if h.Number != n {
 			return &TamperError{Block: n, Reason: fmt.Sprintf("header says block %d", h.Number)}
 		}
-		if err := checkContents(n, h, raw, m.wsFrom, &txs); err != nil {
+		if err := checkContents(n, rec, raw, m, &txs); err != nil {
 			return err
+		}
+		if rec.seal != nil {
+			if err := checkOrderer(n, hash, rec, signers); err != nil {
+				return err
+			}
 		}
 		if n == 0 && len(h.PreviousHash) != 0 {
 			return &TamperError{Block: 0, Reason: "the genesis block names a previous block"}
@@ -227,9 +449,11 @@ func quickCheck(r reader, m chainMeta) error {
 
 // VerifyDir verifies the embedded ledger in dir (a Config.Dir) offline, as
 // Verify does, and checks the chain against the anchor New keeps beside the
-// store, so that a store that lost its last blocks is reported too. It
-// opens the store read-only, never writes to dir, and fails if another
-// process has the ledger open. A nil error means every record of the
+// store, so that a store that lost its last blocks is reported too. The
+// signed blocks of a ledger upgraded from an unsigned store format are
+// checked against the CA of the local MSP in dir/msp. It opens the store
+// read-only, never writes to dir, and fails if another process has the
+// ledger open. A nil error means every record of the
 // store was checked and verified.
 func VerifyDir(ctx context.Context, dir string) (rep Report, err error) {
 	db, err := openStore(dir, true, nil)
@@ -241,7 +465,11 @@ func VerifyDir(ctx context.Context, dir string) (rep Report, err error) {
 			err = fmt.Errorf("embedded ledger: close store: %w", cerr)
 		}
 	}()
-	rep, err = verifyStore(ctx, db)
+	caPEM, err := os.ReadFile(filepath.Join(dir, mspDirName, caDirName, certFile))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return Report{}, fmt.Errorf("embedded ledger: local MSP: %w", err)
+	}
+	rep, err = verifyStore(ctx, db, caPEM)
 	if err != nil {
 		return Report{}, fmt.Errorf("embedded ledger: %w", err)
 	}
@@ -263,13 +491,21 @@ func VerifyDir(ctx context.Context, dir string) (rep Report, err error) {
 }
 
 // verifyStore replays the whole chain in r and checks every record of the
-// store against it; see Ledger.Verify.
-func verifyStore(ctx context.Context, r reader) (Report, error) {
+// store against it; see Ledger.Verify. Signed blocks of a chain upgraded
+// from an unsigned format are checked against caPEM, the local MSP's CA
+// certificate; those of a chain created signed against its genesis
+// block's configuration.
+func verifyStore(ctx context.Context, r reader, caPEM []byte) (Report, error) {
 	m, err := readMeta(r)
 	if err != nil {
 		return Report{}, err
 	}
-	v := &verifier{ctx: ctx, r: r, meta: m, state: make(map[string]*keyState)}
+	v := &verifier{ctx: ctx, r: r, meta: m, state: make(map[string]*keyState), digest: newDigester()}
+	if m.sigFrom > 0 {
+		if v.signers, err = chainSigners(r, m, caPEM); err != nil {
+			return Report{}, err
+		}
+	}
 	for _, step := range []func() error{v.blocks, v.txIndex, v.currentState, v.history, v.otherRecords} {
 		if err := step(); err != nil {
 			return Report{}, err
@@ -292,12 +528,20 @@ type verifier struct {
 	eventsOK bool
 	rep      Report
 
+	// signers checks the identities of signed blocks; set before the
+	// first signed block (by the genesis block of a chain created
+	// signed).
+	signers *signers
+	digest  *digester
+
 	// Buffers reused from block to block: the block's transactions
-	// (copied from the store into arena), views into them, scratch.
+	// (copied from the store into arena), views into them, signatures to
+	// verify, scratch.
 	arena   []byte
 	offsets []int
 	raw     [][]byte
 	txs     []txView
+	jobs    []sigJob
 	scratch []byte
 }
 
@@ -351,10 +595,11 @@ func (v *verifier) blocks() error {
 			}
 			return &TamperError{Block: n, Reason: "block header record missing or out of place"}
 		}
-		h, count, err := decodeHeaderRecord(it.Value())
+		rec, err := decodeHeaderRecord(it.Value())
 		if err != nil {
 			return &TamperError{Block: n, Reason: err.Error()}
 		}
+		count := rec.txCount
 		v.arena, v.offsets = v.arena[:0], v.offsets[:0]
 		ok = it.Next()
 		for i := range count {
@@ -374,10 +619,11 @@ func (v *verifier) blocks() error {
 			raw = append(raw, v.arena[v.offsets[i]:v.offsets[i+1]:v.offsets[i+1]])
 		}
 		v.raw = raw
-		if err := v.block(n, h, raw, prev); err != nil {
+		hash := rec.header.Hash()
+		if err := v.block(n, rec, hash, raw, prev); err != nil {
 			return err
 		}
-		prev = h.Hash()
+		prev = hash
 	}
 	if err := it.Error(); err != nil {
 		return blockReadError(v.meta.height, err)
@@ -399,9 +645,11 @@ func (v *verifier) blocks() error {
 	return nil
 }
 
-// block checks block n, whose predecessor's header hash is prev, its
-// transactions' index and event entries, and replays its writes.
-func (v *verifier) block(n uint64, h BlockHeader, raw [][]byte, prev []byte) error {
+// block checks block n, whose header hashes to hash and whose
+// predecessor's header hash is prev, its signatures, its transactions'
+// index and event entries, and replays its writes.
+func (v *verifier) block(n uint64, rec headerRecord, hash []byte, raw [][]byte, prev []byte) error {
+	h := rec.header
 	switch {
 	case h.Number != n:
 		return &TamperError{Block: n, Reason: fmt.Sprintf("header says block %d", h.Number)}
@@ -410,8 +658,24 @@ func (v *verifier) block(n uint64, h BlockHeader, raw [][]byte, prev []byte) err
 	case n > 0 && !equalBytes(h.PreviousHash, prev):
 		return &TamperError{Block: n - 1, Reason: fmt.Sprintf("header hash differs from the previous-header hash recorded in block %d", n)}
 	}
-	if err := checkContents(n, h, raw, v.meta.wsFrom, &v.txs); err != nil {
+	if err := checkContents(n, rec, raw, v.meta, &v.txs); err != nil {
 		return err
+	}
+	if n >= v.meta.sigFrom {
+		if n == 0 {
+			s, err := genesisSigners(rec)
+			if err != nil {
+				return err
+			}
+			v.signers = s
+		}
+		if err := checkOrderer(n, hash, rec, v.signers); err != nil {
+			return err
+		}
+		var err error
+		if v.jobs, err = checkTxSignatures(n, v.txs[:len(raw)], v.signers, v.digest, v.jobs); err != nil {
+			return err
+		}
 	}
 	for i := range raw {
 		t := &v.txs[i]
@@ -434,11 +698,20 @@ func (v *verifier) block(n uint64, h BlockHeader, raw [][]byte, prev []byte) err
 type txView struct {
 	id        []byte
 	timestamp int64
+	creator   []byte
+	// proposal is the part of the record that ProposalBytes repeats after
+	// its tag; outcome the part that ResponseBytes ends with.
+	proposal  []byte
+	outcome   []byte
 	writes    []rawWrite
 	event     bool
 	eventName []byte
 	eventData []byte
 	valid     bool
+	// signed is set if the record carries signatures.
+	signed       bool
+	signature    []byte
+	endorsements []rawEndorsement
 }
 
 // rawWrite is one write of a txView.
@@ -447,14 +720,27 @@ type rawWrite struct {
 	del        bool
 }
 
+// rawEndorsement is one endorsement of a txView.
+type rawEndorsement struct {
+	endorser, signature []byte
+}
+
 // walkTransaction reads into t (reusing its slices) what the verifier
 // needs of an encoded transaction (see Transaction.encode), checking that
 // the whole encoding parses as decodeTransaction would.
 func walkTransaction(raw []byte, t *txView) error {
 	d := decoder{buf: raw}
+	at := func() int { return len(raw) - len(d.buf) }
 	t.id = d.raw()
 	t.timestamp = int64(d.uint64())
-	d.skipToWrites()
+	t.creator = d.raw()
+	d.skip()              // function
+	for range d.count() { // args
+		d.skip()
+	}
+	t.proposal = raw[:at()]
+	d.skipReads()
+	start := at()
 	t.writes = t.writes[:0]
 	for range d.count() {
 		w := rawWrite{key: d.raw()}
@@ -469,7 +755,16 @@ func walkTransaction(raw []byte, t *txView) error {
 	if t.event {
 		t.eventName, t.eventData = d.raw(), d.raw()
 	}
+	t.outcome = raw[start:at()]
 	t.valid = d.bool()
+	t.signed, t.signature, t.endorsements = false, nil, t.endorsements[:0]
+	if d.err == nil && len(d.buf) > 0 {
+		t.signed = true
+		t.signature = d.raw()
+		for range d.count() {
+			t.endorsements = append(t.endorsements, rawEndorsement{endorser: d.raw(), signature: d.raw()})
+		}
+	}
 	return d.finish()
 }
 
@@ -731,8 +1026,11 @@ func splitHistoryKey(k []byte) ([]byte, Version, bool) {
 // version writes and no record of any other kind.
 func (v *verifier) otherRecords() error {
 	known := map[string]bool{string(keyHeight): true, string(keyTip): true, string(keyFormat): true}
-	if v.meta.format == storeFormat {
+	if v.meta.format != legacyStoreFormat {
 		known[string(keyWriteSetFrom)] = true
+	}
+	if v.meta.format == storeFormat {
+		known[string(keySignedFrom)] = true
 	}
 	it := v.r.NewIterator(util.BytesPrefix([]byte{prefixMeta}), nil)
 	for it.Next() {

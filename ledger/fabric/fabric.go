@@ -11,6 +11,11 @@
 // ledger.ErrUnavailable. Every call is bounded by a timeout.
 //
 // LoadProfile reads the connection profile written by scripts/network.sh.
+//
+// For offline audit, ParseBlock (and BlockFormat, for package audit) turns
+// a raw Fabric block into package evidence's form, every signature with
+// the exact bytes signed; the Transactor's BlockHeight, RawBlock,
+// EvidenceBlock and Trust read blocks and export the channel's trust root.
 package fabric
 
 import (
