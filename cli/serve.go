@@ -52,6 +52,7 @@ type serveOptions struct {
 	inFlight      int
 	maxLag        time.Duration
 	publicURL     string
+	pprofAddr     string
 }
 
 func newServeCmd(a *app) *cobra.Command {
@@ -105,6 +106,7 @@ func (o *serveOptions) bind(f *pflag.FlagSet) {
 	f.DurationVar(&o.batchWait, "batch-wait", 20*time.Millisecond, "longest a reading waits for its transaction to fill")
 	f.IntVar(&o.inFlight, "in-flight", 8, "ledger transactions in flight")
 	f.DurationVar(&o.maxLag, "max-lag", 2*time.Second, "pushback (503) while the oldest reading not yet sent to the ledger is older than this")
+	f.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go profiles (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060 (off by default)")
 	f.StringVar(&o.publicURL, "public-url", "", "external base URL of the gateway, where enrolment links point (default http://localhost:PORT, https with --tls-cert)")
 }
 
@@ -280,6 +282,14 @@ func (a *app) serve(ctx context.Context, o *serveOptions, stderr io.Writer) erro
 		// The token itself never goes to the output, which is the log
 		// stream: only where to read it.
 		fmt.Fprintf(stderr, "medprov: new admin token stored 0600 in %s\n", filepath.Join(o.dataDir, "admin.token"))
+	}
+	if o.pprofAddr != "" {
+		at, stop, err := startPprof(o.pprofAddr, log)
+		if err != nil {
+			return errors.Join(err, ln.Close())
+		}
+		defer stop()
+		log.Info("pprof listening", "url", "http://"+at+"/debug/pprof/")
 	}
 	log.Info("medprov gateway listening", "url", scheme+"://"+ln.Addr().String(), "ledger", o.ledger, "blobs", o.blobs, "dataDir", o.dataDir)
 	srv := node.NewHTTPServer(n.Handler(), log)
