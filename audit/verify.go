@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"iter"
 	"slices"
 	"time"
 
@@ -228,6 +229,13 @@ func (v *verifier) blocks() map[uint64]*evidence.Block {
 }
 
 func (v *verifier) orderers(n uint64, blk *evidence.Block) {
+	if n == 0 && len(blk.Orderers) == 0 {
+		// Fabric's genesis block is made by configtxgen, not by the
+		// ordering service: it carries no orderer signature. The trust
+		// root pins its header hash instead (chain.genesis).
+		v.add("block.orderer_signatures", true, at(0), "", "the genesis block is pinned by its hash in the trust root")
+		return
+	}
 	when := time.Time{}
 	for _, tx := range blk.Txs {
 		if tx.Timestamp.After(when) {
@@ -391,41 +399,54 @@ var actionFunctions = map[string]bool{
 	wire.FnRequestAccess: true, wire.FnRevokeActor: true, wire.FnRotateActorKey: true, wire.FnErasePatient: true,
 }
 
+// records yields the ledger records a transaction wrote (JSON values with
+// a docType; index keys and deletions are skipped) with their docType.
+func records(tx evidence.Tx) iter.Seq2[string, []byte] {
+	return func(yield func(string, []byte) bool) {
+		for _, w := range tx.Writes {
+			if w.Delete || len(w.Value) == 0 || w.Value[0] != '{' {
+				continue
+			}
+			var rec record
+			if json.Unmarshal(w.Value, &rec) != nil {
+				continue
+			}
+			if !yield(rec.DocType, w.Value) {
+				return
+			}
+		}
+	}
+}
+
+// decoded decodes a record, reporting whether it decoded.
+func decoded[T any](raw []byte) (T, bool) {
+	var v T
+	return v, json.Unmarshal(raw, &v) == nil
+}
+
+// keep stores a decoded record in m under key(record).
+func keep[T any](m map[string]T, raw []byte, key func(T) string) {
+	if v, ok := decoded[T](raw); ok {
+		m[key(v)] = v
+	}
+}
+
 // replay checks a transaction's chaincode-level evidence against the state
 // before it, then applies its writes.
 func (v *verifier) replay(n uint64, tx evidence.Tx) {
 	if actionFunctions[tx.Function] && len(tx.Args) > 0 {
 		v.actionSignature(n, tx)
 	}
-	var access []wire.AccessEvent
-	var readings []wire.Reading
-	for _, w := range tx.Writes {
-		if w.Delete || len(w.Value) == 0 || w.Value[0] != '{' {
-			continue
-		}
-		var rec record
-		if json.Unmarshal(w.Value, &rec) != nil {
-			continue
-		}
-		switch rec.DocType {
+	for typ, raw := range records(tx) {
+		switch typ {
 		case "reading":
-			var r wire.Reading
-			if json.Unmarshal(w.Value, &r) == nil {
-				readings = append(readings, r)
+			if r, ok := decoded[wire.Reading](raw); ok {
+				v.deviceSignature(n, tx, r)
 			}
 		case "access":
-			var a wire.AccessEvent
-			if json.Unmarshal(w.Value, &a) == nil {
-				access = append(access, a)
+			if a, ok := decoded[wire.AccessEvent](raw); ok && tx.Function == wire.FnRequestAccess {
+				v.decision(n, tx, a)
 			}
-		}
-	}
-	for _, r := range readings {
-		v.deviceSignature(n, tx, r)
-	}
-	if tx.Function == wire.FnRequestAccess {
-		for _, a := range access {
-			v.decision(n, tx, a)
 		}
 	}
 	v.apply(tx)
@@ -433,49 +454,23 @@ func (v *verifier) replay(n uint64, tx evidence.Tx) {
 
 // apply records the transaction's writes in the state.
 func (v *verifier) apply(tx evidence.Tx) {
-	for _, w := range tx.Writes {
-		if w.Delete || len(w.Value) == 0 || w.Value[0] != '{' {
-			continue
-		}
-		var rec record
-		if json.Unmarshal(w.Value, &rec) != nil {
-			continue
-		}
-		switch rec.DocType {
+	for typ, raw := range records(tx) {
+		switch typ {
 		case "actor":
-			var a wire.Actor
-			if json.Unmarshal(w.Value, &a) == nil {
-				v.st.actors[a.ID] = a
-			}
+			keep(v.st.actors, raw, func(a wire.Actor) string { return a.ID })
 		case "device":
-			var d wire.Device
-			if json.Unmarshal(w.Value, &d) == nil {
-				v.st.devices[d.ID] = d
-			}
+			keep(v.st.devices, raw, func(d wire.Device) string { return d.ID })
 		case "passkey":
-			var p wire.Passkey
-			if json.Unmarshal(w.Value, &p) == nil {
-				v.st.passkeys[p.CredentialID] = p
-			}
+			keep(v.st.passkeys, raw, func(p wire.Passkey) string { return p.CredentialID })
 		case "relyingParty":
-			var p wire.RelyingParty
-			if json.Unmarshal(w.Value, &p) == nil {
-				v.st.rps[p.Org] = p
-			}
+			keep(v.st.rps, raw, func(p wire.RelyingParty) string { return p.Org })
 		case "consent":
-			var c wire.Consent
-			if json.Unmarshal(w.Value, &c) == nil {
-				v.st.consents[c.ID] = c
-			}
-		case "erasure":
-			var e wire.Erasure
-			if json.Unmarshal(w.Value, &e) == nil {
-				v.st.erased[e.PatientID] = true
-			}
+			keep(v.st.consents, raw, func(c wire.Consent) string { return c.ID })
 		case "reading":
-			var r wire.Reading
-			if json.Unmarshal(w.Value, &r) == nil {
-				v.st.readings[r.ID] = r
+			keep(v.st.readings, raw, func(r wire.Reading) string { return r.ID })
+		case "erasure":
+			if e, ok := decoded[wire.Erasure](raw); ok {
+				v.st.erased[e.PatientID] = true
 			}
 		}
 	}

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # network.sh runs the medprov Hyperledger Fabric network as native processes
-# on loopback: a Raft ordering service (1 or 3 orderers), one peer for
-# HospitalMSP and one for ResearchMSP, the "medprov" channel, and the medprov
-# chaincode as a service (one chaincode server per peer organisation).
+# on loopback: an ordering service (Raft with 1 or 3 orderers of OrdererMSP,
+# or SmartBFT with 4 orderers, two of HospitalOrdererMSP and two of
+# ResearchOrdererMSP), one peer for HospitalMSP and one for ResearchMSP, the
+# "medprov" channel, and the medprov chaincode as a service (one chaincode
+# server per peer organisation).
 #
 # Usage: scripts/network.sh COMMAND [options]
 #   up              start everything that is not running yet (idempotent);
@@ -10,28 +12,52 @@
 #   down            stop every process it started and delete <dir>
 #   status          say what runs (exit 0 only when everything runs)
 #   stop COMPONENT  stop one process, keep the state (`up` restarts it);
-#                   COMPONENT: orderer0..orderer2, peer.hospital,
-#                   peer.research, chaincode.hospital, chaincode.research
+#                   COMPONENT: orderer0 (Raft --orderers 3: orderer0..2;
+#                   BFT: orderer0..3), peer.hospital, peer.research,
+#                   chaincode.hospital, chaincode.research
 #   profile         print the path of the connection profile
+#   invoke [--org ORG] [--] FUNCTION [ARG...]
+#                   submit a medprov transaction with Fabric's peer CLI as
+#                   ORG's admin (hospital or research, default hospital),
+#                   endorsed by every peer; waits until the peers commit it
+#                   and prints its transaction ID. A refused proposal exits
+#                   non-zero with the chaincode's message on stderr
+#   query [--org ORG] [--] FUNCTION [ARG...]
+#                   evaluate a medprov function with the peer CLI as ORG's
+#                   admin on ORG's peer and print its result
+#   (Put "--" before FUNCTION when an argument may start with "-".)
+#   block [--org ORG] NUMBER
+#                   print block NUMBER of the channel as ORG's peer stored
+#                   it (qscc GetBlockByNumber): the marshalled common.Block,
+#                   hex-encoded on one line, orderer signatures included
 #
 # Options (or environment):
 #   --dir DIR         state directory (MEDPROV_NETWORK_DIR, default
 #                     <repo>/.cache/network)
-#   --base-port N     first of 50 consecutive loopback ports
+#   --base-port N     first of 50 consecutive loopback ports, 60 for BFT
 #                     (MEDPROV_NETWORK_BASE_PORT, default 27050)
-#   --orderers 1|3    Raft cluster size (MEDPROV_NETWORK_ORDERERS, default 1)
-# The first `up` records the ports and cluster size in <dir>; later commands
-# on that directory reuse them.
+#   --consensus raft|bft
+#                     ordering service (MEDPROV_NETWORK_CONSENSUS, default
+#                     raft). bft runs 4 SmartBFT orderers: orderer0 and
+#                     orderer1 of HospitalOrdererMSP, orderer2 and orderer3
+#                     of ResearchOrdererMSP; blocks need 3 of their 4
+#                     signatures, and it keeps ordering with one down
+#   --orderers N      cluster size: 1 (default) or 3 for raft, 4 for bft
+#                     (MEDPROV_NETWORK_ORDERERS)
+# The first `up` records the ports, consensus and cluster size in <dir>;
+# later commands on that directory reuse them.
 #
 # Other environment: MEDPROV_CACHE (Fabric binaries, see fabric.sh),
 # MEDPROV_FABRIC_LOGGING_SPEC (Fabric log spec, default
 # "grpc=warning:info"), MEDPROV_NETWORK_PPROF=true (peers serve Go pprof on
 # B+34 / B+44, for profiling under load).
 #
-# Port layout from the base port B: orderer i listens on B+10i, its admin
-# (channel participation) API on B+10i+1 and its operations API on
+# Port layout from the base port B: orderer i (i < 3) listens on B+10i, its
+# admin (channel participation) API on B+10i+1 and its operations API on
 # B+10i+2. The hospital peer uses B+30 (peer), B+31 (chaincode), B+32
 # (operations) and its chaincode server B+33; the research peer B+40..B+43.
+# BFT's fourth orderer, orderer3, takes B+50..B+52, after the peers, so a
+# BFT network spans B..B+59 and every other port is where it is on Raft.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -70,7 +96,10 @@ shift
 dir="${MEDPROV_NETWORK_DIR:-$repo/.cache/network}"
 base="${MEDPROV_NETWORK_BASE_PORT:-}"
 orderers="${MEDPROV_NETWORK_ORDERERS:-}"
+consensus="${MEDPROV_NETWORK_CONSENSUS:-}"
 component=""
+cli_org=hospital
+cli_args=()
 while (($#)); do
 	case "$1" in
 	--dir) dir="$2"; shift 2 ;;
@@ -79,9 +108,24 @@ while (($#)); do
 	--base-port=*) base="${1#*=}"; shift ;;
 	--orderers) orderers="$2"; shift 2 ;;
 	--orderers=*) orderers="${1#*=}"; shift ;;
+	--consensus) consensus="$2"; shift 2 ;;
+	--consensus=*) consensus="${1#*=}"; shift ;;
+	--org) cli_org="$2"; shift 2 ;;
+	--org=*) cli_org="${1#*=}"; shift ;;
+	--)
+		[[ "$cmd" == invoke || "$cmd" == query || "$cmd" == block ]] || die "unknown option $1"
+		shift
+		cli_args+=("$@")
+		break
+		;;
 	-h | --help) usage; exit 0 ;;
 	-*) die "unknown option $1" ;;
 	*)
+		if [[ "$cmd" == invoke || "$cmd" == query || "$cmd" == block ]]; then
+			cli_args+=("$1")
+			shift
+			continue
+		fi
 		[[ "$cmd" == stop && -z "$component" ]] || die "unexpected argument $1"
 		component="$1"
 		shift
@@ -92,40 +136,104 @@ mkdir -p "$(dirname "$dir")"
 dir="$(cd "$(dirname "$dir")" && pwd)/$(basename "$dir")"
 crypto="$dir/crypto"
 
-# load_settings fixes base port and orderer count: from the state directory
-# when it exists (a running network keeps its ports), else from options.
+# load_settings fixes base port, consensus and orderer count: from the
+# state directory when it exists (a running network keeps its ports), else
+# from options. A directory from before BFT existed records no consensus:
+# it is Raft.
 load_settings() {
 	if [[ -f "$dir/network.env" ]]; then
-		local saved_base saved_orderers
+		local saved_base saved_orderers saved_consensus
 		saved_base="$(sed -n 's/^BASE_PORT=//p' "$dir/network.env")"
 		saved_orderers="$(sed -n 's/^ORDERERS=//p' "$dir/network.env")"
-		if [[ -n "$base" && "$base" != "$saved_base" ]] || [[ -n "$orderers" && "$orderers" != "$saved_orderers" ]]; then
-			die "$dir was created with base port $saved_base and $saved_orderers orderer(s); run 'down' first to change them"
+		saved_consensus="$(sed -n 's/^CONSENSUS=//p' "$dir/network.env")"
+		saved_consensus="${saved_consensus:-raft}"
+		if [[ -n "$base" && "$base" != "$saved_base" ]] || [[ -n "$orderers" && "$orderers" != "$saved_orderers" ]] ||
+			[[ -n "$consensus" && "$consensus" != "$saved_consensus" ]]; then
+			die "$dir was created with base port $saved_base, $saved_consensus and $saved_orderers orderer(s); run 'down' first to change them"
 		fi
 		base="$saved_base"
 		orderers="$saved_orderers"
+		consensus="$saved_consensus"
 	fi
 	base="${base:-27050}"
-	orderers="${orderers:-1}"
-	[[ "$base" =~ ^[0-9]+$ ]] && ((base >= 1024 && base + 50 <= 65535)) || die "base port must be in 1024..65485, got $base"
-	[[ "$orderers" == 1 || "$orderers" == 3 ]] || die "--orderers must be 1 or 3, got $orderers"
+	consensus="${consensus:-raft}"
+	case "$consensus" in
+	raft)
+		orderers="${orderers:-1}"
+		[[ "$orderers" == 1 || "$orderers" == 3 ]] || die "--orderers must be 1 or 3 for raft, got $orderers"
+		span=50
+		;;
+	bft)
+		orderers="${orderers:-4}"
+		[[ "$orderers" == 4 ]] || die "--orderers must be 4 for bft (f = 1 needs 3f+1 orderers), got $orderers"
+		span=60
+		;;
+	*) die "--consensus must be raft or bft, got $consensus" ;;
+	esac
+	[[ "$base" =~ ^[0-9]+$ ]] && ((base >= 1024 && base + span <= 65535)) ||
+		die "base port must be in 1024..$((65535 - span)) for $consensus, got $base"
 }
 
 org_msp() { case "$1" in hospital) echo HospitalMSP ;; research) echo ResearchMSP ;; *) die "unknown org $1" ;; esac; }
 org_index() { case "$1" in hospital) echo 0 ;; research) echo 1 ;; *) die "unknown org $1" ;; esac; }
 org_domain() { echo "$1.medprov.test"; }
-orderer_port() { echo $((base + 10 * $1)); }
-orderer_admin_port() { echo $((base + 10 * $1 + 1)); }
-orderer_ops_port() { echo $((base + 10 * $1 + 2)); }
+# orderer_slot I is the block of ten ports orderer I uses: 0..2, then 5
+# for BFT's orderer3 (blocks 3 and 4 are the peers').
+orderer_slot() { if (($1 < 3)); then echo "$1"; else echo $(($1 + 2)); fi; }
+orderer_port() { echo $((base + 10 * $(orderer_slot "$1"))); }
+orderer_admin_port() { echo $((base + 10 * $(orderer_slot "$1") + 1)); }
+orderer_ops_port() { echo $((base + 10 * $(orderer_slot "$1") + 2)); }
 peer_port() { echo $((base + 30 + 10 * $(org_index "$1"))); }
 peer_cc_port() { echo $((base + 31 + 10 * $(org_index "$1"))); }
 peer_ops_port() { echo $((base + 32 + 10 * $(org_index "$1"))); }
 peer_pprof_port() { echo $((base + 34 + 10 * $(org_index "$1"))); }
 ccserver_port() { echo $((base + 33 + 10 * $(org_index "$1"))); }
 
-orderer_dir() { echo "$crypto/ordererOrganizations/orderer.medprov.test/orderers/orderer$1.orderer.medprov.test"; }
-orderer_tlsca() { echo "$crypto/ordererOrganizations/orderer.medprov.test/tlsca/tlsca.orderer.medprov.test-cert.pem"; }
-orderer_admin_tls() { echo "$crypto/ordererOrganizations/orderer.medprov.test/users/Admin@orderer.medprov.test/tls"; }
+# orderer_org I names the side that operates orderer I: "orderer" (Raft:
+# OrdererMSP runs them all) or, for BFT, hospital (orderer0, orderer1) and
+# research (orderer2, orderer3).
+orderer_org() {
+	if [[ "$consensus" == bft ]]; then
+		if (($1 < 2)); then echo hospital; else echo research; fi
+	else
+		echo orderer
+	fi
+}
+orderer_msp() {
+	case "$(orderer_org "$1")" in
+	orderer) echo OrdererMSP ;;
+	hospital) echo HospitalOrdererMSP ;;
+	research) echo ResearchOrdererMSP ;;
+	esac
+}
+orderer_domain() {
+	local org
+	org="$(orderer_org "$1")"
+	if [[ "$org" == orderer ]]; then echo orderer.medprov.test; else echo "orderer.$org.medprov.test"; fi
+}
+orderer_org_dir() { echo "$crypto/ordererOrganizations/$(orderer_domain "$1")"; }
+orderer_dir() { echo "$(orderer_org_dir "$1")/orderers/orderer$1.$(orderer_domain "$1")"; }
+orderer_tlsca() { echo "$(orderer_org_dir "$1")/tlsca/tlsca.$(orderer_domain "$1")-cert.pem"; }
+orderer_admin_tls() { echo "$(orderer_org_dir "$1")/users/Admin@$(orderer_domain "$1")/tls"; }
+# orderer_tls_roots prints the TLS CA of every orderer org, comma-separated:
+# orderers of both BFT orgs dial each other.
+orderer_tls_roots() {
+	local i roots=""
+	for ((i = 0; i < orderers; i++)); do
+		[[ ",$roots," == *",$(orderer_tlsca "$i"),"* ]] || roots+="${roots:+,}$(orderer_tlsca "$i")"
+	done
+	echo "$roots"
+}
+# submit_orderer prints the index of the first running orderer, for the
+# peer CLI's -o (with one orderer down the others still order; BFT
+# followers forward what they receive to the leader).
+submit_orderer() {
+	local i
+	for ((i = 0; i < orderers; i++)); do
+		running "orderer$i" && { echo "$i"; return 0; }
+	done
+	echo 0
+}
 peer_node_dir() { echo "$crypto/peerOrganizations/$(org_domain "$1")/peers/peer0.$(org_domain "$1")"; }
 peer_tlsca() { echo "$crypto/peerOrganizations/$(org_domain "$1")/tlsca/tlsca.$(org_domain "$1")-cert.pem"; }
 user_msp() { echo "$crypto/peerOrganizations/$(org_domain "$1")/users/$2@$(org_domain "$1")/msp"; }
@@ -232,35 +340,68 @@ retry() {
 
 # ---- configuration ---------------------------------------------------------
 
-subst() { # subst TEMPLATE OUTPUT: fill in ${VAR} placeholders
-	envsubst '${ORDERER_COUNT} ${CRYPTO} ${ORDERER_ENDPOINTS} ${CONSENTERS} ${HOSPITAL_PEER_PORT} ${RESEARCH_PEER_PORT}' <"$1" >"$2"
+subst() { # subst OUTPUT TEMPLATE...: fill in ${VAR} placeholders
+	local out="$1"
+	shift
+	cat "$@" | envsubst '${ORDERER_COUNT} ${CRYPTO} ${ORDERER_ENDPOINTS} ${CONSENTERS} ${HOSPITAL_PEER_PORT} ${RESEARCH_PEER_PORT} ${HOSPITAL_ORDERER_ENDPOINTS} ${RESEARCH_ORDERER_ENDPOINTS} ${CONSENTER_MAPPING}' >"$out"
 }
 
 generate_crypto() {
 	[[ -d "$crypto" ]] && return 0
 	log "generating certificates (cryptogen)"
 	mkdir -p "$dir/config"
-	ORDERER_COUNT="$orderers" subst "$netcfg/crypto-config.yaml" "$dir/config/crypto-config.yaml"
+	ORDERER_COUNT="$orderers" subst "$dir/config/crypto-config.yaml" \
+		"$netcfg/crypto-config.yaml" "$netcfg/crypto-config-$consensus.yaml"
 	cryptogen generate --config "$dir/config/crypto-config.yaml" --output "$crypto.tmp" >>"$dir/logs/cli.log"
 	mv "$crypto.tmp" "$crypto"
 }
 
 generate_channel_block() {
 	[[ -f "$dir/config/$CHANNEL.block" ]] && return 0
-	log "generating the $CHANNEL genesis block (configtxgen)"
-	local i endpoints="" consenters="" od
+	log "generating the $CHANNEL genesis block (configtxgen, $consensus)"
+	local i od ep endpoints="" consenters="" hospital_eps="" research_eps="" mapping="" profile=MedprovChannel
 	for ((i = 0; i < orderers; i++)); do
 		od="$(orderer_dir "$i")"
-		endpoints+="${endpoints:+, }\"127.0.0.1:$(orderer_port "$i")\""
-		consenters+="${consenters:+, }{Host: 127.0.0.1, Port: $(orderer_port "$i"), ClientTLSCert: \"$od/tls/server.crt\", ServerTLSCert: \"$od/tls/server.crt\"}"
+		ep="\"127.0.0.1:$(orderer_port "$i")\""
+		if [[ "$consensus" == bft ]]; then
+			# SmartBFT consenter IDs start at 1; the identity is the orderer's
+			# signing certificate, whose signatures blocks must carry.
+			mapping+="${mapping:+, }{ID: $((i + 1)), Host: 127.0.0.1, Port: $(orderer_port "$i"), MSPID: $(orderer_msp "$i"), Identity: \"$od/msp/signcerts/orderer$i.$(orderer_domain "$i")-cert.pem\", ClientTLSCert: \"$od/tls/server.crt\", ServerTLSCert: \"$od/tls/server.crt\"}"
+			case "$(orderer_org "$i")" in
+			hospital) hospital_eps+="${hospital_eps:+, }$ep" ;;
+			research) research_eps+="${research_eps:+, }$ep" ;;
+			esac
+		else
+			endpoints+="${endpoints:+, }$ep"
+			consenters+="${consenters:+, }{Host: 127.0.0.1, Port: $(orderer_port "$i"), ClientTLSCert: \"$od/tls/server.crt\", ServerTLSCert: \"$od/tls/server.crt\"}"
+		fi
 	done
+	if [[ "$consensus" == bft ]]; then profile=MedprovChannelBFT; fi
 	CRYPTO="$crypto" ORDERER_ENDPOINTS="$endpoints" CONSENTERS="$consenters" \
+		HOSPITAL_ORDERER_ENDPOINTS="$hospital_eps" RESEARCH_ORDERER_ENDPOINTS="$research_eps" \
+		CONSENTER_MAPPING="$mapping" \
 		HOSPITAL_PEER_PORT="$(peer_port hospital)" RESEARCH_PEER_PORT="$(peer_port research)" \
-		subst "$netcfg/configtx.yaml" "$dir/config/configtx.yaml"
-	configtxgen -configPath "$dir/config" -profile MedprovChannel -channelID "$CHANNEL" \
+		subst "$dir/config/configtx.yaml" "$netcfg/configtx.yaml"
+	configtxgen -configPath "$dir/config" -profile "$profile" -channelID "$CHANNEL" \
 		-outputBlock "$dir/config/$CHANNEL.block.tmp" >>"$dir/logs/cli.log" 2>&1 ||
 		die "configtxgen failed; see $dir/logs/cli.log"
+	[[ "$consensus" != bft ]] || check_bft_block_validation "$dir/config/$CHANNEL.block.tmp"
 	mv "$dir/config/$CHANNEL.block.tmp" "$dir/config/$CHANNEL.block"
+}
+
+# check_bft_block_validation BLOCK refuses a BFT genesis block whose
+# /Channel/Orderer/BlockValidation policy is not a signature policy
+# needing a quorum (2f+1 of n = 3f+1, here 3 of 4) of distinct consenter
+# identities: with "ANY Writers" one orderer could sign a block alone.
+check_bft_block_validation() {
+	local policy want=$(((orderers + (orderers - 1) / 3 + 2) / 2))
+	policy="$(configtxgen -inspectBlock "$1" 2>>"$dir/logs/cli.log" |
+		jq -c '.data.data[0].payload.data.config.channel_group.groups.Orderer.policies.BlockValidation.policy')" ||
+		die "cannot inspect the genesis block; see $dir/logs/cli.log"
+	jq -e --argjson n "$orderers" --argjson q "$want" \
+		'.type == 1 and .value.rule.n_out_of.n == $q and (.value.rule.n_out_of.rules | length) == $n
+		 and ([.value.identities[].principal_classification] | unique) == ["IDENTITY"]' <<<"$policy" >/dev/null ||
+		die "BFT block validation policy is not $want of $orderers consenters: $policy"
 }
 
 # peer_config writes core.yaml for the peers: the Fabric sample config with
@@ -287,29 +428,31 @@ orderer_config() {
 # ---- nodes -----------------------------------------------------------------
 
 start_orderer() {
-	local i="$1" name="orderer$1" od
+	local i="$1" name="orderer$1" od roots consdir=etcdraft
 	od="$(orderer_dir "$i")"
+	roots="$(orderer_tls_roots)"
+	if [[ "$consensus" == bft ]]; then consdir=smartbft; fi
 	if ! running "$name"; then
-		log "starting $name on 127.0.0.1:$(orderer_port "$i")"
+		log "starting $name ($(orderer_msp "$i"), $consensus) on 127.0.0.1:$(orderer_port "$i")"
 		mkdir -p "$dir/$name"
 		start "$name" \
 			FABRIC_CFG_PATH="$dir/config/orderer" \
 			FABRIC_LOGGING_SPEC="$logspec" \
 			ORDERER_GENERAL_LISTENADDRESS=127.0.0.1 \
 			ORDERER_GENERAL_LISTENPORT="$(orderer_port "$i")" \
-			ORDERER_GENERAL_LOCALMSPID=OrdererMSP \
+			ORDERER_GENERAL_LOCALMSPID="$(orderer_msp "$i")" \
 			ORDERER_GENERAL_LOCALMSPDIR="$od/msp" \
 			ORDERER_GENERAL_TLS_ENABLED=true \
 			ORDERER_GENERAL_TLS_PRIVATEKEY="$od/tls/server.key" \
 			ORDERER_GENERAL_TLS_CERTIFICATE="$od/tls/server.crt" \
-			ORDERER_GENERAL_TLS_ROOTCAS="[$od/tls/ca.crt]" \
+			ORDERER_GENERAL_TLS_ROOTCAS="[$roots]" \
 			ORDERER_GENERAL_BOOTSTRAPMETHOD=none \
 			ORDERER_GENERAL_CLUSTER_CLIENTCERTIFICATE="$od/tls/server.crt" \
 			ORDERER_GENERAL_CLUSTER_CLIENTPRIVATEKEY="$od/tls/server.key" \
-			ORDERER_GENERAL_CLUSTER_ROOTCAS="[$od/tls/ca.crt]" \
+			ORDERER_GENERAL_CLUSTER_ROOTCAS="[$roots]" \
 			ORDERER_FILELEDGER_LOCATION="$dir/$name/ledger" \
-			ORDERER_CONSENSUS_WALDIR="$dir/$name/etcdraft/wal" \
-			ORDERER_CONSENSUS_SNAPDIR="$dir/$name/etcdraft/snapshot" \
+			ORDERER_CONSENSUS_WALDIR="$dir/$name/$consdir/wal" \
+			ORDERER_CONSENSUS_SNAPDIR="$dir/$name/$consdir/snapshot" \
 			ORDERER_CHANNELPARTICIPATION_ENABLED=true \
 			ORDERER_ADMIN_LISTENADDRESS="127.0.0.1:$(orderer_admin_port "$i")" \
 			ORDERER_ADMIN_TLS_ENABLED=true \
@@ -325,12 +468,14 @@ start_orderer() {
 	wait_healthy "$name" "http://127.0.0.1:$(orderer_ops_port "$i")/healthz"
 }
 
-osnadmin_call() { # osnadmin_call I ARGS...: osnadmin against orderer I
+# osnadmin_call I ARGS... runs osnadmin against orderer I as the admin of
+# the org that operates it (each org's admin API trusts its own TLS CA only).
+osnadmin_call() {
 	local i="$1" tls
 	shift
-	tls="$(orderer_admin_tls)"
+	tls="$(orderer_admin_tls "$i")"
 	osnadmin channel "$@" -o "127.0.0.1:$(orderer_admin_port "$i")" \
-		--ca-file "$(orderer_tlsca)" --client-cert "$tls/client.crt" --client-key "$tls/client.key"
+		--ca-file "$(orderer_tlsca "$i")" --client-cert "$tls/client.crt" --client-key "$tls/client.key"
 }
 
 join_orderer() {
@@ -468,8 +613,10 @@ approve_chaincode() {
 	as_admin "$org" peer lifecycle chaincode queryapproved -C "$CHANNEL" -n "$CC_NAME" \
 		--sequence "$CC_SEQUENCE" >/dev/null 2>&1 && return 0
 	log "approving $CC_NAME for $(org_msp "$org")"
+	local o
+	o="$(submit_orderer)"
 	retry 30 as_admin "$org" peer lifecycle chaincode approveformyorg \
-		-o "127.0.0.1:$(orderer_port 0)" --tls --cafile "$(orderer_tlsca)" \
+		-o "127.0.0.1:$(orderer_port "$o")" --tls --cafile "$(orderer_tlsca "$o")" \
 		-C "$CHANNEL" -n "$CC_NAME" -v "$CC_VERSION" --sequence "$CC_SEQUENCE" \
 		--package-id "$id" --signature-policy "$CC_POLICY" ||
 		die "approve for $(org_msp "$org") failed"
@@ -478,12 +625,13 @@ approve_chaincode() {
 commit_chaincode() {
 	as_admin hospital peer lifecycle chaincode querycommitted -C "$CHANNEL" -n "$CC_NAME" >/dev/null 2>&1 && return 0
 	log "committing the $CC_NAME definition (policy $CC_POLICY)"
-	local peers=() org
+	local peers=() org o
 	for org in "${ORGS[@]}"; do
 		peers+=(--peerAddresses "127.0.0.1:$(peer_port "$org")" --tlsRootCertFiles "$(peer_tlsca "$org")")
 	done
+	o="$(submit_orderer)"
 	retry 30 as_admin hospital peer lifecycle chaincode commit \
-		-o "127.0.0.1:$(orderer_port 0)" --tls --cafile "$(orderer_tlsca)" \
+		-o "127.0.0.1:$(orderer_port "$o")" --tls --cafile "$(orderer_tlsca "$o")" \
 		-C "$CHANNEL" -n "$CC_NAME" -v "$CC_VERSION" --sequence "$CC_SEQUENCE" \
 		--signature-policy "$CC_POLICY" "${peers[@]}" ||
 		die "chaincode commit failed"
@@ -524,8 +672,14 @@ chaincode_ready() {
 		-c '{"Args":["org.hyperledger.fabric:GetMetadata"]}' >/dev/null
 }
 
+# write_profile writes the connection profile. The medprov gateway needs
+# only each org's peer and users: it submits through its peer's Fabric
+# Gateway service, which learns the orderers (all of them for BFT, where it
+# broadcasts to every orderer and waits for a quorum) from the channel
+# configuration. "orderer" (the first orderer) and "orderers" (every one,
+# with the MSP that operates it) are for tools such as the peer CLI.
 write_profile() {
-	local org orgs="[]" entry
+	local org orgs="[]" entry i ords="[]"
 	for org in "${ORGS[@]}"; do
 		entry="$(jq -n \
 			--arg msp "$(org_msp "$org")" \
@@ -541,10 +695,19 @@ write_profile() {
 			  chaincodeServer: $cc}')"
 		orgs="$(jq --argjson e "$entry" '. + [$e]' <<<"$orgs")"
 	done
+	for ((i = 0; i < orderers; i++)); do
+		entry="$(jq -n --arg name "orderer$i" --arg msp "$(orderer_msp "$i")" \
+			--arg endpoint "127.0.0.1:$(orderer_port "$i")" \
+			--arg host "orderer$i.$(orderer_domain "$i")" --arg tlsca "$(orderer_tlsca "$i")" \
+			'{name: $name, mspId: $msp, endpoint: $endpoint, hostOverride: $host, tlsCACert: $tlsca}')"
+		ords="$(jq --argjson e "$entry" '. + [$e]' <<<"$ords")"
+	done
 	jq -n --arg channel "$CHANNEL" --arg cc "$CC_NAME" --argjson orgs "$orgs" \
-		--arg orderer "127.0.0.1:$(orderer_port 0)" --arg otlsca "$(orderer_tlsca)" \
+		--arg consensus "$consensus" --argjson ords "$ords" \
+		--arg orderer "127.0.0.1:$(orderer_port 0)" --arg otlsca "$(orderer_tlsca 0)" \
 		'{channel: $channel, chaincode: $cc, organizations: $orgs,
-		  orderer: {endpoint: $orderer, tlsCACert: $otlsca}}' >"$dir/profile.json.tmp"
+		  orderer: {endpoint: $orderer, tlsCACert: $otlsca},
+		  consensus: $consensus, orderers: $ords}' >"$dir/profile.json.tmp"
 	mv "$dir/profile.json.tmp" "$dir/profile.json"
 }
 
@@ -572,7 +735,8 @@ cmd_up() {
 	fi
 	mkdir -p "$dir/logs" "$dir/run"
 	touch "$dir/$MARKER"
-	[[ -f "$dir/network.env" ]] || printf 'BASE_PORT=%s\nORDERERS=%s\n' "$base" "$orderers" >"$dir/network.env"
+	[[ -f "$dir/network.env" ]] ||
+		printf 'BASE_PORT=%s\nORDERERS=%s\nCONSENSUS=%s\n' "$base" "$orderers" "$consensus" >"$dir/network.env"
 
 	generate_crypto
 	generate_channel_block
@@ -629,7 +793,7 @@ cmd_status() {
 	fi
 	load_settings
 	local name all=0 pid
-	echo "network in $dir (base port $base, $orderers orderer(s))"
+	echo "network in $dir (base port $base, $consensus, $orderers orderer(s))"
 	for name in $(components); do
 		if running "$name"; then
 			pid="$(cat "$dir/run/$name.pid")"
@@ -652,12 +816,64 @@ cmd_stop() {
 	log "$component stopped"
 }
 
+# chaincode_cli_setup prepares the peer CLI calls of invoke and query on a
+# network that was started.
+chaincode_cli_setup() {
+	[[ -f "$dir/network.env" ]] || die "no network in $dir"
+	load_settings
+	org_msp "$cli_org" >/dev/null
+	((${#cli_args[@]})) || die "$cmd needs a chaincode function"
+	bin="$("$repo/scripts/fabric.sh" bin-dir)"
+	export PATH="$bin:$PATH"
+}
+
+# chaincode_input prints the peer CLI's -c argument for cli_args:
+# {"Args":[FUNCTION, ARG...]}, every argument a JSON string.
+chaincode_input() {
+	jq -cn '{Args: $ARGS.positional}' --args -- "${cli_args[@]}"
+}
+
+cmd_invoke() {
+	chaincode_cli_setup
+	local peers=() org out txid o
+	for org in "${ORGS[@]}"; do
+		peers+=(--peerAddresses "127.0.0.1:$(peer_port "$org")" --tlsRootCertFiles "$(peer_tlsca "$org")")
+	done
+	o="$(submit_orderer)"
+	# The CLI logs the committed transaction ID at info level only.
+	if ! out="$(as_admin "$cli_org" env FABRIC_LOGGING_SPEC='chaincodeCmd=info:warning' \
+		peer chaincode invoke -o "127.0.0.1:$(orderer_port "$o")" --tls --cafile "$(orderer_tlsca "$o")" \
+		-C "$CHANNEL" -n "$CC_NAME" "${peers[@]}" --waitForEvent \
+		-c "$(chaincode_input)" 2>&1)"; then
+		echo "$out" >&2
+		return 1
+	fi
+	txid="$(sed -n 's/.*txid \[\([0-9a-f]\{1,\}\)\] committed with status (VALID).*/\1/p' <<<"$out" | head -n 1)"
+	[[ -n "$txid" ]] || die "peer chaincode invoke reported no valid commit: $out"
+	echo "$txid"
+}
+
+cmd_query() {
+	chaincode_cli_setup
+	as_admin "$cli_org" peer chaincode query -C "$CHANNEL" -n "$CC_NAME" -c "$(chaincode_input)"
+}
+
+cmd_block() {
+	((${#cli_args[@]} == 1)) && [[ "${cli_args[0]}" =~ ^[0-9]+$ ]] || die "block needs one block number"
+	chaincode_cli_setup
+	as_admin "$cli_org" peer chaincode query -C "$CHANNEL" -n qscc --hex \
+		-c "$(jq -cn --arg ch "$CHANNEL" --arg n "${cli_args[0]}" '{Args: ["GetBlockByNumber", $ch, $n]}')"
+}
+
 case "$cmd" in
 up) cmd_up ;;
 down) cmd_down ;;
 status) cmd_status ;;
 stop) cmd_stop ;;
 profile) echo "$dir/profile.json" ;;
+invoke) cmd_invoke ;;
+query) cmd_query ;;
+block) cmd_block ;;
 -h | --help | help) usage ;;
 *) usage >&2; exit 2 ;;
 esac

@@ -3,6 +3,7 @@ package testnet
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -24,14 +25,65 @@ const (
 	fabricBuildTimeout = 20 * time.Minute
 	// fabricUpTimeout bounds one network.sh up (it also builds the chaincode).
 	fabricUpTimeout = 10 * time.Minute
-	// fabricPortSpan is how many consecutive ports network.sh uses.
-	fabricPortSpan = 50
+	// fabricPortSpan is how many consecutive ports network.sh uses for a
+	// Raft network; fabricBFTPortSpan for a BFT one (its fourth orderer
+	// sits after the peers).
+	fabricPortSpan    = 50
+	fabricBFTPortSpan = 60
+	// chaincodeCLITimeout bounds one peer CLI invoke (endorsement, ordering
+	// and the wait for both peers' commit) or query.
+	chaincodeCLITimeout = 2 * time.Minute
+)
+
+// Consensus types of a test network (FabricOptions.Consensus).
+const (
+	// ConsensusRaft is Raft ordering: 1 or 3 orderers, all of OrdererMSP.
+	ConsensusRaft = "raft"
+	// ConsensusBFT is SmartBFT ordering: 4 orderers, orderer0 and orderer1
+	// of HospitalOrdererMSP, orderer2 and orderer3 of ResearchOrdererMSP;
+	// a block needs 3 of their signatures, and one may fail.
+	ConsensusBFT = "bft"
 )
 
 // FabricOptions shapes a test network.
 type FabricOptions struct {
-	// Orderers is the Raft cluster size, 1 (default) or 3.
+	// Consensus is ConsensusRaft ("" means raft) or ConsensusBFT.
+	Consensus string
+	// Orderers is the cluster size: 1 (default) or 3 for Raft; 4 for BFT
+	// (0 means 4).
 	Orderers int
+}
+
+// normalize fills in defaults and refuses what network.sh would refuse.
+func (o FabricOptions) normalize() (FabricOptions, error) {
+	switch o.Consensus {
+	case "", ConsensusRaft:
+		o.Consensus = ConsensusRaft
+		if o.Orderers == 0 {
+			o.Orderers = 1
+		}
+		if o.Orderers != 1 && o.Orderers != 3 {
+			return o, fmt.Errorf("testnet: a Raft network has 1 or 3 orderers, not %d", o.Orderers)
+		}
+	case ConsensusBFT:
+		if o.Orderers == 0 {
+			o.Orderers = 4
+		}
+		if o.Orderers != 4 {
+			return o, fmt.Errorf("testnet: a BFT network has 4 orderers, not %d", o.Orderers)
+		}
+	default:
+		return o, fmt.Errorf("testnet: unknown consensus %q (want %q or %q)", o.Consensus, ConsensusRaft, ConsensusBFT)
+	}
+	return o, nil
+}
+
+// portSpan is how many consecutive ports the network uses.
+func (o FabricOptions) portSpan() int {
+	if o.Consensus == ConsensusBFT {
+		return fabricBFTPortSpan
+	}
+	return fabricPortSpan
 }
 
 // FabricNetwork is a Fabric network (orderers, a peer per organisation,
@@ -42,8 +94,13 @@ type FabricNetwork struct {
 	Profile string
 	// Dir is the network's state directory (logs are in Dir/logs).
 	Dir string
-	// BasePort is the first of the 50 ports the network uses.
+	// BasePort is the first of the ports the network uses (50 for Raft,
+	// 60 for BFT).
 	BasePort int
+	// Consensus is ConsensusRaft or ConsensusBFT.
+	Consensus string
+	// Orderers is the number of orderers, named "orderer0" onwards.
+	Orderers int
 
 	script string
 	tmp    string
@@ -72,8 +129,9 @@ func StartFabricNetwork(t testing.TB, opts FabricOptions) *FabricNetwork {
 // LaunchFabric starts a network outside a test (for TestMain); the caller
 // must Close it. It builds the Fabric binaries when missing.
 func LaunchFabric(ctx context.Context, opts FabricOptions) (*FabricNetwork, error) {
-	if opts.Orderers == 0 {
-		opts.Orderers = 1
+	opts, err := opts.normalize()
+	if err != nil {
+		return nil, err
 	}
 	root, err := RepoRoot()
 	if err != nil {
@@ -87,14 +145,16 @@ func LaunchFabric(ctx context.Context, opts FabricOptions) (*FabricNetwork, erro
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
 	n := &FabricNetwork{
-		Dir:    filepath.Join(tmp, "network"),
-		script: filepath.Join(root, "scripts", "network.sh"),
-		tmp:    tmp,
+		Dir:       filepath.Join(tmp, "network"),
+		Consensus: opts.Consensus,
+		Orderers:  opts.Orderers,
+		script:    filepath.Join(root, "scripts", "network.sh"),
+		tmp:       tmp,
 	}
 
 	var lastErr error
 	for range 3 {
-		base, err := freePortRange(fabricPortSpan)
+		base, err := freePortRange(opts.portSpan())
 		if err != nil {
 			lastErr = err
 			continue
@@ -104,6 +164,7 @@ func LaunchFabric(ctx context.Context, opts FabricOptions) (*FabricNetwork, erro
 			"MEDPROV_NETWORK_DIR=" + n.Dir,
 			"MEDPROV_NETWORK_BASE_PORT=" + strconv.Itoa(base),
 			"MEDPROV_NETWORK_ORDERERS=" + strconv.Itoa(opts.Orderers),
+			"MEDPROV_NETWORK_CONSENSUS=" + opts.Consensus,
 		}
 		out, err := n.run(ctx, fabricUpTimeout, "up")
 		if err == nil {
@@ -125,7 +186,8 @@ func LaunchFabric(ctx context.Context, opts FabricOptions) (*FabricNetwork, erro
 	return nil, fmt.Errorf("starting the Fabric network failed (try %s up): %w", n.script, lastErr)
 }
 
-// Stop stops one process of the network, keeping its state: "orderer0",
+// Stop stops one process of the network, keeping its state: "orderer0"
+// (to "orderer2" with 3 Raft orderers, "orderer3" with BFT),
 // "peer.hospital", "peer.research", "chaincode.hospital",
 // "chaincode.research". Up starts it again.
 func (n *FabricNetwork) Stop(ctx context.Context, component string) error {
@@ -133,6 +195,33 @@ func (n *FabricNetwork) Stop(ctx context.Context, component string) error {
 		return fmt.Errorf("network.sh stop %s: %w\n%s", component, err, out)
 	}
 	return nil
+}
+
+// OperationsURL returns the base URL of a node's operations service
+// (/healthz, /metrics): "orderer0" onwards, "peer.hospital" or
+// "peer.research". It follows network.sh's port layout: orderer i on
+// block i of ten ports (BFT's orderer3 on block 5), the peers on blocks 3
+// and 4, each operations service on the block's third port.
+func (n *FabricNetwork) OperationsURL(component string) (string, error) {
+	block := -1
+	switch component {
+	case "peer.hospital":
+		block = 3
+	case "peer.research":
+		block = 4
+	default:
+		if i, err := strconv.Atoi(strings.TrimPrefix(component, "orderer")); err == nil &&
+			strings.HasPrefix(component, "orderer") && i >= 0 && i < n.Orderers {
+			block = i
+			if i >= 3 {
+				block = i + 2
+			}
+		}
+	}
+	if block < 0 {
+		return "", fmt.Errorf("testnet: no node %q in a network of %d orderer(s)", component, n.Orderers)
+	}
+	return "http://127.0.0.1:" + strconv.Itoa(n.BasePort+10*block+2), nil
 }
 
 // Up starts whatever process of the network is not running.
@@ -153,6 +242,64 @@ func (n *FabricNetwork) Close() error {
 		return fmt.Errorf("remove network state: %w", err)
 	}
 	return nil
+}
+
+// Invoke submits a transaction of the medprov chaincode with Fabric's own
+// peer CLI (network.sh invoke), bypassing any medprov gateway: as the
+// HospitalMSP admin, endorsed by the peers of both organisations. It
+// returns the transaction ID once both peers committed it as valid. A
+// proposal the chaincode refuses, or a transaction the peers invalidate,
+// is an error whose text holds the CLI's output, the chaincode's message
+// (wire.ParseError finds its refusal) included.
+func (n *FabricNetwork) Invoke(ctx context.Context, fn string, args ...string) (string, error) {
+	out, err := n.chaincodeCLI(ctx, "invoke", fn, args)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// Query evaluates a function of the medprov chaincode with Fabric's own
+// peer CLI (network.sh query) as the HospitalMSP admin on its peer, and
+// returns the function's result. Errors are as Invoke's.
+func (n *FabricNetwork) Query(ctx context.Context, fn string, args ...string) ([]byte, error) {
+	out, err := n.chaincodeCLI(ctx, "query", fn, args)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(out, []byte("\n")), nil // the CLI ends the result with a newline
+}
+
+// Block returns block number of the channel as the hospital peer stored
+// it, a marshalled common.Block with the orderers' signatures, read with
+// Fabric's peer CLI (network.sh block).
+func (n *FabricNetwork) Block(ctx context.Context, number uint64) ([]byte, error) {
+	out, err := n.chaincodeCLI(ctx, "block", strconv.FormatUint(number, 10), nil)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := hex.DecodeString(strings.TrimSpace(string(out)))
+	if err != nil {
+		return nil, fmt.Errorf("network.sh block %d: %w", number, err)
+	}
+	return raw, nil
+}
+
+// chaincodeCLI runs network.sh invoke, query or block and returns its
+// standard output; its standard error is in the error.
+func (n *FabricNetwork) chaincodeCLI(ctx context.Context, command, fn string, args []string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, chaincodeCLITimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", append([]string{n.script, command, "--", fn}, args...)...)
+	cmd.Env = append(os.Environ(), n.env...)
+	cmd.WaitDelay = 5 * time.Second // a killed bash leaves the peer CLI holding the pipes
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("network.sh %s %s: %w\n%s", command, fn, err, stderr.Bytes())
+	}
+	return stdout.Bytes(), nil
 }
 
 func (n *FabricNetwork) run(ctx context.Context, timeout time.Duration, args ...string) ([]byte, error) {

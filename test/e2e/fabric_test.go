@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/medprov/medprov/internal/testnet"
+	"github.com/medprov/medprov/test/portal"
 	"github.com/medprov/medprov/test/scenario"
 )
 
@@ -19,9 +20,11 @@ func fabricGateway(t *testing.T) (*Gateway, *testnet.FabricNetwork) {
 
 // TestScenarioFabricKubo runs the same scenario suite as
 // TestScenarioEmbedded against the gateway binary on a real Fabric network
-// and a real kubo daemon.
+// and a real kubo daemon, then the portal story in Chromium (as
+// TestPortalEmbedded does), and checks with Fabric's own peer CLI that the
+// chaincode itself enforces passkey signatures.
 func TestScenarioFabricKubo(t *testing.T) {
-	g, _ := fabricGateway(t)
+	g, n := fabricGateway(t)
 	g.Start(t)
 	scenario.Run(t, scenario.Env{
 		BaseURL:    g.URL(),
@@ -31,4 +34,9 @@ func TestScenarioFabricKubo(t *testing.T) {
 			g.Start(t)
 		},
 	})
+	t.Run("portal story in Chromium", func(t *testing.T) {
+		portal.Run(t, portal.Env{URL: portalURL(g), AdminToken: g.AdminToken, Prefix: "fab-"})
+	})
+	t.Run("chaincode enforces passkeys via peer CLI", func(t *testing.T) { checkChaincodeEnforcesPasskeys(t, n) })
+	t.Run("offline audit bundles", func(t *testing.T) { auditStory(t, g.URL(), g.AdminToken, "fab-") })
 }
