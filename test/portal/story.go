@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -200,12 +201,46 @@ func Run(t *testing.T, env Env) {
 		step(t)
 		open(t, pat, "/patient")
 		assert.Contains(t, pat.page.Text("#devices"), deviceID)
-		pat.page.SendKeys("#grantee", res.id)
-		pat.page.SendKeys("#purpose", "study.cardio")
-		pat.page.Click(`#grant-form input[value="heart_rate"]`)
-		setValue(pat, "#not-before", today.AddDate(0, 0, -1).Format("2006-01-02"))
-		setValue(pat, "#not-after", today.AddDate(0, 1, 0).Format("2006-01-02"))
-		state, text := act(t, pat, "#grant-form")
+		// With the keyboard alone: Tab to the form, type, Space ticks a box,
+		// dates are typed as a person types them, Enter submits.
+		p := pat.page
+		tabTo := func(id string) {
+			for range 80 {
+				if p.Focused() == id {
+					return
+				}
+				p.Keys(kb.Tab)
+			}
+			require.Equal(t, id, p.Focused(), "Tab reaches #%s", id)
+		}
+		tabTo("grantee")
+		p.Keys(res.id)
+		p.Keys(kb.Tab)
+		require.Equal(t, "purpose", p.Focused(), "the purpose follows the researcher in the focus order")
+		p.Keys("study.cardio")
+		for range 3 {
+			p.Keys(kb.Tab)
+			if browser.Eval[string](p, `document.activeElement.value`) == "heart_rate" {
+				break
+			}
+		}
+		require.Equal(t, "heart_rate", browser.Eval[string](p, `document.activeElement.value`), "Tab reaches the data types")
+		p.Keys(" ")
+		require.True(t, browser.Eval[bool](p, `document.querySelector('#grant-form input[value="heart_rate"]').checked`), "Space ticks the box")
+		typeDate := func(id string, d time.Time) {
+			tabTo(id)
+			p.Keys(d.Format("01022006")) // the date field's own order (en-US: month, day, year)
+			require.Equal(t, d.Format("2006-01-02"), p.Value("#"+id), "typed date in #%s", id)
+		}
+		typeDate("not-before", today.AddDate(0, 0, -1))
+		typeDate("not-after", today.AddDate(0, 1, 0))
+		tabTo("grant-submit")
+		p.Keys(kb.Enter)
+		p.WaitVisible(`#flash, #grant-form .status[data-done]`)
+		state, text := "error", p.Text("#grant-form .status")
+		if browser.Eval[bool](p, `!!document.getElementById("flash")`) {
+			state, text = "ok", p.Text("#flash")
+		}
 		require.Equal(t, "ok", state, text)
 		assert.Contains(t, text, "consent was recorded")
 		assert.Contains(t, pat.page.Text("#consent-table"), res.id)
@@ -297,22 +332,35 @@ func Run(t *testing.T, env Env) {
 		shot(t, reg.page, "portal-verify.png")
 	})
 
-	t.Run("a tampered passkey signature is refused and nothing is recorded", func(t *testing.T) {
+	t.Run("tampered passkey assertions are refused and nothing is recorded", func(t *testing.T) {
 		step(t)
-		open(t, pat, "/patient")
-		before := browser.Eval[int](pat.page, `document.querySelectorAll("#consent-table tbody tr").length`)
-		pat.auth.SetTamper(browser.Tamper{BogusSignature: true})
-		pat.page.SendKeys("#grantee", res.id)
-		pat.page.SendKeys("#purpose", "study.sleep")
-		pat.page.Click(`#grant-form input[value="spo2"]`)
-		setValue(pat, "#not-before", today.Format("2006-01-02"))
-		setValue(pat, "#not-after", today.AddDate(0, 1, 0).Format("2006-01-02"))
-		state, text := act(t, pat, "#grant-form")
-		pat.auth.SetTamper(browser.Tamper{})
-		assert.Equal(t, "error", state)
-		assert.Contains(t, text, "signature does not verify")
-		open(t, pat, "/patient")
-		assert.Equal(t, before, browser.Eval[int](pat.page, `document.querySelectorAll("#consent-table tbody tr").length`))
+		for _, tc := range []struct {
+			name   string
+			tamper browser.Tamper
+			want   string
+		}{
+			{"a bogus signature", browser.Tamper{BogusSignature: true}, "signature does not verify"},
+			{"the user-verified flag cleared", browser.Tamper{ClearUV: true}, "user verification"},
+			{"the user-present flag cleared", browser.Tamper{ClearUP: true}, "user presence"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				step(t)
+				open(t, pat, "/patient")
+				before := browser.Eval[int](pat.page, `document.querySelectorAll("#consent-table tbody tr").length`)
+				pat.auth.SetTamper(tc.tamper)
+				defer pat.auth.SetTamper(browser.Tamper{})
+				pat.page.SendKeys("#grantee", res.id)
+				pat.page.SendKeys("#purpose", "study.sleep")
+				pat.page.Click(`#grant-form input[value="spo2"]`)
+				setValue(pat, "#not-before", today.Format("2006-01-02"))
+				setValue(pat, "#not-after", today.AddDate(0, 1, 0).Format("2006-01-02"))
+				state, text := act(t, pat, "#grant-form")
+				assert.Equal(t, "error", state)
+				assert.Contains(t, strings.ToLower(text), tc.want)
+				open(t, pat, "/patient")
+				assert.Equal(t, before, browser.Eval[int](pat.page, `document.querySelectorAll("#consent-table tbody tr").length`))
+			})
+		}
 	})
 
 	t.Run("the patient withdraws consent and the researcher is refused", func(t *testing.T) {
