@@ -58,7 +58,7 @@ var pages = map[string]*template.Template{
 }
 
 func page(name string) *template.Template {
-	return template.Must(template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name))
+	return template.Must(template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", "templates/"+name))
 }
 
 // Config is what the portal shows about the node that serves it, and the
