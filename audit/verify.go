@@ -17,6 +17,7 @@ import (
 	"github.com/medprov/medprov/consent"
 	"github.com/medprov/medprov/envelope"
 	"github.com/medprov/medprov/evidence"
+	"github.com/medprov/medprov/fhir/readaccess"
 	"github.com/medprov/medprov/wire"
 )
 
@@ -397,6 +398,7 @@ type record struct {
 var actionFunctions = map[string]bool{
 	wire.FnRegisterDevice: true, wire.FnRevokeDevice: true, wire.FnGrantConsent: true, wire.FnRevokeConsent: true,
 	wire.FnRequestAccess: true, wire.FnRevokeActor: true, wire.FnRotateActorKey: true, wire.FnErasePatient: true,
+	wire.FnRequestAccessByRead: true,
 }
 
 // records yields the ledger records a transaction wrote (JSON values with
@@ -444,7 +446,7 @@ func (v *verifier) replay(n uint64, tx evidence.Tx) {
 				v.deviceSignature(n, tx, r)
 			}
 		case "access":
-			if a, ok := decoded[wire.AccessEvent](raw); ok && tx.Function == wire.FnRequestAccess {
+			if a, ok := decoded[wire.AccessEvent](raw); ok && (tx.Function == wire.FnRequestAccess || tx.Function == wire.FnRequestAccessByRead) {
 				v.decision(n, tx, a)
 			}
 		}
@@ -573,10 +575,9 @@ func (v *verifier) decision(n uint64, tx evidence.Tx, ev wire.AccessEvent) {
 	if !v.inScope(ev.PatientID, "") && !v.releasesScopeReading(ev) {
 		return
 	}
-	env, err := envelope.ParseSigned([]byte(tx.Args[0]))
-	var p wire.AccessRequestAction
-	if err != nil || json.Unmarshal(env.Payload, &p) != nil {
-		v.add("access.decision", false, at(n), tx.ID, "the access request is malformed")
+	p, err := v.accessRequest(tx)
+	if err != nil {
+		v.add("access.decision", false, at(n), tx.ID, "the access request is malformed: %v", err)
 		return
 	}
 	from, err1 := time.Parse(time.RFC3339Nano, p.From)
@@ -608,6 +609,34 @@ func (v *verifier) decision(n uint64, tx evidence.Tx, ev wire.AccessEvent) {
 	default:
 		v.add("access.decision", true, at(n), tx.ID, "access %s denied (%s), re-derived from %d consents", ev.ID, reason, len(req.Consents))
 	}
+}
+
+// accessRequest is the access request a transaction decided: the signed
+// access.request, or, for a FHIR read (RequestAccessByRead), the request
+// its signed GET stands for, derived as the chaincode derives it, with the
+// readings replayed so far.
+func (v *verifier) accessRequest(tx evidence.Tx) (wire.AccessRequestAction, error) {
+	env, err := envelope.ParseSigned([]byte(tx.Args[0]))
+	if err != nil {
+		return wire.AccessRequestAction{}, err
+	}
+	if tx.Function != wire.FnRequestAccessByRead {
+		var p wire.AccessRequestAction
+		return p, json.Unmarshal(env.Payload, &p)
+	}
+	var g wire.HTTPGetAction
+	if err := json.Unmarshal(env.Payload, &g); err != nil {
+		return wire.AccessRequestAction{}, err
+	}
+	p, _, err := readaccess.Derive(g, func(dataHash, readingID string) (*wire.Reading, error) {
+		for _, r := range v.st.readings {
+			if r.ID == readingID || dataHash != "" && r.DataHash == dataHash {
+				return &r, nil
+			}
+		}
+		return nil, nil
+	})
+	return p, err
 }
 
 func (v *verifier) releasesScopeReading(ev wire.AccessEvent) bool {

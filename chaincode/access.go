@@ -48,6 +48,14 @@ func (c *Contract) RequestAccess(ctx contractapi.TransactionContextInterface, en
 	if err != nil {
 		return nil, err
 	}
+	return t.decideAccess(requester, &p, "")
+}
+
+// decideAccess decides the access request p of requester, authenticated
+// already, as RequestAccess describes, and commits the decision. With
+// only set (a read of that one reading, RequestAccessByRead), a grant
+// releases exactly that reading.
+func (t *tx) decideAccess(requester *wire.Actor, p *wire.AccessRequestAction, only string) (*wire.AccessEvent, error) {
 	self := requester.Role == wire.RolePatient
 	switch {
 	case self && p.PatientID != requester.ID:
@@ -109,7 +117,10 @@ func (c *Contract) RequestAccess(ctx contractapi.TransactionContextInterface, en
 	}
 	grant, reason, consentID := consent.Decide(req)
 	ev.ConsentID = consentID
-	if grant {
+	switch {
+	case grant && only != "":
+		ev.Decision, ev.ReadingIDs, ev.Count = wire.DecisionGranted, []string{only}, 1
+	case grant:
 		ev.Decision = wire.DecisionGranted
 		ids, last, more, err := grantedReadings(t.stub, p.PatientID, p.DataTypes, formatTime(from), formatTime(to), cursor, limit)
 		if err != nil {
@@ -119,7 +130,7 @@ func (c *Contract) RequestAccess(ctx contractapi.TransactionContextInterface, en
 		if more {
 			ev.NextCursor = encodeBookmark(last)
 		}
-	} else {
+	default:
 		ev.Decision, ev.Reason = wire.DecisionDenied, reason
 	}
 

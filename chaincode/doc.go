@@ -10,12 +10,13 @@
 // strings. Submit: RegisterActor, RegisterDevice, RevokeDevice,
 // RecordReadings, GrantConsent, RevokeConsent, RequestAccess, the
 // identity lifecycle RevokeActor, RevokeOrgActor, RotateActorKey,
-// ErasePatient, RecordWithheld, and the passkeys' SetRelyingParty and
-// RegisterPasskey. Evaluate:
+// ErasePatient, RecordWithheld, the passkeys' SetRelyingParty and
+// RegisterPasskey, and RequestAccessByRead (a signed FHIR Observation read
+// as the access request). Evaluate:
 // GetActor, GetDevice, GetReading, GetConsent, GetAccessEvent, ListReadings,
 // ListConsents, GetAccessLog, ListEvents, GetProvenance, GetRelyingParty,
-// GetPasskey, ListPasskeys, and the registries' ListDevices, ListActors and
-// GetDeviceStats. Every refusal is an
+// GetPasskey, ListPasskeys, the registries' ListDevices, ListActors and
+// GetDeviceStats, and GetReadingByHash. Every refusal is an
 // *Error whose text "[medprov:<code>] <message>" survives Fabric's wrapping;
 // ParseError recovers it. Other errors are failures (state access), not
 // decisions about the input.

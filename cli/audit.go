@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -11,7 +12,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/medprov/medprov/audit"
 	"github.com/medprov/medprov/client"
+	"github.com/medprov/medprov/fhir"
 )
 
 func newAuditCmd(a *app) *cobra.Command {
@@ -226,4 +229,41 @@ check and fails unless all pass.`,
 	f.StringVar(&checkpointKey, "checkpoint-key", "", "offline: the public key (PEM) that signed the checkpoint")
 	f.StringVar(&keyringDir, "keyring-dir", "", "offline: a stopped node's data directory, to check the plaintext hashes")
 	return cmd
+}
+
+// exportFHIR writes a patient's Consents, AuditEvents and Provenances as
+// one FHIR R4 collection Bundle (audit export --format fhir), read through
+// the gateway's FHIR API as the signing actor.
+func (a *app) exportFHIR(ctx context.Context, src sourceFlags, scope audit.Scope, ciphertexts bool, out string) error {
+	switch {
+	case scope.PatientID == "" || scope.ReadingID != "" || scope.From != "" || scope.To != "" || ciphertexts:
+		return usagef("--format fhir exports one patient: give --patient, without --reading, --from, --to or --ciphertexts")
+	case src.dataDir != "" || src.profile != "":
+		return usagef("--format fhir reads the gateway's FHIR API: give --actor and --key, not --data-dir or --fabric-profile")
+	case src.actor == "" || src.key == "":
+		return usagef("--format fhir needs --actor and --key (the patient or a regulator)")
+	}
+	key, err := readPrivateKey(src.key)
+	if err != nil {
+		return err
+	}
+	r, err := fhir.NewSignedReader(a.gateway, src.actor, key, httpClient())
+	if err != nil {
+		return usageError{err}
+	}
+	b, err := fhir.ExportPatient(ctx, r, strings.TrimRight(a.gateway, "/")+fhir.BasePath, scope.PatientID, time.Now())
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	if err := writeNew(out, append(b, '\n')); err != nil {
+		return err
+	}
+	var n struct {
+		Entry []json.RawMessage `json:"entry"`
+	}
+	if err := json.Unmarshal(b, &n); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.out, "wrote %s: a FHIR R4 collection Bundle of %d resources (Consent, AuditEvent, Provenance) of patient %s\n", out, len(n.Entry), scope.PatientID)
+	return nil
 }

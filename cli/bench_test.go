@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -50,5 +52,35 @@ func TestBenchCommand(t *testing.T) {
 		assert.Positive(t, rep.P99CommitMs, "p99 commit ms")
 		assert.Positive(t, rep.VerifyPerSec, "verify/s")
 		assert.Positive(t, rep.GatewayCPUSeconds, "gateway CPU s")
+	})
+
+	t.Run("compare runs the same load against two gateways and reports both", func(t *testing.T) {
+		base2, token2, stop2, err := startEmbeddedGateway(t.Context(), t.TempDir())
+		require.NoError(t, err)
+		t.Cleanup(func() { assert.NoError(t, stop2(), "stopping the second gateway") })
+		tokenFile := filepath.Join(t.TempDir(), "token")
+		require.NoError(t, os.WriteFile(tokenFile, []byte(token2+"\n"), 0o600))
+		var out, errb bytes.Buffer
+		code := Run(t.Context(), []string{"bench", "--gateway", base, "--compare", base2, "--compare-admin-token-file", tokenFile,
+			"--json", "--duration", "1s", "--devices", "2", "--concurrency", "2", "--batch", "10", "--rate", "200", "--verify-for", "100ms"}, &out, &errb, getenv)
+		require.Equal(t, ExitOK, code, "exit code; stderr %s", errb.String())
+		var c Comparison
+		require.NoError(t, json.Unmarshal(out.Bytes(), &c), "output:\n%s", out.String())
+		require.NotNil(t, c.A)
+		require.NotNil(t, c.B)
+		assert.Equal(t, base, c.A.Gateway)
+		assert.Equal(t, base2, c.B.Gateway)
+		for _, r := range []*loadgen.Report{c.A, c.B} {
+			assert.NotZero(t, r.ReadingsAcked, "%s acked", r.Gateway)
+			assert.True(t, r.Drained, "%s drained", r.Gateway)
+		}
+
+		t.Run("as text, side by side", func(t *testing.T) {
+			var w bytes.Buffer
+			printComparison(&w, c)
+			assert.Contains(t, w.String(), base)
+			assert.Contains(t, w.String(), base2)
+			assert.Contains(t, w.String(), "committed/s")
+		})
 	})
 }

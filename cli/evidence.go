@@ -138,21 +138,31 @@ organisation before pinning it.`,
 
 func newAuditExportCmd(a *app) *cobra.Command {
 	var src sourceFlags
-	var out string
+	var out, outFormat string
 	var scope audit.Scope
 	var ciphertexts bool
 	cmd := &cobra.Command{
-		Use:   "export --out FILE.tar (--patient ID | --reading ID) [--from T] [--to T] [--ciphertexts] (--actor ID --key FILE | --data-dir DIR | --fabric-profile FILE)",
+		Use:   "export --out FILE.tar (--patient ID | --reading ID) [--from T] [--to T] [--ciphertexts] [--format tar|fhir] (--actor ID --key FILE | --data-dir DIR | --fabric-profile FILE)",
 		Short: "Export an audit bundle to verify offline",
 		Long: `export writes one tar file with the evidence of a patient or a reading: every
 block header from genesis to the tip, the full blocks of the scope's
 transactions and the tip block, the config blocks, the scope's records and,
 with --ciphertexts, the encrypted readings. Through the gateway the signer
 must be a regulator; --data-dir reads a stopped node's embedded ledger and
---fabric-profile a Fabric peer with the org's identity.`,
+--fabric-profile a Fabric peer with the org's identity.
+
+--format fhir writes instead a FHIR R4 Bundle (collection, JSON) of the
+patient's Consents, AuditEvents and Provenances, read through the gateway's
+FHIR API (--patient, --actor and --key: the patient or a regulator).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if outFormat == "fhir" {
+				return a.exportFHIR(ctx, src, scope, ciphertexts, out)
+			}
+			if outFormat != "tar" {
+				return usagef("--format must be tar or fhir")
+			}
 			var data []byte
 			ls, format, closeFn, err := src.direct(ctx)
 			if err != nil {
@@ -207,6 +217,7 @@ must be a regulator; --data-dir reads a stopped node's embedded ledger and
 	f.StringVar(&scope.From, "from", "", "only transactions at or after, RFC 3339")
 	f.StringVar(&scope.To, "to", "", "only transactions at or before, RFC 3339")
 	f.BoolVar(&ciphertexts, "ciphertexts", false, "include the encrypted readings (through the gateway)")
+	f.StringVar(&outFormat, "format", "tar", "tar (an audit bundle) or fhir (a FHIR R4 collection Bundle of a patient)")
 	required(cmd, "out")
 	return cmd
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -53,6 +54,9 @@ type serveOptions struct {
 	maxLag        time.Duration
 	publicURL     string
 	pprofAddr     string
+	mqttAddr      string
+	mqttTLSCert   string
+	mqttTLSKey    string
 }
 
 func newServeCmd(a *app) *cobra.Command {
@@ -76,6 +80,13 @@ stored in <data-dir>/admin.token, generated (0600) on first start; only
 its path is printed, never the token. The keyring master key is
 $MEDPROV_MASTER_KEY (64 hex digits), else --master-key-file, generated
 (0600) on first start.
+
+--mqtt-addr also serves MQTT 3.1.1 and 5 for devices, over TLS only
+(--mqtt-tls-cert/--mqtt-tls-key, default --tls-cert/--tls-key): a device
+connects with a client certificate whose CN is its deviceId and whose key
+is its registered key, publishes readings to
+medprov/v1/devices/<deviceId>/readings and reads their outcomes on
+medprov/v1/devices/<deviceId>/results (see the README, "MQTT").
 
 Invitations ("medprov actor invite") link to <public-url>/enrol/<token>:
 --public-url is where people reach this gateway, by default
@@ -108,6 +119,9 @@ func (o *serveOptions) bind(f *pflag.FlagSet) {
 	f.DurationVar(&o.maxLag, "max-lag", 2*time.Second, "pushback (503) while the oldest reading not yet sent to the ledger is older than this")
 	f.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go profiles (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060 (off by default)")
 	f.StringVar(&o.publicURL, "public-url", "", "external base URL of the gateway, where enrolment links point (default http://localhost:PORT, https with --tls-cert)")
+	f.StringVar(&o.mqttAddr, "mqtt-addr", "", "serve MQTT (TLS, device client certificates) on this address, e.g. 0.0.0.0:8883 (off by default)")
+	f.StringVar(&o.mqttTLSCert, "mqtt-tls-cert", "", "the MQTT listener's TLS certificate (PEM; default --tls-cert)")
+	f.StringVar(&o.mqttTLSKey, "mqtt-tls-key", "", "the MQTT listener's TLS private key (PEM; default --tls-key)")
 }
 
 // nodeConfig is the node that o describes.
@@ -120,6 +134,10 @@ func (a *app) nodeConfig(o *serveOptions, adminToken string, log *slog.Logger) (
 	if err != nil {
 		return node.Config{}, err
 	}
+	mqttTLS, err := o.mqttTLS()
+	if err != nil {
+		return node.Config{}, err
+	}
 	return node.Config{
 		DataDir: o.dataDir, Ledger: o.ledger, FabricProfile: o.fabricProfile, FabricOrg: o.fabricOrg,
 		Blobs: o.blobs, KuboAPI: o.kuboAPI, MasterKey: mk, AdminToken: adminToken, PublicURL: pub,
@@ -127,7 +145,29 @@ func (a *app) nodeConfig(o *serveOptions, adminToken string, log *slog.Logger) (
 		Batcher: ingest.BatcherConfig{MaxBatch: o.batchMax, MaxWait: o.batchWait, InFlight: o.inFlight},
 		Limits:  gateway.Limits{DeviceRate: o.deviceRate, DeviceBurst: max(int(o.deviceRate*5), 1), MaxLag: o.maxLag},
 		Logger:  log,
+
+		MQTTAddr: o.mqttAddr, MQTTTLS: mqttTLS, // off without --mqtt-addr
 	}, nil
+}
+
+// mqttTLS returns the MQTT listener's TLS settings (its certificate), nil
+// without --mqtt-addr. MQTT is served over TLS only.
+func (o *serveOptions) mqttTLS() (*tls.Config, error) {
+	if o.mqttAddr == "" {
+		return nil, nil
+	}
+	cert, key := o.mqttTLSCert, o.mqttTLSKey
+	if cert == "" && key == "" {
+		cert, key = o.tlsCert, o.tlsKey
+	}
+	if cert == "" || key == "" {
+		return nil, usagef("--mqtt-addr needs --mqtt-tls-cert and --mqtt-tls-key (or --tls-cert and --tls-key): MQTT is served over TLS only")
+	}
+	kp, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		return nil, fmt.Errorf("MQTT TLS certificate: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{kp}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // checkPublicURL returns --public-url without a trailing slash, refusing
@@ -292,6 +332,9 @@ func (a *app) serve(ctx context.Context, o *serveOptions, stderr io.Writer) erro
 		log.Info("pprof listening", "url", "http://"+at+"/debug/pprof/")
 	}
 	log.Info("medprov gateway listening", "url", scheme+"://"+ln.Addr().String(), "ledger", o.ledger, "blobs", o.blobs, "dataDir", o.dataDir)
+	if n.MQTT != nil {
+		log.Info("medprov MQTT listening", "url", "mqtts://"+n.MQTT.Addr().String())
+	}
 	srv := node.NewHTTPServer(n.Handler(), log)
 	errc := make(chan error, 1)
 	go func() {

@@ -88,6 +88,7 @@ func newDeviceSimulateCmd(a *app) *cobra.Command {
 	var register bool
 	var op, opKey, patient, prefix, keyDir string
 	var devs []string
+	var mq mqttOptions
 	cmd := &cobra.Command{
 		Use:   "simulate --devices N --rate R --duration D (--register ... | --device ID=KEY ...)",
 		Short: "Drive N simulated devices sending signed readings",
@@ -103,6 +104,12 @@ writes their keys there). Otherwise it uses the devices given as
 current time in microseconds, so reruns do not collide). --batch N sends N
 readings per request through the batch route. --wait waits for each block.
 
+With --mqtt HOST:PORT the devices publish over the gateway's MQTT listener
+instead (serve --mqtt-addr): each connects with a self-signed certificate
+for its key (CN its id), publishes to medprov/v1/devices/<id>/readings at
+QoS 1 and reads medprov/v1/devices/<id>/results; --mqtt-ca verifies the
+listener's certificate. Registration still goes through the HTTP API.
+
 The command exits non-zero if any reading was refused for a reason other
 than pushback.`,
 		Args: cobra.NoArgs,
@@ -110,6 +117,9 @@ than pushback.`,
 			ctx := cmd.Context()
 			if cfg.rate <= 0 || cfg.duration <= 0 || cfg.batch < 1 {
 				return usagef("--rate and --duration must be positive and --batch at least 1")
+			}
+			if mq.addr != "" && cfg.wait {
+				return usagef("--wait is for HTTP: over --mqtt the outcomes arrive on the results topic")
 			}
 			if cfg.seqStart == 0 {
 				cfg.seqStart = uint64(time.Now().UnixMicro())
@@ -140,7 +150,14 @@ than pushback.`,
 					return err
 				}
 			}
-			st := simulate(ctx, c, devices, cfg)
+			var st *simStats
+			if mq.addr != "" {
+				if st, err = simulateMQTT(ctx, devices, cfg, &mq); err != nil {
+					return err
+				}
+			} else {
+				st = simulate(ctx, c, devices, cfg)
+			}
 			if err := a.emit(st, func(w io.Writer) { printSimStats(w, st) }); err != nil {
 				return err
 			}
@@ -169,6 +186,7 @@ than pushback.`,
 	f.StringVar(&prefix, "prefix", "", "device id prefix (with --register; default random)")
 	f.StringVar(&keyDir, "key-dir", "", "directory to write registered devices' keys to")
 	f.StringArrayVar(&devs, "device", nil, "ID=KEYFILE of an existing device (repeatable)")
+	mq.bind(f)
 	return cmd
 }
 

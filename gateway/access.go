@@ -43,6 +43,24 @@ func (s *Server) requestAccess(c *gin.Context) {
 			AccessID: ev.ID, Decision: ev.Decision, Reason: ev.Reason, TxID: cm.TxID})
 		return
 	}
+	out, held, err := s.releaseGranted(c, &ev)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, wire.AccessGrant{AccessID: ev.ID, Decision: ev.Decision, TxID: cm.TxID, Block: cm.Block,
+		ConsentID: ev.ConsentID, Count: len(out), Readings: out, Withheld: held, NextCursor: ev.NextCursor})
+}
+
+// releaseGranted releases the readings of a committed grant ev: each is
+// fetched, opened and verified against its ledger record (release).
+// Readings that fail release (erased, evidence_mismatch,
+// ciphertext_missing, unavailable) are withheld: returned, and recorded
+// on the access event (RecordWithheld) before it returns. An unavailable
+// blob store or ledger fails the whole release (503), after recording
+// what was withheld so far. Every view that releases readings (v1, FHIR)
+// releases them here.
+func (s *Server) releaseGranted(c *gin.Context, ev *wire.AccessEvent) ([]wire.ReleasedReading, []wire.Withheld, error) {
 	out := make([]wire.ReleasedReading, 0, len(ev.ReadingIDs))
 	var held []wire.Withheld
 	for _, id := range ev.ReadingIDs {
@@ -52,8 +70,7 @@ func (s *Server) requestAccess(c *gin.Context) {
 				if len(held) > 0 {
 					s.recordWithheld(c, ev.ID, held)
 				}
-				fail(c, err)
-				return
+				return nil, nil, err
 			}
 			// The request ID ties this line to the access; the access ID, the
 			// reading ID and the cause's text name pseudonymous IDs.
@@ -67,8 +84,7 @@ func (s *Server) requestAccess(c *gin.Context) {
 	if len(held) > 0 {
 		s.recordWithheld(c, ev.ID, held)
 	}
-	c.JSON(http.StatusOK, wire.AccessGrant{AccessID: ev.ID, Decision: ev.Decision, TxID: cm.TxID, Block: cm.Block,
-		ConsentID: ev.ConsentID, Count: len(out), Readings: out, Withheld: held, NextCursor: ev.NextCursor})
+	return out, held, nil
 }
 
 // errEvidence reports a reading whose stored bytes do not match the ledger.

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -207,42 +208,60 @@ func mayReadPatient(a *actorKey, patientID string) bool {
 }
 
 func (s *Server) listConsents(c *gin.Context) {
-	pid := c.Param("id")
-	if !mayReadPatient(actorOf(c), pid) {
-		fail(c, errf(wire.CodeForbidden, "only the patient and regulators may read a patient's consents"))
-		return
-	}
-	var out []wire.Consent
-	if err := s.chain.evaluate(c, &out, wire.FnListConsents, pid); err != nil {
+	out, err := s.patientConsents(c, actorOf(c), c.Param("id"))
+	if err != nil {
 		fail(c, err)
 		return
-	}
-	if out == nil {
-		out = []wire.Consent{}
 	}
 	c.JSON(http.StatusOK, wire.ConsentList{Items: out, Count: len(out)})
 }
 
-func (s *Server) accessLog(c *gin.Context) {
-	pid := c.Param("id")
-	if !mayReadPatient(actorOf(c), pid) {
-		fail(c, errf(wire.CodeForbidden, "only the patient and regulators may read a patient's access log"))
-		return
+// patientConsents returns patient pid's consents, each with its history,
+// to a, who must be the patient or a regulator. Every view of consents
+// (v1, FHIR) reads them here.
+func (s *Server) patientConsents(ctx context.Context, a *actorKey, pid string) ([]wire.Consent, error) {
+	if !mayReadPatient(a, pid) {
+		return nil, errf(wire.CodeForbidden, "only the patient and regulators may read a patient's consents")
 	}
+	var out []wire.Consent
+	if err := s.chain.evaluate(ctx, &out, wire.FnListConsents, pid); err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = []wire.Consent{}
+	}
+	return out, nil
+}
+
+func (s *Server) accessLog(c *gin.Context) {
 	ps, bm, err := pageArgs(c)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	var page wire.AccessEventPage
-	if err := s.chain.evaluate(c, &page, wire.FnGetAccessLog, pid, ps, bm); err != nil {
+	page, err := s.patientAccessLog(c, actorOf(c), c.Param("id"), ps, bm)
+	if err != nil {
 		fail(c, err)
 		return
+	}
+	c.JSON(http.StatusOK, page)
+}
+
+// patientAccessLog returns a page of patient pid's access log to a, who
+// must be the patient or a regulator. Every view of the access log (v1,
+// FHIR) reads it here.
+func (s *Server) patientAccessLog(ctx context.Context, a *actorKey, pid, pageSize, bookmark string) (*wire.AccessEventPage, error) {
+	if !mayReadPatient(a, pid) {
+		return nil, errf(wire.CodeForbidden, "only the patient and regulators may read a patient's access log")
+	}
+	var page wire.AccessEventPage
+	if err := s.chain.evaluate(ctx, &page, wire.FnGetAccessLog, pid, pageSize, bookmark); err != nil {
+		return nil, err
 	}
 	if page.Items == nil {
 		page.Items = []wire.AccessEvent{}
 	}
-	c.JSON(http.StatusOK, page)
+	return &page, nil
 }
 
 // mustRole refuses the request unless the signed actor has role.

@@ -58,24 +58,34 @@ var errNoReading = errf(wire.CodeNotFound, "reading not found")
 // provenance answers the reading's provenance to its patient and to
 // regulators; anyone else gets errNoReading, as for a missing reading.
 func (s *Server) provenance(c *gin.Context) {
-	var p wire.Provenance
-	err := s.chain.evaluate(c, &p, wire.FnGetProvenance, c.Param("id"))
-	if err != nil && toAPIError(err).Status() != http.StatusNotFound {
-		fail(c, err)
-		return
-	}
-	if err != nil || !mayReadPatient(actorOf(c), p.Reading.PatientID) {
-		fail(c, errNoReading)
-		return
-	}
-	resp := wire.ProvenanceReport{Provenance: p}
-	if tx, err := s.cfg.Ledger.Tx(c, p.Reading.TxID); err == nil {
-		resp.Tx = &wire.TxRef{TxID: tx.TxID, Block: tx.Block, Timestamp: tx.Timestamp.UTC().Format(time.RFC3339Nano), Valid: tx.Valid}
-	} else if !errors.Is(err, ledger.ErrNotFound) {
+	resp, err := s.readingProvenance(c, actorOf(c), c.Param("id"))
+	if err != nil {
 		fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, resp)
+}
+
+// readingProvenance returns reading id's provenance and, when the ledger
+// can locate it, its transaction, to a, who must be the reading's patient
+// or a regulator; to anyone else it is errNoReading, as for a missing
+// reading. Every view of provenance (v1, FHIR) reads it here.
+func (s *Server) readingProvenance(ctx context.Context, a *actorKey, id string) (*wire.ProvenanceReport, error) {
+	var p wire.Provenance
+	err := s.chain.evaluate(ctx, &p, wire.FnGetProvenance, id)
+	if err != nil && toAPIError(err).Status() != http.StatusNotFound {
+		return nil, err
+	}
+	if err != nil || !mayReadPatient(a, p.Reading.PatientID) {
+		return nil, errNoReading
+	}
+	resp := &wire.ProvenanceReport{Provenance: p}
+	if tx, err := s.cfg.Ledger.Tx(ctx, p.Reading.TxID); err == nil {
+		resp.Tx = &wire.TxRef{TxID: tx.TxID, Block: tx.Block, Timestamp: tx.Timestamp.UTC().Format(time.RFC3339Nano), Valid: tx.Valid}
+	} else if !errors.Is(err, ledger.ErrNotFound) {
+		return nil, err
+	}
+	return resp, nil
 }
 
 func (s *Server) auditEvents(c *gin.Context) {

@@ -12,8 +12,13 @@
 //
 // Every API route (/v1, /healthz, /readyz, /metrics, /openapi.yaml) answers
 // JSON or its declared media type; the web portal's pages (package web) are
-// mounted on the same engine at /, /enrol/{token} and /static/. Every API
-// error is {"error":{"code","message"}} with
+// mounted on the same engine at / (portal sessions: session.go), and the
+// FHIR R4 views of the same reads at /fhir/R4 (fhir.go: behind the same
+// signedGET, answering OperationOutcome errors). Devices may also publish
+// over MQTT (package mqtt), which calls the same submission path as
+// POST /v1/readings (submit.go). Audit evidence for offline verification
+// is exported at /v1/audit/trust and /v1/audit/bundle (evidence.go). Every
+// API error is {"error":{"code","message"}} with
 // a status chosen in one place (errors.go). The cause never goes to the
 // client; the log gets its code and class (errKind) with the request ID,
 // never its text, which may name pseudonymous IDs.

@@ -120,6 +120,9 @@ func (s *Server) handleEvent(ctx context.Context, ev ledger.Event) error {
 		var d wire.Device
 		if err := json.Unmarshal(ev.Payload, &d); err == nil && d.ID != "" {
 			s.keys.forgetDevice(d.ID)
+			if ev.Name == wire.EventDeviceRevoked {
+				s.revocations.notify(d.ID)
+			}
 		}
 	case wire.EventActorRegistered, wire.EventActorRevoked, wire.EventActorRotated:
 		var a wire.Actor

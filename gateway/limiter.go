@@ -96,8 +96,10 @@ func (l *limiterSet) len() int {
 // clientKey names the client address a request's failures are charged to:
 // the TCP peer's address (the engine trusts no proxy header), an IPv6
 // address reduced to its /64, the smallest block a single site is given.
-func clientKey(c *gin.Context) string {
-	ip := c.ClientIP()
+func clientKey(c *gin.Context) string { return addrKey(c.ClientIP()) }
+
+// addrKey is clientKey for a peer's IP address.
+func addrKey(ip string) string {
 	a, err := netip.ParseAddr(ip)
 	if err != nil {
 		return ip

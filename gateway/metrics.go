@@ -73,6 +73,11 @@ func NewMetrics() *Metrics {
 	return m
 }
 
+// Registerer returns the registry served at /metrics, for the series of
+// other parts of the node (the MQTT listener) to be served with the
+// gateway's.
+func (m *Metrics) Registerer() prometheus.Registerer { return m.reg }
+
 // watchVerifier registers the signature verification counters of v.
 func (m *Metrics) watchVerifier(v verifyCounter) error {
 	computed := prometheus.NewCounterFunc(prometheus.CounterOpts{

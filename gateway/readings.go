@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -42,7 +43,11 @@ func readBody(c *gin.Context) ([]byte, error) {
 // verifies; an unknown or revoked device or a bad signature is charged to
 // the client's address instead, and a client whose budget of such failures
 // is spent is refused before anything is looked up or verified.
-func (s *Server) prepare(ctx context.Context, client string, raw []byte, tokens bool) (ingest.Reading, error) {
+//
+// device, when set, is the device the transport itself authenticated (an
+// MQTT client certificate): a reading naming any other device is refused
+// before anything is looked up, and charged to the client.
+func (s *Server) prepare(ctx context.Context, client, device string, raw []byte, tokens bool) (ingest.Reading, error) {
 	if err := s.clientBlocked(client); err != nil {
 		s.m.rejected.WithLabelValues("client_rate_limited").Inc()
 		return ingest.Reading{}, err
@@ -54,6 +59,11 @@ func (s *Server) prepare(ctx context.Context, client string, raw []byte, tokens 
 	p, measured, err := wire.ParseReadingPayload(env.Payload)
 	if err != nil {
 		return ingest.Reading{}, err
+	}
+	if device != "" && p.DeviceID != device {
+		s.failLim.charge(client)
+		s.m.rejected.WithLabelValues("other_device").Inc()
+		return ingest.Reading{}, errf(wire.CodeForbidden, "reading names another device than the one authenticated")
 	}
 	if measured.After(s.cfg.Now().Add(maxFutureSkew)) {
 		return ingest.Reading{}, badRequest("measuredAt is in the future")
@@ -110,10 +120,24 @@ func (r *result) reject(err error) {
 // their ledger outcome; readings whose outcome does not arrive in time stay
 // "queued". rs[k] answers in res[at[k]].
 func (s *Server) submit(ctx context.Context, rs []ingest.Reading, at []int, res []*result, wait bool, release func()) error {
-	recs, err := s.cfg.Ingest.Submit(ctx, rs, wait)
+	recs, err := s.queue(ctx, rs, at, res, wait, release)
+	if err != nil || !wait {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.Limits.CommitWait)
+	defer cancel()
+	s.await(wctx, recs, at, res)
+	return nil
+}
+
+// queue hands prepared readings to the ingest pipeline and releases the
+// ingest slot; with watch, the receipts of the readings queued carry their
+// ledger outcome (await). rs[k] answers in res[at[k]].
+func (s *Server) queue(ctx context.Context, rs []ingest.Reading, at []int, res []*result, watch bool, release func()) ([]ingest.Receipt, error) {
+	recs, err := s.cfg.Ingest.Submit(ctx, rs, watch)
 	release() // the slot covers the CPU work, not the wait for a block
 	if err != nil {
-		return err
+		return nil, err
 	}
 	queued := 0
 	for k, rc := range recs {
@@ -133,12 +157,16 @@ func (s *Server) submit(ctx context.Context, rs []ingest.Reading, at []int, res 
 		}
 	}
 	s.m.ingested.Add(float64(queued))
-	if !wait || queued == 0 {
-		return nil
-	}
-	wctx, cancel := context.WithTimeout(ctx, s.cfg.Limits.CommitWait)
-	defer cancel()
-	for k, o := range s.cfg.Ingest.Await(wctx, recs) {
+	return recs, nil
+}
+
+// await waits until ctx is done for the ledger outcome of watched receipts
+// and records each outcome that arrives in res[at[k]]; it returns the
+// indexes k of those.
+func (s *Server) await(ctx context.Context, recs []ingest.Receipt, at []int, res []*result) []int {
+	var got []int
+	for k, o := range s.cfg.Ingest.Await(ctx, recs) {
+		got = append(got, k)
 		r := res[at[k]]
 		if o.State != ingest.StateRecorded {
 			r.reject(outcomeError(o))
@@ -146,7 +174,7 @@ func (s *Server) submit(ctx context.Context, rs []ingest.Reading, at []int, res 
 		}
 		r.Status, r.status, r.TxID, r.Block = wire.StatusRecorded, http.StatusCreated, o.TxID, o.Block
 	}
-	return nil
+	return got
 }
 
 func (s *Server) postReading(c *gin.Context) {
@@ -161,7 +189,7 @@ func (s *Server) postReading(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	rd, err := s.prepare(c, clientKey(c), body, true)
+	rd, err := s.prepare(c, clientKey(c), "", body, true)
 	if err != nil {
 		release()
 		fail(c, err)
@@ -187,13 +215,9 @@ func (s *Server) postReadingBatch(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	var req wire.BatchRequest
-	if err := wire.DecodeStrict(body, &req); err != nil {
-		fail(c, badRequest(`body must be {"readings":[envelope,...]}: %s`, wire.JSONProblem(err)))
-		return
-	}
-	if len(req.Readings) == 0 || len(req.Readings) > s.cfg.Limits.MaxBatchItems {
-		fail(c, badRequest("a batch holds 1 to %d readings", s.cfg.Limits.MaxBatchItems))
+	raws, err := s.decodeBatch(body)
+	if err != nil {
+		fail(c, err)
 		return
 	}
 	wait := c.Query("wait") == "commit"
@@ -202,23 +226,13 @@ func (s *Server) postReadingBatch(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	res := make([]*result, len(req.Readings))
-	var rs []ingest.Reading
-	var at []int
-	client := clientKey(c)
-	for i, raw := range req.Readings {
-		res[i] = &result{ReadingReceipt: wire.ReadingReceipt{Index: &i}}
-		rd, err := s.prepare(c, client, raw, true)
-		if err != nil {
-			if toAPIError(err).Status() >= 500 {
-				release()
-				fail(c, err) // the ledger is down: refuse the whole batch, retryable
-				return
-			}
-			res[i].reject(err)
-			continue
-		}
-		rs, at = append(rs, rd), append(at, i)
+	rs, at, res, err := s.prepareAll(c, clientKey(c), "", raws, true)
+	if err != nil {
+		release()
+		fail(c, err) // the ledger is down: refuse the whole batch, retryable
+		return
+	}
+	if len(rs) > 0 {
 		c.Set(ctxAuthenticated, true)
 	}
 	if len(rs) == 0 {
@@ -241,6 +255,44 @@ func (s *Server) postReadingBatch(c *gin.Context) {
 		status = http.StatusOK
 	}
 	c.JSON(status, out)
+}
+
+// decodeBatch reads a batch body, {"readings":[envelope,...]}, of 1 to
+// Limits.MaxBatchItems readings.
+func (s *Server) decodeBatch(body []byte) ([]json.RawMessage, error) {
+	var req wire.BatchRequest
+	if err := wire.DecodeStrict(body, &req); err != nil {
+		return nil, badRequest(`body must be {"readings":[envelope,...]}: %s`, wire.JSONProblem(err))
+	}
+	if len(req.Readings) == 0 || len(req.Readings) > s.cfg.Limits.MaxBatchItems {
+		return nil, badRequest("a batch holds 1 to %d readings", s.cfg.Limits.MaxBatchItems)
+	}
+	return req.Readings, nil
+}
+
+// prepareAll prepares each reading of raws (see prepare) and returns those
+// that passed, with their positions at, and one result per reading; a
+// reading refused on its own is answered in its result. An error refusing
+// the whole request (the ledger is down) is returned instead. With indexed,
+// every result carries its reading's position.
+func (s *Server) prepareAll(ctx context.Context, client, device string, raws []json.RawMessage, indexed bool) (rs []ingest.Reading, at []int, res []*result, err error) {
+	res = make([]*result, len(raws))
+	for i, raw := range raws {
+		res[i] = &result{}
+		if indexed {
+			res[i].Index = &i
+		}
+		rd, err := s.prepare(ctx, client, device, raw, true)
+		if err != nil {
+			if toAPIError(err).Status() >= 500 {
+				return nil, nil, nil, err
+			}
+			res[i].reject(err)
+			continue
+		}
+		rs, at = append(rs, rd), append(at, i)
+	}
+	return rs, at, res, nil
 }
 
 // admit applies ingest pushback and takes an ingest slot; release it with

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -18,12 +19,26 @@ var errNoDevice = errf(wire.CodeNotFound, "device not found")
 // other), a patient those bound to it (patient likewise); anyone else is
 // forbidden.
 func (s *Server) listDevices(c *gin.Context) {
-	a := actorOf(c)
-	if a == nil {
-		fail(c, errf(wire.CodeForbidden, "only regulators, operators and patients may list devices"))
+	ps, bm, err := pageArgs(c)
+	if err != nil {
+		fail(c, err)
 		return
 	}
-	op, pat := trimmed(c, "operator"), trimmed(c, "patient")
+	page, err := s.devicePage(c, actorOf(c), trimmed(c, "operator"), trimmed(c, "patient"), ps, bm)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, page)
+}
+
+// devicePage returns a page of the devices a may list, of operator op
+// and patient pat ("" = any), under listDevices' rule. Every view of the
+// device registry (v1, FHIR) reads it here.
+func (s *Server) devicePage(ctx context.Context, a *actorKey, op, pat, pageSize, bookmark string) (*wire.DevicePage, error) {
+	if a == nil {
+		return nil, errf(wire.CodeForbidden, "only regulators, operators and patients may list devices")
+	}
 	switch a.Role {
 	case wire.RoleRegulator:
 	case wire.RoleOperator:
@@ -31,41 +46,31 @@ func (s *Server) listDevices(c *gin.Context) {
 			op = a.ID
 		}
 		if op != a.ID {
-			fail(c, errf(wire.CodeForbidden, "an operator may list only its own devices (operator must be itself)"))
-			return
+			return nil, errf(wire.CodeForbidden, "an operator may list only its own devices (operator must be itself)")
 		}
 	case wire.RolePatient:
 		if pat == "" {
 			pat = a.ID
 		}
 		if pat != a.ID {
-			fail(c, errf(wire.CodeForbidden, "a patient may list only its own devices (patient must be itself)"))
-			return
+			return nil, errf(wire.CodeForbidden, "a patient may list only its own devices (patient must be itself)")
 		}
 	default:
-		fail(c, errf(wire.CodeForbidden, "only regulators, operators and patients may list devices"))
-		return
+		return nil, errf(wire.CodeForbidden, "only regulators, operators and patients may list devices")
 	}
 	for _, id := range []string{op, pat} {
 		if id != "" && !wire.ValidID(id) {
-			fail(c, badRequest("operator and patient must match %s", wire.IDPattern))
-			return
+			return nil, badRequest("operator and patient must match %s", wire.IDPattern)
 		}
 	}
-	ps, bm, err := pageArgs(c)
-	if err != nil {
-		fail(c, err)
-		return
-	}
 	var page wire.DevicePage
-	if err := s.chain.evaluate(c, &page, wire.FnListDevices, op, pat, ps, bm); err != nil {
-		fail(c, err)
-		return
+	if err := s.chain.evaluate(ctx, &page, wire.FnListDevices, op, pat, pageSize, bookmark); err != nil {
+		return nil, err
 	}
 	if page.Items == nil {
 		page.Items = []wire.Device{}
 	}
-	c.JSON(http.StatusOK, page)
+	return &page, nil
 }
 
 // mayReadDevice allows regulators, the device's operator and its patient.

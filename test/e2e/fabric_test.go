@@ -39,4 +39,6 @@ func TestScenarioFabricKubo(t *testing.T) {
 	})
 	t.Run("chaincode enforces passkeys via peer CLI", func(t *testing.T) { checkChaincodeEnforcesPasskeys(t, n) })
 	t.Run("offline audit bundles", func(t *testing.T) { auditStory(t, g.URL(), g.AdminToken, "fab-") })
+	t.Run("FHIR R4", func(t *testing.T) { fhirStory(t, g.URL(), g.AdminToken, "fab-") })
+	t.Run("devices over MQTT", func(t *testing.T) { mqttStory(t, g, "fab-", fabricRecorded(n)) })
 }
