@@ -6,15 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
-	"github.com/medprov/medprov/wire"
-
 	"github.com/medprov/medprov/envelope"
+	"github.com/medprov/medprov/payload"
+	"github.com/medprov/medprov/wire"
 )
 
 // Errors VerifyReleasedReading wraps, one per failed check.
@@ -40,8 +39,10 @@ const (
 //   - hash: SHA-256(payload) equals the dataHash the ledger recorded;
 //   - signature: the device signature over SHA-256(payload) verifies under
 //     devicePub (the device's registered key);
-//   - payload: the payload is a reading whose "<deviceId>:<seq>" is the
-//     released reading id, with a nonce of at least 128 bits;
+//   - payload: the payload is a reading, in either form a device signs
+//     (package payload: the medprov reading JSON or a FHIR Observation),
+//     whose "<deviceId>:<seq>" is the released reading id, with a nonce
+//     of at least 128 bits;
 //   - record (only when rec is non-nil): the payload's type, unit and
 //     measuredAt and the hash and signature equal the ledger record's.
 //
@@ -91,30 +92,18 @@ func VerifyReleasedReading(r wire.ReleasedReading, devicePub *ecdsa.PublicKey, r
 	return v, first
 }
 
-// parsePayload decodes a reading payload strictly: unknown fields and a
-// short nonce are refused.
-func parsePayload(b []byte) (wire.ReadingPayload, error) {
-	var p wire.ReadingPayload
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
+// parsePayload decodes a reading payload, in either form a device signs
+// (the medprov reading JSON or a FHIR Observation), strictly: unknown
+// members, a short nonce and a malformed field are refused.
+func parsePayload(b []byte) (payload.Reading, error) {
+	p, err := payload.Parse(b)
+	if err != nil {
 		return p, fmt.Errorf("%w: %w", ErrPayloadMismatch, err)
-	}
-	if n, err := decodeNonce(p.Nonce); err != nil || n < wire.NonceBytes {
-		return p, fmt.Errorf("%w: nonce is not base64 of >= %d bytes", ErrPayloadMismatch, wire.NonceBytes)
-	}
-	if p.DeviceID == "" {
-		return p, fmt.Errorf("%w: no deviceId", ErrPayloadMismatch)
 	}
 	return p, nil
 }
 
-func decodeNonce(s string) (int, error) {
-	b, err := decodeBase64(s)
-	return len(b), err
-}
-
-func matchRecord(r wire.ReleasedReading, p wire.ReadingPayload, rec *wire.Reading) error {
+func matchRecord(r wire.ReleasedReading, p payload.Reading, rec *wire.Reading) error {
 	var diffs []string
 	if rec.ID != "" && rec.ID != r.ReadingID {
 		diffs = append(diffs, "id")

@@ -15,8 +15,24 @@ const securityDoc = "Every request except metadata is authenticated as a medprov
 	"An Observation read releases readings only after the ledger decided and logged it: it must be signed " +
 	"(a session cannot sign), and the signature is the access request the chaincode verifies."
 
+// createDoc is how a device creates an Observation.
+const createDoc = "FHIR ingest, for devices: the body is not a bare Observation but the device's signed envelope, " +
+	"exactly as for POST /v1/readings: {\"payload\": base64 of the exact bytes of a FHIR R4 Observation, " +
+	"\"signature\": base64 of the device's DER ECDSA P-256 signature over their SHA-256}. The Observation holds " +
+	"status final, one identifier (system urn:medprov:seq, value the device's seq), device (identifier " +
+	"urn:medprov:device|<deviceId>, or reference Device/<deviceId>), effectiveDateTime, code (one LOINC code of a " +
+	"reading type medprov knows), valueQuantity (value, system http://unitsofmeasure.org, UCUM code, optional unit), " +
+	"optional category, and one extension urn:medprov:fhir:nonce (valueBase64Binary, at least 16 random bytes); " +
+	"nothing else. It takes the reading path of POST /v1/readings (signature, rate limit, pushback, sealing, " +
+	"durable queue, batching onto the ledger), whose dataHash is the SHA-256 of the signed bytes and the " +
+	"Observation's id. Ingest is asynchronous: 202 Accepted once the reading is durably queued; with ?wait=commit, " +
+	"201 Created with Location once the ledger recorded it (202 if it did not in time); 200 OK for a reading " +
+	"already submitted (the same bytes again). Each answers an OperationOutcome (information) naming the reading " +
+	"id and its status. Errors: 400 invalid, 401 bad signature, 403 unknown or revoked device, 409 another " +
+	"reading with the same seq, 413 too large, 429 or 503 with Retry-After (rate limit, pushback)."
+
 // CapabilityDate is when what Capability states last changed.
-const CapabilityDate = "2026-12-01"
+const CapabilityDate = "2026-12-02"
 
 // Capability returns the server's CapabilityStatement at base (absolute
 // FHIR base URL; "" to leave it out): exactly the resources, interactions
@@ -65,8 +81,9 @@ func Capability(base string) *r4.CapabilityStatement {
 			Interaction: []r4.CapabilityStatementRestResourceInteraction{
 				{Code: r4.TypeRestfulInteractionRead, Documentation: ptr("Observation/<id>?purpose=<purpose>; id is the reading's dataHash.")},
 				search,
+				{Code: r4.TypeRestfulInteractionCreate, Documentation: ptr(createDoc)},
 			},
-			Documentation: ptr("Readings, released as in v1: the signed read is the access request, decided by the patient's consent " +
+			Documentation: ptr("Readings, created by devices (create: a signed FHIR Observation) and released as in v1: the signed read is the access request, decided by the patient's consent " +
 				"(a patient's own readings need none) and logged on the ledger before anything is released. " +
 				"Codes are LOINC where one exists, and the medprov reading type; units UCUM. A searchset carries total only " +
 				"when it holds every match; further pages follow the next link, a new signed read."),

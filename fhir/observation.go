@@ -13,6 +13,7 @@ import (
 	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/medprov/medprov/fhir/vocab"
+	"github.com/medprov/medprov/payload"
 	"github.com/medprov/medprov/wire"
 )
 
@@ -22,9 +23,11 @@ import (
 // its LOINC code where one exists and its medprov type, the value with
 // its UCUM unit, effective at measuredAt, the device and the patient
 // (pseudonymous), and extensions linking its Provenance and carrying the
-// signed bytes, so a receiver can check the reading itself.
+// signed bytes, so a receiver can check the reading itself. A reading the
+// device signed as a FHIR Observation (package payload) reads back with
+// what it signed: its code, its value and unit as written, its UCUM code.
 func Observation(rr wire.ReleasedReading, patientID string) (*r4.Observation, error) {
-	p, measured, err := wire.ParseReadingPayload(rr.Payload)
+	p, err := payload.Parse(rr.Payload)
 	if err != nil {
 		return nil, fmt.Errorf("fhir: released payload of %s: %w", rr.ReadingID, err)
 	}
@@ -34,7 +37,7 @@ func Observation(rr wire.ReleasedReading, patientID string) (*r4.Observation, er
 		Status:            r4.ObservationStatusFinal,
 		Code:              TypeConcept(p.Type),
 		Subject:           patientRef(patientID),
-		EffectiveDateTime: ptr(measured.UTC().Format(time.RFC3339Nano)),
+		EffectiveDateTime: ptr(p.Measured.UTC().Format(time.RFC3339Nano)),
 		Device:            deviceRef(p.DeviceID),
 		Extension: []r4.Extension{
 			{Url: ExtProvenance, ValueReference: &r4.Reference{Reference: ptr("Provenance/" + rr.DataHash), Type: ptr("Provenance")}},
@@ -77,12 +80,21 @@ func quantity(v json.Number, unit string) *r4.Quantity {
 	return q
 }
 
+// unitOf is the unit an Observation shows: the human-readable unit a
+// FHIR-signed reading wrote, else the reading's unit.
+func unitOf(p payload.Reading) string {
+	if p.UnitText != "" {
+		return p.UnitText
+	}
+	return p.Unit
+}
+
 // setValue sets the Observation's value: a number as a Quantity; an
 // object of numbers as components (LOINC-coded where known); anything
 // else as its JSON text.
-func setValue(o *r4.Observation, p wire.ReadingPayload, rt vocab.ReadingType) {
+func setValue(o *r4.Observation, p payload.Reading, rt vocab.ReadingType) {
 	if n, ok := number(p.Value); ok {
-		o.ValueQuantity = quantity(n, p.Unit)
+		o.ValueQuantity = quantity(n, unitOf(p))
 		return
 	}
 	var members map[string]json.RawMessage

@@ -1,6 +1,8 @@
 package fhir
 
 import (
+	"fmt"
+
 	r4 "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/medprov/medprov/fhir/vocab"
@@ -52,4 +54,25 @@ func WithheldOutcome(held []wire.Withheld) *r4.OperationOutcome {
 		})
 	}
 	return oo
+}
+
+// IngestOutcome is the OperationOutcome answering a reading a device
+// posted as a signed FHIR Observation (POST /fhir/R4/Observation): one
+// information issue naming the reading id (urn:medprov:reading), its
+// status (urn:medprov:reading-status: queued, exists or recorded) and,
+// once recorded, its transaction (urn:medprov:tx); the Observation's id,
+// the reading's dataHash, in the diagnostics.
+func IngestOutcome(r wire.ReadingReceipt) *r4.OperationOutcome {
+	msg := "reading " + r.ReadingID + " " + r.Status + "; Observation/" + r.DataHash
+	details := &r4.CodeableConcept{Coding: []r4.Coding{
+		coding(vocab.SystemReadingStatus, r.Status, ""),
+		coding(vocab.SystemReading, r.ReadingID, ""),
+	}, Text: ptr(msg)}
+	if r.TxID != "" {
+		details.Coding = append(details.Coding, coding(vocab.SystemTx, r.TxID, ""))
+		msg += fmt.Sprintf("; transaction %s, block %d", r.TxID, r.Block)
+	}
+	return &r4.OperationOutcome{Issue: []r4.OperationOutcomeIssue{{
+		Severity: r4.IssueSeverityInformation, Code: r4.IssueTypeInformational, Details: details, Diagnostics: ptr(msg),
+	}}}
 }

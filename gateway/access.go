@@ -14,6 +14,7 @@ import (
 
 	"github.com/medprov/medprov/envelope"
 	"github.com/medprov/medprov/ipfs"
+	"github.com/medprov/medprov/payload"
 	"github.com/medprov/medprov/seal"
 	"github.com/medprov/medprov/wire"
 )
@@ -134,18 +135,19 @@ func (s *Server) release(ctx context.Context, id string) (*wire.ReleasedReading,
 	return &wire.ReleasedReading{ReadingID: rec.ID, DeviceID: rec.DeviceID, DevicePublicKey: string(pemKey), Payload: pt, Signature: sig, DataHash: rec.DataHash, CID: rec.CID}, nil
 }
 
-// payloadMatches reports whether the signed payload names what the ledger
+// payloadMatches reports whether the signed payload, in either form
+// (package payload), names what the ledger
 // record says: device, seq, type, unit and measuredAt (the same instant).
 // A mismatch wraps errEvidence (reason evidence_mismatch).
 func payloadMatches(pt []byte, rec *wire.Reading) error {
-	p, measured, err := wire.ParseReadingPayload(pt)
+	p, err := payload.Parse(pt)
 	if err != nil {
 		return fmt.Errorf("payload is not a reading: %w", errEvidence)
 	}
 	if p.DeviceID != rec.DeviceID || p.Seq != rec.Seq || p.Type != rec.Type || p.Unit != rec.Unit {
 		return fmt.Errorf("payload metadata differs from the ledger record: %w", errEvidence)
 	}
-	if at, err := time.Parse(time.RFC3339Nano, rec.MeasuredAt); err != nil || !at.Equal(measured) {
+	if at, err := time.Parse(time.RFC3339Nano, rec.MeasuredAt); err != nil || !at.Equal(p.Measured) {
 		return fmt.Errorf("payload measuredAt differs from the ledger record: %w", errEvidence)
 	}
 	return nil

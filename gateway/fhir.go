@@ -16,6 +16,7 @@ import (
 	"github.com/medprov/medprov/envelope"
 	"github.com/medprov/medprov/fhir"
 	"github.com/medprov/medprov/fhir/readaccess"
+	"github.com/medprov/medprov/payload"
 	"github.com/medprov/medprov/wire"
 )
 
@@ -27,7 +28,9 @@ import (
 // readingProvenance, devicePage, and for Observations the ledger's
 // decision (RequestAccessByRead) followed by releaseGranted. Errors are
 // v1's (fail), with v1's statuses, rendered as OperationOutcome
-// (fhirOutcomes). The routes are not API routes and not in openapi.yaml.
+// (fhirOutcomes). Devices may post readings signed as FHIR Observations
+// (fhirCreate), which take v1's reading path. The routes are not API
+// routes and not in openapi.yaml.
 
 // maxTargets bounds the targets of one Provenance search.
 const maxTargets = 100
@@ -38,8 +41,11 @@ func (s *Server) mountFHIR(r *gin.Engine) {
 	r.GET(base+"/:type", s.fhirOutcomes, s.fhirAuth, s.fhirSearch)
 	r.GET(base+"/:type/:id", s.fhirOutcomes, s.fhirAuth, s.fhirRead)
 	r.GET(base+"/:type/:id/*rest", s.fhirOutcomes, fhirNoSuchPath)
+	r.POST(base+"/:type", s.fhirOutcomes, s.fhirCreate)
 	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
-		r.Handle(m, base+"/:type", s.fhirOutcomes, fhirReadOnly)
+		if m != http.MethodPost {
+			r.Handle(m, base+"/:type", s.fhirOutcomes, fhirReadOnly)
+		}
 		r.Handle(m, base+"/:type/:id", s.fhirOutcomes, fhirReadOnly)
 		r.Handle(m, base+"/:type/:id/*rest", s.fhirOutcomes, fhirReadOnly)
 	}
@@ -52,7 +58,35 @@ func fhirNoSuchPath(c *gin.Context) {
 }
 
 func fhirReadOnly(c *gin.Context) {
-	fail(c, errf(wire.CodeMethodNotAllowed, "this FHIR server reads and searches only (see metadata)"))
+	fail(c, errf(wire.CodeMethodNotAllowed, "this FHIR server reads and searches, and devices create Observations; nothing else (see metadata)"))
+}
+
+// fhirCreate answers POST /fhir/R4/{type}: a device's signed FHIR
+// Observation (fhir.Capability's create) goes the way of POST
+// /v1/readings (ingestOne), a FHIR Observation being the one form it
+// takes. The answer is an OperationOutcome naming the reading and its
+// status: 202 queued; 201 recorded (?wait=commit), with Location; 200
+// for a reading already submitted. Other types cannot be created.
+func (s *Server) fhirCreate(c *gin.Context) {
+	if c.Param("type") != "Observation" {
+		fhirReadOnly(c)
+		return
+	}
+	n := s.cfg.Limits.MaxReadingBytes
+	if c.Request.ContentLength > n {
+		fail(c, errf(wire.CodeTooLarge, "request body exceeds %d bytes", n))
+		return
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, n)
+	r, err := s.ingestOne(c, payload.FormFHIR)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if r.status == http.StatusCreated {
+		c.Header("Location", s.fhirBase(c)+"/Observation/"+r.DataHash)
+	}
+	s.fhirJSON(c, r.status, fhir.IngestOutcome(r.ReadingReceipt))
 }
 
 // fhirAuth authenticates every FHIR request but metadata as signedGET

@@ -29,6 +29,7 @@ type fhirWorld struct {
 	v                                 *fhirtest.Validator
 	op, pat, other, researcher, regul *actorParty
 	device                            string
+	dk                                *ecdsa.PrivateKey // the device's key
 	hashes                            map[string]string // reading id → dataHash (Observation id)
 }
 
@@ -40,6 +41,7 @@ func newFHIRWorld(t *testing.T) *fhirWorld {
 		other: newActor(t, s, "fother", wire.RolePatient), researcher: newActor(t, s, "fres", wire.RoleResearcher),
 		regul: newActor(t, s, "freg", wire.RoleRegulator), device: "fdev_1"}
 	dk := lcDevice(t, s, w.op, w.device, w.pat.id)
+	w.dk = dk
 	lcDevice(t, s, w.op, "fdev-other", w.other.id)
 	now := time.Now().Add(-time.Minute)
 	for i, r := range []struct {
@@ -404,7 +406,7 @@ func TestFHIRSearches(t *testing.T) {
 		}
 		assert.Equal(t, map[string][]string{
 			"Consent": {"search-type"}, "AuditEvent": {"search-type"}, "Provenance": {"search-type"},
-			"Device": {"search-type"}, "Observation": {"read", "search-type"},
+			"Device": {"search-type"}, "Observation": {"read", "search-type", "create"},
 		}, got)
 	})
 }

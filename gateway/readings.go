@@ -14,6 +14,7 @@ import (
 
 	"github.com/medprov/medprov/envelope"
 	"github.com/medprov/medprov/ingest"
+	"github.com/medprov/medprov/payload"
 	"github.com/medprov/medprov/wire"
 )
 
@@ -47,7 +48,12 @@ func readBody(c *gin.Context) ([]byte, error) {
 // device, when set, is the device the transport itself authenticated (an
 // MQTT client certificate): a reading naming any other device is refused
 // before anything is looked up, and charged to the client.
-func (s *Server) prepare(ctx context.Context, client, device string, raw []byte, tokens bool) (ingest.Reading, error) {
+//
+// The signed payload may be in either form (package payload); form, when
+// set, is the one form the front door accepts: POST /v1/readings, the
+// batch route and MQTT take the medprov reading JSON their contract names,
+// POST /fhir/R4/Observation takes FHIR Observations only.
+func (s *Server) prepare(ctx context.Context, client, device string, form payload.Form, raw []byte, tokens bool) (ingest.Reading, error) {
 	if err := s.clientBlocked(client); err != nil {
 		s.m.rejected.WithLabelValues("client_rate_limited").Inc()
 		return ingest.Reading{}, err
@@ -56,10 +62,14 @@ func (s *Server) prepare(ctx context.Context, client, device string, raw []byte,
 	if err != nil {
 		return ingest.Reading{}, err
 	}
-	p, measured, err := wire.ParseReadingPayload(env.Payload)
+	p, err := payload.Parse(env.Payload)
 	if err != nil {
 		return ingest.Reading{}, err
 	}
+	if form != "" && p.Form != form {
+		return ingest.Reading{}, badRequest("the signed payload must be a reading in the %s form here (a FHIR Observation on /fhir/R4)", form)
+	}
+	measured := p.Measured
 	if device != "" && p.DeviceID != device {
 		s.failLim.charge(client)
 		s.m.rejected.WithLabelValues("other_device").Inc()
@@ -178,35 +188,43 @@ func (s *Server) await(ctx context.Context, recs []ingest.Receipt, at []int, res
 }
 
 func (s *Server) postReading(c *gin.Context) {
-	body, err := readBody(c)
+	r, err := s.ingestOne(c, payload.FormMedprov)
 	if err != nil {
 		fail(c, err)
 		return
+	}
+	c.JSON(r.status, r.ReadingReceipt)
+}
+
+// ingestOne runs the body of a request, one signed envelope whose payload
+// is in form ("" for either), through the reading path (prepare, then
+// submit; ?wait=commit waits for the ledger) and returns its answer, or
+// the error to answer instead (a refusal of the reading included).
+func (s *Server) ingestOne(c *gin.Context, form payload.Form) (*result, error) {
+	body, err := readBody(c)
+	if err != nil {
+		return nil, err
 	}
 	wait := c.Query("wait") == "commit"
 	release, err := s.admit(c)
 	if err != nil {
-		fail(c, err)
-		return
+		return nil, err
 	}
-	rd, err := s.prepare(c, clientKey(c), "", body, true)
+	rd, err := s.prepare(c, clientKey(c), "", form, body, true)
 	if err != nil {
 		release()
-		fail(c, err)
-		return
+		return nil, err
 	}
 	c.Set(ctxAuthenticated, true)
 	res := []*result{{}}
 	if err := s.submit(c, []ingest.Reading{rd}, []int{0}, res, wait, release); err != nil {
-		fail(c, err)
-		return
+		return nil, err
 	}
 	r := res[0]
 	if r.Error != nil {
-		fail(c, &apiError{Code: r.Error.Code, Message: r.Error.Message})
-		return
+		return nil, &apiError{Code: r.Error.Code, Message: r.Error.Message}
 	}
-	c.JSON(r.status, r.ReadingReceipt)
+	return r, nil
 }
 
 func (s *Server) postReadingBatch(c *gin.Context) {
@@ -282,7 +300,7 @@ func (s *Server) prepareAll(ctx context.Context, client, device string, raws []j
 		if indexed {
 			res[i].Index = &i
 		}
-		rd, err := s.prepare(ctx, client, device, raw, true)
+		rd, err := s.prepare(ctx, client, device, payload.FormMedprov, raw, true)
 		if err != nil {
 			if toAPIError(err).Status() >= 500 {
 				return nil, nil, nil, err

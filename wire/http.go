@@ -42,7 +42,8 @@ type ReleasedReading struct {
 	// itself.
 	DeviceID        string `json:"deviceId"`
 	DevicePublicKey string `json:"devicePublicKey"`
-	// Payload is the plaintext reading JSON the device signed.
+	// Payload is the exact bytes the device signed: the reading JSON or a
+	// FHIR Observation (both read by package payload).
 	Payload []byte `json:"payload"`
 	// Signature is the device's DER ECDSA signature over SHA-256(Payload).
 	Signature []byte `json:"signature"`

@@ -10,6 +10,7 @@ package vocab
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"strings"
 )
 
@@ -40,6 +41,23 @@ const (
 	// withheld.
 	SystemError    = "urn:medprov:error"
 	SystemWithheld = "urn:medprov:withheld"
+	// SystemReadingStatus codes the status of a reading a device posted
+	// (queued, exists, recorded) in the OperationOutcome that answers it.
+	SystemReadingStatus = "urn:medprov:reading-status"
+)
+
+// The elements of an Observation a device signs (FHIR ingest, package
+// payload) that carry what FHIR has no element for.
+const (
+	// SystemSeq is the identifier system of the device's seq: the
+	// Observation's one identifier is {"system":"urn:medprov:seq",
+	// "value":"<seq>"}, the seq in decimal without leading zeros.
+	SystemSeq = "urn:medprov:seq"
+	// ExtNonce is the extension carrying the reading's nonce:
+	// {"url":"urn:medprov:fhir:nonce","valueBase64Binary":"<nonce>"}, standard
+	// base64 of at least 16 random bytes, so the hash of the signed bytes
+	// cannot be brute-forced from the ledger.
+	ExtNonce = "urn:medprov:fhir:nonce"
 )
 
 // Category codes of HL7's observation category code system.
@@ -113,6 +131,21 @@ func ReadingTypes() []ReadingType {
 	out := make([]ReadingType, len(readingTypes))
 	copy(out, readingTypes)
 	return out
+}
+
+// otherUnits are the UCUM codes a type's value may be in besides its UCUM.
+var otherUnits = map[string][]string{
+	"temperature": {"[degF]"},
+	"body_weight": {"g", "[lb_av]"},
+	"glucose":     {"mmol/L"},
+}
+
+// UnitFits reports whether a value of type rt may be in the UCUM code
+// unit: the type's own UCUM, or one of the few others it is measured in
+// (temperature in [degF], body weight in g or [lb_av], glucose in
+// mmol/L).
+func UnitFits(rt ReadingType, unit string) bool {
+	return unit == rt.UCUM || slices.Contains(otherUnits[rt.Type], unit)
 }
 
 // ucum maps the units devices write to their UCUM codes.

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"encoding/base64"
@@ -26,6 +27,7 @@ import (
 	"github.com/medprov/medprov/fhir"
 	"github.com/medprov/medprov/fhir/fhirtest"
 	"github.com/medprov/medprov/internal/testkit"
+	"github.com/medprov/medprov/payload"
 	"github.com/medprov/medprov/wire"
 )
 
@@ -323,6 +325,62 @@ func fhirStory(t *testing.T, baseURL, adminToken, prefix string) {
 			}
 		}
 		assert.GreaterOrEqual(t, readDecisions, 2, "the FHIR reads' decisions are re-derived from their signed GETs")
+	})
+
+	t.Run("a reading the device signed as a FHIR Observation is posted and read back", func(t *testing.T) {
+		nonce, err := client.NewNonce()
+		require.NoError(t, err)
+		signed, err := payload.FHIR(wire.ReadingPayload{DeviceID: deviceID, Seq: 5, Type: "spo2", Unit: "%", Value: json.RawMessage("97"),
+			MeasuredAt: time.Now().Add(-time.Second).UTC().Format(time.RFC3339), Nonce: nonce})
+		require.NoError(t, err)
+		e, err := envelope.Sign(devKey, signed)
+		require.NoError(t, err)
+		body, err := json.Marshal(e)
+		require.NoError(t, err)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/fhir/R4/Observation?wait=commit", bytes.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		answer, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusCreated, resp.StatusCode, "POST /fhir/R4/Observation: %s", answer)
+		assert.Equal(t, fhir.MediaType, resp.Header.Get("Content-Type"))
+		v.Add(t, "POST /fhir/R4/Observation", answer)
+		sum := sha256.Sum256(signed)
+		hash := hex.EncodeToString(sum[:])
+		loc, err := url.Parse(resp.Header.Get("Location"))
+		require.NoError(t, err)
+		assert.Equal(t, "/fhir/R4/Observation/"+hash, loc.Path, "Location names the Observation, whose id is the hash of the signed bytes")
+
+		var o struct {
+			ID            string `json:"id"`
+			ValueQuantity struct {
+				Value      json.Number `json:"value"`
+				Unit, Code string
+			} `json:"valueQuantity"`
+			Extension []struct {
+				URL       string `json:"url"`
+				Extension []struct {
+					URL               string `json:"url"`
+					ValueBase64Binary string `json:"valueBase64Binary"`
+				} `json:"extension"`
+			} `json:"extension"`
+		}
+		get(t, pat, loc.Path+"?purpose=patrqt", http.StatusOK, &o)
+		assert.Equal(t, hash, o.ID)
+		assert.Equal(t, [3]string{"97", "%", "%"}, [3]string{o.ValueQuantity.Value.String(), o.ValueQuantity.Unit, o.ValueQuantity.Code})
+		var released []byte
+		for _, x := range o.Extension {
+			for _, y := range x.Extension {
+				if x.URL == fhir.ExtSignedReading && y.URL == "payload" {
+					released, err = base64.StdEncoding.DecodeString(y.ValueBase64Binary)
+					require.NoError(t, err)
+				}
+			}
+		}
+		assert.Equal(t, signed, released, "the Observation carries the exact bytes the device signed")
 	})
 
 	v.Check(t)

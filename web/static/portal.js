@@ -378,7 +378,7 @@
         grant.readings.forEach(function (r, i) {
           var c = checks[i];
           var v = {};
-          try { v = JSON.parse(new TextDecoder().decode(c.payload)); } catch (e) { v = {}; }
+          try { v = readingFields(JSON.parse(new TextDecoder().decode(c.payload))); } catch (e) { v = {}; }
           var tr = body.insertRow();
           tr.setAttribute("data-reading", r.readingId);
           tr.setAttribute("data-verified", c.hash && c.sig ? "true" : "false");
@@ -405,6 +405,20 @@
       });
     }
   };
+
+  // readingFields reads a signed payload in either form a device signs: the
+  // medprov reading JSON, or a FHIR Observation (identifier urn:medprov:seq,
+  // code LOINC with the medprov type, valueQuantity), as {type, value, unit,
+  // measuredAt}. The gateway checked the form; this only displays it.
+  function readingFields(p) {
+    if (!p || p.resourceType !== "Observation") { return p || {}; }
+    var codings = (p.code && p.code.coding) || [];
+    var type = "";
+    codings.forEach(function (c) { if (c.system === "urn:medprov:reading-type") { type = c.code; } });
+    if (!type) { type = (p.code && p.code.text) || (codings[0] && (codings[0].display || codings[0].code)) || ""; }
+    var q = p.valueQuantity || {};
+    return { type: type, value: q.value, unit: q.unit || q.code || "", measuredAt: p.effectiveDateTime || "" };
+  }
 
   // ---- wiring -------------------------------------------------------------
   document.addEventListener("DOMContentLoaded", function () {
