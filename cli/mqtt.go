@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"strconv"
 	"sync"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/medprov/medprov/client"
 	"github.com/medprov/medprov/envelope"
 	"github.com/medprov/medprov/mqtt/device"
 	"github.com/medprov/medprov/wire"
@@ -106,20 +104,8 @@ func runSimDeviceMQTT(gen, ctx context.Context, c *device.Device, d simDevice, c
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for n := 0; ; n++ {
-		envs := make([]envelope.Envelope, 0, cfg.batch)
-		for range cfg.batch {
-			p, err := client.NewReading(d.id, seq, cfg.typ, cfg.unit, 60+rand.IntN(40), time.Now())
-			if err == nil {
-				var env envelope.Envelope
-				if env, err = client.SignReading(d.key, p); err == nil {
-					envs = append(envs, env)
-				}
-			}
-			if err != nil {
-				st.add("", err)
-			}
-			seq++
-		}
+		envs, next := signBatch(d, cfg, seq, st)
+		seq = next
 		var body any = envs
 		if len(envs) == 1 {
 			body = envs[0]

@@ -274,20 +274,8 @@ func runSimDevice(gen, ctx context.Context, c *client.Client, d simDevice, cfg s
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		envs := make([]envelope.Envelope, 0, cfg.batch)
-		for range cfg.batch {
-			p, err := client.NewReading(d.id, seq, cfg.typ, cfg.unit, 60+rand.IntN(40), time.Now())
-			if err == nil {
-				var env envelope.Envelope
-				if env, err = client.SignReading(d.key, p); err == nil {
-					envs = append(envs, env)
-				}
-			}
-			if err != nil {
-				st.add("", err)
-			}
-			seq++
-		}
+		envs, next := signBatch(d, cfg, seq, st)
+		seq = next
 		var pause time.Duration
 		if cfg.batch == 1 && len(envs) == 1 {
 			r, err := c.SubmitReading(ctx, envs[0], opts...)
@@ -340,4 +328,25 @@ func printSimStats(w io.Writer, st *simStats) {
 	for _, k := range keys {
 		fmt.Fprintf(w, "  %6d  %s\n", st.Errors[k], k)
 	}
+}
+
+// signBatch signs cfg.batch readings of d from seq on (a plausible value
+// each), counting the readings it could not sign in st, and returns them
+// with the next seq.
+func signBatch(d simDevice, cfg simConfig, seq uint64, st *simStats) ([]envelope.Envelope, uint64) {
+	envs := make([]envelope.Envelope, 0, cfg.batch)
+	for range cfg.batch {
+		p, err := client.NewReading(d.id, seq, cfg.typ, cfg.unit, 60+rand.IntN(40), time.Now())
+		if err == nil {
+			var env envelope.Envelope
+			if env, err = client.SignReading(d.key, p); err == nil {
+				envs = append(envs, env)
+			}
+		}
+		if err != nil {
+			st.add("", err)
+		}
+		seq++
+	}
+	return envs, seq
 }
