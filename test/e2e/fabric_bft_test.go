@@ -25,7 +25,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/medprov/medprov/client"
-	"github.com/medprov/medprov/internal/testkit"
 	"github.com/medprov/medprov/internal/testnet"
 	"github.com/medprov/medprov/test/scenario"
 	"github.com/medprov/medprov/wire"
@@ -172,27 +171,7 @@ func bftOrdererFailures(t *testing.T, g *Gateway, n *testnet.FabricNetwork) {
 	g.Args = append(g.Args, "--device-rate", "-1")
 	g.Start(t)
 
-	admin, err := client.New(g.URL(), client.WithAdminToken(g.AdminToken))
-	require.NoError(t, err)
-	opKey := testkit.MustKey(t)
-	for _, a := range []wire.ActorInput{
-		{ID: "bft-op", Role: wire.RoleOperator, PublicKey: testkit.PublicPEM(t, opKey)},
-		{ID: "bft-pat", Role: wire.RolePatient, PublicKey: testkit.PublicPEM(t, testkit.MustKey(t))},
-	} {
-		_, err := admin.RegisterActor(ctx, a)
-		require.NoError(t, err, "register %s", a.ID)
-	}
-	op, err := client.New(g.URL(), client.WithActor("bft-op", opKey))
-	require.NoError(t, err)
-	var senders []*sender
-	for _, dev := range []string{"bft-dev-a", "bft-dev-b"} {
-		k := testkit.MustKey(t)
-		_, err := op.RegisterDevice(ctx, client.DeviceRegistration{DeviceID: dev, PatientID: "bft-pat", DeviceType: "hr", PublicKey: testkit.PublicPEM(t, k)})
-		require.NoError(t, err, "register device %s", dev)
-		c, err := client.New(g.URL())
-		require.NoError(t, err)
-		senders = append(senders, &sender{c: c, dev: dev, key: k})
-	}
+	senders := newSenders(t, g, "bft-")
 
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var wg sync.WaitGroup

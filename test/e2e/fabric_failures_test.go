@@ -123,27 +123,7 @@ func TestFabricFailuresLoseNothing(t *testing.T) {
 	g.Start(t)
 	ctx := t.Context()
 
-	admin, err := client.New(g.URL(), client.WithAdminToken(g.AdminToken))
-	require.NoError(t, err)
-	opKey := testkit.MustKey(t)
-	for _, a := range []wire.ActorInput{
-		{ID: "op", Role: wire.RoleOperator, PublicKey: testkit.PublicPEM(t, opKey)},
-		{ID: "pat", Role: wire.RolePatient, PublicKey: testkit.PublicPEM(t, testkit.MustKey(t))},
-	} {
-		_, err := admin.RegisterActor(ctx, a)
-		require.NoError(t, err, "register %s", a.ID)
-	}
-	op, err := client.New(g.URL(), client.WithActor("op", opKey))
-	require.NoError(t, err)
-	var senders []*sender
-	for _, dev := range []string{"dev-a", "dev-b"} {
-		k := testkit.MustKey(t)
-		_, err := op.RegisterDevice(ctx, client.DeviceRegistration{DeviceID: dev, PatientID: "pat", DeviceType: "hr", PublicKey: testkit.PublicPEM(t, k)})
-		require.NoError(t, err, "register device %s", dev)
-		c, err := client.New(g.URL())
-		require.NoError(t, err)
-		senders = append(senders, &sender{c: c, dev: dev, key: k})
-	}
+	senders := newSenders(t, g, "")
 
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -191,4 +171,33 @@ func drainedExactlyOnce(t *testing.T, g *Gateway, n *testnet.FabricNetwork, send
 	}
 	assert.GreaterOrEqual(t, total, 100, "readings acknowledged; fewer means the load did not run")
 	return total, len(counts)
+}
+
+// newSenders registers an operator, a patient and two devices (IDs with
+// prefix) and returns a sender for each device.
+func newSenders(t *testing.T, g *Gateway, prefix string) []*sender {
+	t.Helper()
+	ctx := t.Context()
+	admin, err := client.New(g.URL(), client.WithAdminToken(g.AdminToken))
+	require.NoError(t, err)
+	opKey := testkit.MustKey(t)
+	for _, a := range []wire.ActorInput{
+		{ID: prefix + "op", Role: wire.RoleOperator, PublicKey: testkit.PublicPEM(t, opKey)},
+		{ID: prefix + "pat", Role: wire.RolePatient, PublicKey: testkit.PublicPEM(t, testkit.MustKey(t))},
+	} {
+		_, err := admin.RegisterActor(ctx, a)
+		require.NoError(t, err, "register %s", a.ID)
+	}
+	op, err := client.New(g.URL(), client.WithActor(prefix+"op", opKey))
+	require.NoError(t, err)
+	var senders []*sender
+	for _, dev := range []string{prefix + "dev-a", prefix + "dev-b"} {
+		k := testkit.MustKey(t)
+		_, err := op.RegisterDevice(ctx, client.DeviceRegistration{DeviceID: dev, PatientID: prefix + "pat", DeviceType: "hr", PublicKey: testkit.PublicPEM(t, k)})
+		require.NoError(t, err, "register device %s", dev)
+		c, err := client.New(g.URL())
+		require.NoError(t, err)
+		senders = append(senders, &sender{c: c, dev: dev, key: k})
+	}
+	return senders
 }
