@@ -3,6 +3,8 @@ package e2e
 import (
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/medprov/medprov/internal/testnet"
 	"github.com/medprov/medprov/test/portal"
 	"github.com/medprov/medprov/test/scenario"
@@ -13,6 +15,7 @@ import (
 func fabricGateway(t *testing.T) (*Gateway, *testnet.FabricNetwork) {
 	t.Helper()
 	n := testnet.StartFabricNetwork(t, testnet.FabricOptions{})
+	require.FileExists(t, n.Profile, "the network's connection profile, which the gateway reads")
 	k := testnet.StartKubo(t)
 	g := NewGateway(t, "--ledger", "fabric", "--fabric-profile", n.Profile, "--blobs", "kubo", "--kubo-api", k.API)
 	return g, n
@@ -35,7 +38,7 @@ func TestScenarioFabricKubo(t *testing.T) {
 		},
 	})
 	t.Run("portal story in Chromium", func(t *testing.T) {
-		portal.Run(t, portal.Env{URL: portalURL(g), AdminToken: g.AdminToken, Prefix: "fab-"})
+		portal.Run(t, portal.Env{URL: portalURL(t, g), AdminToken: g.AdminToken, Prefix: "fab-"})
 	})
 	t.Run("chaincode enforces passkeys via peer CLI", func(t *testing.T) { checkChaincodeEnforcesPasskeys(t, n) })
 	t.Run("offline audit bundles", func(t *testing.T) { auditStory(t, g.URL(), g.AdminToken, "fab-") })
