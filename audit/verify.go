@@ -105,8 +105,10 @@ type verifier struct {
 	opt   VerifyOptions
 	r     *Report
 	val   *evidence.Validator
-	hash  [][]byte // recomputed header hashes, by number
-	st    state
+	// quorum holds the keys of the block validation quorum's members.
+	quorum map[string]bool
+	hash   [][]byte // recomputed header hashes, by number
+	st     state
 }
 
 func (v *verifier) add(name string, ok bool, block *uint64, txID, detail string, args ...any) {
@@ -137,6 +139,11 @@ func (v *verifier) run() {
 		return
 	}
 	v.val = val
+	// The quorum's members, parsed once rather than for every block.
+	v.quorum = make(map[string]bool, len(v.trust.Config.BlockValidation.Members))
+	for _, m := range v.trust.Config.BlockValidation.Members {
+		v.quorum[evidence.KeyOf(m)] = true
+	}
 	if !v.chain() {
 		return
 	}
@@ -267,11 +274,7 @@ func (v *verifier) orderers(n uint64, blk *evidence.Block) {
 		}
 		signers = append(signers, sg)
 	}
-	members := make(map[string]bool, len(pol.Members))
-	for _, m := range pol.Members {
-		members[evidence.KeyOf(m)] = true
-	}
-	ok, err := evidence.Satisfied(pol, signers, func(s evidence.Signer) bool { return members[s.Key] })
+	ok, err := evidence.Satisfied(pol, signers, func(s evidence.Signer) bool { return v.quorum[s.Key] })
 	switch {
 	case err != nil:
 		v.add("block.orderer_signatures", false, at(n), "", "block validation policy: %v", err)
