@@ -34,8 +34,17 @@ type Kubo struct {
 // StartKubo builds kubo if it is missing (scripts/kubo.sh build), starts an
 // offline daemon with its repo in a temporary directory and its API and
 // gateway on free loopback ports, and stops it when the test ends. A failed
-// build or start fails the test.
+// build or start fails the test. The repo's datastore is the script's
+// default (pebbleds).
 func StartKubo(t testing.TB) *Kubo {
+	t.Helper()
+	return StartKuboProfile(t, "")
+}
+
+// StartKuboProfile is StartKubo with the repo's datastore profile named
+// ("pebbleds" or "flatfs"; "" for the script's default), for tests that
+// reach into the repo's files.
+func StartKuboProfile(t testing.TB, profile string) *Kubo {
 	t.Helper()
 	root, err := RepoRoot()
 	require.NoError(t, err, "testnet")
@@ -53,6 +62,9 @@ func StartKubo(t testing.TB) *Kubo {
 			"IPFS_PATH=" + filepath.Join(dir, fmt.Sprintf("repo-%d", attempt)),
 			"MEDPROV_KUBO_API_PORT=" + strconv.Itoa(ports[0]),
 			"MEDPROV_KUBO_GATEWAY_PORT=" + strconv.Itoa(ports[1]),
+		}
+		if profile != "" {
+			k.env = append(k.env, "MEDPROV_KUBO_PROFILE="+profile)
 		}
 		out, err := runScript(t, script, k.env, "start")
 		if err == nil {
@@ -124,6 +136,16 @@ func (k *Kubo) Thaw(t testing.TB) {
 	if err := k.process(t).Signal(syscall.SIGCONT); !errors.Is(err, os.ErrProcessDone) {
 		assert.NoError(t, err, "testnet: thawing kubo")
 	}
+}
+
+// Kill ends the daemon with SIGKILL, as a crash would, and waits until it
+// is gone; Start starts it again on the same repo.
+func (k *Kubo) Kill(t testing.TB) {
+	t.Helper()
+	p := k.process(t)
+	require.NoError(t, p.Kill(), "testnet: killing kubo")
+	require.Eventually(t, func() bool { return p.Signal(syscall.Signal(0)) != nil }, 10*time.Second, 10*time.Millisecond,
+		"testnet: kubo (pid %d) still runs after SIGKILL", p.Pid)
 }
 
 // process finds the daemon that kubo.sh started, from its pid file.

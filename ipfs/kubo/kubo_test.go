@@ -27,8 +27,10 @@ import (
 	"github.com/medprov/medprov/ipfs/kubo"
 )
 
+// TestStoreContract runs on a flatfs repo: its corruption case alters a
+// block file on disk. Every other test, and the scripts, use pebbleds.
 func TestStoreContract(t *testing.T) {
-	ipfstest.Run(t, backend{d: testnet.StartKubo(t)})
+	ipfstest.Run(t, backend{d: testnet.StartKuboProfile(t, "flatfs")})
 }
 
 // backend gives ipfstest kubo stores that all talk to one daemon.
@@ -99,11 +101,37 @@ func flipBlockOnDisk(t *testing.T, repo, c string) {
 	name := base32.RawStdEncoding.EncodeToString(parsed.Hash()) + ".data"
 	matches, err := filepath.Glob(filepath.Join(repo, "blocks", "*", name))
 	require.NoError(t, err)
-	require.Len(t, matches, 1, "block file %s in %s (this test needs kubo's default flatfs datastore; unset MEDPROV_KUBO_PROFILE)", name, repo)
+	require.Len(t, matches, 1, "block file %s in %s (this test needs a flatfs repo)", name, repo)
 	b, err := os.ReadFile(matches[0])
 	require.NoError(t, err)
 	b[len(b)/2] ^= 0x01
 	require.NoError(t, os.WriteFile(matches[0], b, 0o600))
+}
+
+// TestPutManySurvivesKill: what PutMany acknowledged is in the repo after
+// the daemon is killed (SIGKILL) and started again, on both datastores the
+// scripts offer.
+func TestPutManySurvivesKill(t *testing.T) {
+	for _, profile := range []string{"pebbleds", "flatfs"} {
+		t.Run(profile, func(t *testing.T) {
+			d := testnet.StartKuboProfile(t, profile)
+			s := ipfstest.KuboStore(t, d.API, 0)
+			data := make([][]byte, 100)
+			for i := range data {
+				data[i] = testkit.RandomBytes(t, 200+i)
+			}
+			cids, err := s.PutMany(t.Context(), data)
+			require.NoError(t, err, "PutMany")
+			d.Kill(t)
+			d.Start(t)
+			s = ipfstest.KuboStore(t, d.API, 0)
+			for i, c := range cids {
+				got, err := s.Get(t.Context(), c)
+				require.NoError(t, err, "Get %s after the kill", c)
+				assert.Equal(t, data[i], got, "payload %d after the kill", i)
+			}
+		})
+	}
 }
 
 func TestCIDsMatchEmbedded(t *testing.T) {

@@ -138,7 +138,7 @@ func (l *Ledger) buildBlock(batch []*commitRequest, num uint64, results []commit
 			}
 			sim = s
 		} else {
-			ok, err := validate(v, sim)
+			ok, err := validate(v, sim, l.recent)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -172,6 +172,7 @@ func (l *Ledger) buildBlock(batch []*commitRequest, num uint64, results []commit
 		}
 		return nil, nil, fmt.Errorf("write block %d: %w", num, err)
 	}
+	l.recent.add(num, pb.keys)
 	return tip, included, nil
 }
 
@@ -189,8 +190,14 @@ func (l *Ledger) seal(headerHash, config []byte) (*blockSeal, error) {
 
 // validate reports whether everything sim read is still current in v
 // (committed state plus the writes of earlier transactions of this block).
-func validate(v *view, sim *simulation) (bool, error) {
+func validate(v *view, sim *simulation, recent *recentWrites) (bool, error) {
+	// The window answers for committed blocks; the block being built is
+	// asked directly.
+	fast := recent != nil && sim.snapHeight > 0 && recent.covers(sim.snapHeight)
 	for _, r := range sim.reads {
+		if fast && !recent.writtenSince(r.Key, sim.snapHeight) && !v.block.wrote(r.Key) {
+			continue
+		}
 		val, err := v.getState(r.Key)
 		if err != nil {
 			return false, err
@@ -258,6 +265,7 @@ func (pb *pendingBlock) apply(p *proposal, ts time.Time, sim *simulation) error 
 		if err := pb.state.Put(k, sv); err != nil {
 			return fmt.Errorf("write %q: %w", w.Key, err)
 		}
+		pb.keys = append(pb.keys, w.Key)
 		pb.batch.Put(historyKey(w.Key, ver), historyPointer(w.Delete))
 		pb.history[w.Key] = append(pb.history[w.Key], pendingModification{txID: p.txID, ts: ts, isDelete: w.Delete, value: w.Value})
 	}

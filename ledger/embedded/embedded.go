@@ -147,6 +147,8 @@ type Ledger struct {
 
 	height atomic.Uint64
 	tip    []byte // header hash of the last block; committer only
+	// recent remembers the keys the last blocks wrote; committer only.
+	recent *recentWrites
 
 	mu       sync.Mutex
 	newBlock chan struct{} // closed and replaced on every commit
@@ -344,6 +346,7 @@ func (l *Ledger) start(height uint64, tip []byte) error {
 	}
 	l.anchor = w
 	l.tip = tip
+	l.recent = newRecentWrites(height)
 	l.height.Store(height)
 	return nil
 }
@@ -466,6 +469,11 @@ type simulation struct {
 	writes   []KeyWrite
 	event    *ChaincodeEvent
 	response Response
+	// snapHeight is the chain height read just before the snapshot the
+	// simulation ran on was taken (the snapshot holds at least those
+	// blocks); 0 when unknown, which makes the committer read every key
+	// again to validate.
+	snapHeight uint64
 	// writeSetHash is TxWriteSetHash(writes), computed here rather than
 	// in the committer.
 	writeSetHash [sha256.Size]byte
@@ -539,12 +547,20 @@ func (l *Ledger) snapshot(ctx context.Context) (*leveldb.Snapshot, func(), error
 
 // simulate executes p on a fresh snapshot of committed state.
 func (l *Ledger) simulate(ctx context.Context, p *proposal) (*simulation, error) {
+	// Read before the snapshot is taken: the committer stores a block's
+	// height after writing it, so the snapshot holds at least h blocks.
+	h := l.height.Load()
 	snap, release, err := l.snapshot(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	return l.execute(ctx, p, &view{snap: snap})
+	sim, err := l.execute(ctx, p, &view{snap: snap})
+	if err != nil {
+		return nil, err
+	}
+	sim.snapHeight = h
+	return sim, nil
 }
 
 func refused(txID string, r Response) error {

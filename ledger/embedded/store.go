@@ -273,6 +273,14 @@ type pendingBlock struct {
 	// writeSet hashes the writes of the transactions taken so far.
 	writeSet *writeSetHash
 	batch    *leveldb.Batch
+	// keys are the state keys the block writes, in order (repeats kept).
+	keys []string
+}
+
+// wrote reports whether a transaction already taken into the block wrote
+// (or deleted) key.
+func (pb *pendingBlock) wrote(key string) bool {
+	return pb != nil && pb.state.Contains(stateKey(key))
 }
 
 func newPendingBlock(num uint64) *pendingBlock {
