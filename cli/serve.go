@@ -113,15 +113,40 @@ func (o *serveOptions) bind(f *pflag.FlagSet) {
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.Float64Var(&o.deviceRate, "device-rate", 200, "readings per second allowed per device (negative: unlimited)")
 	f.IntVar(&o.queueMax, "queue-max", 200000, "most readings acknowledged but not yet on the ledger (beyond: 503)")
-	f.IntVar(&o.batchMax, "batch-max", 1000, "most readings per ledger transaction")
+	f.IntVar(&o.batchMax, "batch-max", 0, "most readings per ledger transaction (default 1000 on the embedded ledger, 500 on Fabric)")
 	f.DurationVar(&o.batchWait, "batch-wait", 20*time.Millisecond, "longest a reading waits for its transaction to fill")
-	f.IntVar(&o.inFlight, "in-flight", 8, "ledger transactions in flight")
+	f.IntVar(&o.inFlight, "in-flight", 0, "ledger transactions in flight (default 8 on the embedded ledger, 4 on Fabric)")
 	f.DurationVar(&o.maxLag, "max-lag", 2*time.Second, "pushback (503) while the oldest reading not yet sent to the ledger is older than this")
 	f.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go profiles (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060 (off by default)")
 	f.StringVar(&o.publicURL, "public-url", "", "external base URL of the gateway, where enrolment links point (default http://localhost:PORT, https with --tls-cert)")
 	f.StringVar(&o.mqttAddr, "mqtt-addr", "", "serve MQTT (TLS, device client certificates) on this address, e.g. 0.0.0.0:8883 (off by default)")
 	f.StringVar(&o.mqttTLSCert, "mqtt-tls-cert", "", "the MQTT listener's TLS certificate (PEM; default --tls-cert)")
 	f.StringVar(&o.mqttTLSKey, "mqtt-tls-key", "", "the MQTT listener's TLS private key (PEM; default --tls-key)")
+}
+
+// batcher is the batching o describes, with each backend's defaults where
+// --batch-max or --in-flight is not given. Readings in flight set commit
+// latency (Little's law): on Fabric, 4 transactions of 500 committed as
+// many readings per second as 8 of 1,000 on the project's VM (1,695/s
+// against 1,630/s) and halved p99 commit latency at a paced load (3.6 s
+// against 7.2 s); the embedded ledger commits a transaction in
+// milliseconds and gains from the larger batches.
+func (o *serveOptions) batcher() ingest.BatcherConfig {
+	c := ingest.BatcherConfig{MaxBatch: o.batchMax, MaxWait: o.batchWait, InFlight: o.inFlight}
+	fabric := o.ledger == "fabric"
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 1000
+		if fabric {
+			c.MaxBatch = 500
+		}
+	}
+	if c.InFlight <= 0 {
+		c.InFlight = 8
+		if fabric {
+			c.InFlight = 4
+		}
+	}
+	return c
 }
 
 // nodeConfig is the node that o describes.
@@ -142,7 +167,7 @@ func (a *app) nodeConfig(o *serveOptions, adminToken string, log *slog.Logger) (
 		DataDir: o.dataDir, Ledger: o.ledger, FabricProfile: o.fabricProfile, FabricOrg: o.fabricOrg,
 		Blobs: o.blobs, KuboAPI: o.kuboAPI, MasterKey: mk, AdminToken: adminToken, PublicURL: pub,
 		Queue:   ingest.QueueConfig{MaxPending: o.queueMax},
-		Batcher: ingest.BatcherConfig{MaxBatch: o.batchMax, MaxWait: o.batchWait, InFlight: o.inFlight},
+		Batcher: o.batcher(),
 		Limits:  gateway.Limits{DeviceRate: o.deviceRate, DeviceBurst: max(int(o.deviceRate*5), 1), MaxLag: o.maxLag},
 		Logger:  log,
 

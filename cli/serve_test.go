@@ -95,3 +95,29 @@ func TestServeFlagsReachTheNode(t *testing.T) {
 	assert.Equal(t, 3, cfg.Batcher.InFlight)
 	assert.Equal(t, dir, cfg.DataDir)
 }
+
+// TestServeBatchingDefaults: without --batch-max and --in-flight, each
+// ledger gets its own batching; given flags win on both.
+func TestServeBatchingDefaults(t *testing.T) {
+	tests := []struct {
+		name            string
+		args            []string
+		batch, inFlight int
+	}{
+		{"embedded", []string{"--ledger", "embedded"}, 1000, 8},
+		{"fabric", []string{"--ledger", "fabric"}, 500, 4},
+		{"fabric with flags", []string{"--ledger", "fabric", "--batch-max", "900", "--in-flight", "6"}, 900, 6},
+		{"embedded with flags", []string{"--batch-max", "10", "--in-flight", "2"}, 10, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := &serveOptions{}
+			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+			o.bind(fs)
+			require.NoError(t, fs.Parse(tt.args))
+			c := o.batcher()
+			assert.Equal(t, tt.batch, c.MaxBatch, "readings per transaction")
+			assert.Equal(t, tt.inFlight, c.InFlight, "transactions in flight")
+		})
+	}
+}
