@@ -413,6 +413,10 @@ func (s *Server) router() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
+	// No redirects: a path that differs from a route by a trailing slash
+	// (/fhir/R4//) is not found, answered in the API's format, rather than
+	// a 301 in HTML to a path whose signed GET would no longer verify.
+	r.RedirectTrailingSlash = false
 	r.ContextWithFallback = true
 	// The client address is the TCP peer's: failures are charged to it, so
 	// no client may choose it with a forwarding header.
