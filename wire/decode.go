@@ -103,6 +103,11 @@ func DecodeStrict(data []byte, v any) error {
 	if err != nil {
 		return err
 	}
+	// The flat documents of the hot path are filled directly (see
+	// fastType.decode); whatever it declines goes to encoding/json.
+	if ft := fastOf(rt.Elem()); ft != nil && ft.decode(data, reflect.ValueOf(v).Elem()) {
+		return nil
+	}
 	// The scan admitted only names encoding/json maps to a field (see
 	// decodes), so Unmarshal, cheaper than a Decoder, drops nothing.
 	return json.Unmarshal(data, v)
