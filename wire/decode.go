@@ -95,12 +95,7 @@ func DecodeStrict(data []byte, v any) error {
 	if rt == nil || rt.Kind() != reflect.Pointer || reflect.ValueOf(v).IsNil() {
 		return &json.InvalidUnmarshalError{Type: rt}
 	}
-	s := scanners.Get().(*scanner)
-	s.data = data
-	err := s.document(shapeOf(rt.Elem()))
-	s.reset()
-	scanners.Put(s)
-	if err != nil {
+	if err := scan(data, rt.Elem()); err != nil {
 		return err
 	}
 	// The flat documents of the hot path are filled directly (see
@@ -111,6 +106,16 @@ func DecodeStrict(data []byte, v any) error {
 	// The scan admitted only names encoding/json maps to a field (see
 	// decodes), so Unmarshal, cheaper than a Decoder, drops nothing.
 	return json.Unmarshal(data, v)
+}
+
+// scan checks data strictly against the shape of type t.
+func scan(data []byte, t reflect.Type) error {
+	s := scanners.Get().(*scanner)
+	s.data = data
+	err := s.document(shapeOf(t))
+	s.reset()
+	scanners.Put(s)
+	return err
 }
 
 // JSONProblem describes an error of DecodeStrict (or of encoding/json)
