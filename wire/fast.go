@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"reflect"
 	"strconv"
-	"strings"
 	"sync"
 )
 
@@ -63,41 +62,22 @@ func buildFast(t reflect.Type) *fastType {
 		return nil
 	}
 	sh := shapeOf(t)
-	ft := &fastType{fields: make(map[string]fastField, t.NumField())}
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if f.Anonymous {
-			return nil // promotion rules: left to encoding/json
+	ft := &fastType{fields: make(map[string]fastField, len(sh.fields))}
+	for _, f := range structFields(t) {
+		if _, ok := sh.fields[f.name]; !ok {
+			continue // the scan refuses the member
 		}
-		if !f.IsExported() {
-			continue
+		if f.depth > 0 || f.quoted {
+			return nil // promoted fields and ",string": left to encoding/json
 		}
-		tag := f.Tag.Get("json")
-		name, opts, _ := strings.Cut(tag, ",")
-		if tag == "-" {
-			continue
-		}
-		if strings.Contains(","+opts+",", ",string,") {
-			return nil
-		}
-		if name == "" {
-			name = f.Name
-		}
-		kind, bits := fastKindOf(f.Type)
+		kind, bits := fastKindOf(f.typ)
 		if kind == 0 {
 			return nil
 		}
-		ft.fields[name] = fastField{index: i, kind: kind, bits: bits}
+		ft.fields[f.name] = fastField{index: f.index, kind: kind, bits: bits}
 	}
-	// The scan admits exactly the members of the shape: both must agree,
-	// or the type is left to encoding/json.
 	if len(ft.fields) != len(sh.fields) {
 		return nil
-	}
-	for name := range sh.fields {
-		if _, ok := ft.fields[name]; !ok {
-			return nil
-		}
 	}
 	return ft
 }

@@ -131,6 +131,10 @@ type structField struct {
 	typ    reflect.Type
 	depth  int
 	tagged bool
+	// index is the field's index in the struct that declares it (t itself
+	// at depth 0); quoted reports the ",string" option.
+	index  int
+	quoted bool
 }
 
 // structFields returns the fields encoding/json decodes into for struct
@@ -174,7 +178,7 @@ func structFields(t reflect.Type) []structField {
 				if tag == "-" {
 					continue
 				}
-				name, _, _ := strings.Cut(tag, ",")
+				name, opts, _ := strings.Cut(tag, ",")
 				if !validTagName(name) {
 					name = ""
 				}
@@ -189,7 +193,8 @@ func structFields(t reflect.Type) []structField {
 				if !tagged {
 					name = sf.Name
 				}
-				all = append(all, structField{name: name, typ: sf.Type, depth: lv.depth, tagged: tagged})
+				all = append(all, structField{name: name, typ: sf.Type, depth: lv.depth, tagged: tagged,
+					index: i, quoted: strings.Contains(","+opts+",", ",string,")})
 			}
 		}
 	}
