@@ -121,17 +121,8 @@ func runSimDeviceMQTT(gen, ctx context.Context, c *device.Device, d simDevice, c
 			corr := d.id + "/" + strconv.Itoa(n)
 			pause = out.publish(ctx, c, b, corr, len(envs), st)
 		}
-		if pause > 0 {
-			select {
-			case <-gen.Done():
-				return
-			case <-time.After(pause):
-			}
-		}
-		select {
-		case <-gen.Done():
+		if !waitTurn(gen, pause, t) {
 			return
-		case <-t.C:
 		}
 	}
 }

@@ -302,18 +302,27 @@ func runSimDevice(gen, ctx context.Context, c *client.Client, d simDevice, cfg s
 				}
 			}
 		}
-		if pause > 0 {
-			select {
-			case <-gen.Done():
-				return
-			case <-time.After(pause):
-			}
+		if !waitTurn(gen, pause, t) {
+			return
 		}
+	}
+}
+
+// waitTurn waits out pause (the gateway's pushback, if any), then the
+// device's next tick; false once gen ends.
+func waitTurn(gen context.Context, pause time.Duration, t *time.Ticker) bool {
+	if pause > 0 {
 		select {
 		case <-gen.Done():
-			return
-		case <-t.C:
+			return false
+		case <-time.After(pause):
 		}
+	}
+	select {
+	case <-gen.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
