@@ -40,8 +40,7 @@ func (s *Server) requestAccess(c *gin.Context) {
 	s.m.accesses.WithLabelValues(ev.Decision).Inc()
 	if ev.Decision != wire.DecisionGranted {
 		c.Set(ctxActionCommitted, true) // the denial is on the ledger: its nonce is spent
-		c.JSON(http.StatusForbidden, wire.AccessDenial{Error: wire.ErrorBody{Code: wire.CodeForbidden, Message: "access denied: " + ev.Reason},
-			AccessID: ev.ID, Decision: ev.Decision, Reason: ev.Reason, TxID: cm.TxID})
+		writeDenial(c, &ev, cm.TxID)
 		return
 	}
 	out, held, err := s.releaseGranted(c, &ev)
@@ -61,6 +60,12 @@ func (s *Server) requestAccess(c *gin.Context) {
 // blob store or ledger fails the whole release (503), after recording
 // what was withheld so far. Every view that releases readings (v1, FHIR)
 // releases them here.
+// writeDenial answers 403 with the access the chaincode denied and logged.
+func writeDenial(c *gin.Context, ev *wire.AccessEvent, txID string) {
+	c.JSON(http.StatusForbidden, wire.AccessDenial{Error: wire.ErrorBody{Code: wire.CodeForbidden, Message: "access denied: " + ev.Reason},
+		AccessID: ev.ID, Decision: ev.Decision, Reason: ev.Reason, TxID: txID})
+}
+
 func (s *Server) releaseGranted(c *gin.Context, ev *wire.AccessEvent) ([]wire.ReleasedReading, []wire.Withheld, error) {
 	out := make([]wire.ReleasedReading, 0, len(ev.ReadingIDs))
 	var held []wire.Withheld

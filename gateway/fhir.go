@@ -430,8 +430,7 @@ func (s *Server) fhirObservations(c *gin.Context) {
 		return
 	}
 	if ev.Decision != wire.DecisionGranted {
-		c.JSON(http.StatusForbidden, wire.AccessDenial{Error: wire.ErrorBody{Code: wire.CodeForbidden, Message: "access denied: " + ev.Reason},
-			AccessID: ev.ID, Decision: ev.Decision, Reason: ev.Reason, TxID: cm.TxID})
+		writeDenial(c, &ev, cm.TxID)
 		return
 	}
 	out, held, err := s.releaseGranted(c, &ev)
