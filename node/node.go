@@ -254,28 +254,40 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 // left with: the data directory holds the keyring, the admin token and
 // pseudonymous ledger records.
 func restrictPermissions(dir string) error {
-	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		want := fs.FileMode(0o600)
-		switch {
-		case d.IsDir():
-			want = 0o700
-		case !d.Type().IsRegular():
-			return nil // sockets, links: left alone, never followed
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if info.Mode().Perm()&^want != 0 {
-			if err := os.Chmod(path, info.Mode().Perm()&want); err != nil {
-				return fmt.Errorf("restrict permissions: %w", err)
-			}
-		}
+	return filepath.WalkDir(dir, restrictEntry)
+}
+
+// restrictEntry is restrictPermissions for one entry. An entry that is gone
+// by the time it is looked at is skipped: the second walk of Open runs
+// while the node's stores write and rename their temporary files (the
+// event checkpoint's .tmp among them).
+func restrictEntry(path string, d fs.DirEntry, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
-	})
+	}
+	if err != nil {
+		return err
+	}
+	want := fs.FileMode(0o600)
+	switch {
+	case d.IsDir():
+		want = 0o700
+	case !d.Type().IsRegular():
+		return nil // sockets, links: left alone, never followed
+	}
+	info, err := d.Info()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if info.Mode().Perm()&^want != 0 {
+		if err := os.Chmod(path, info.Mode().Perm()&want); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("restrict permissions: %w", err)
+		}
+	}
+	return nil
 }
 
 // Handler serves the gateway's routes.
